@@ -1,0 +1,307 @@
+"""Stateless forward/backward pairs, written by hand.
+
+Every op comes as ``out, cache = op_forward(...)`` and ``grads = op_backward(dout, cache)``
+with gradients returned in input order (CS231n style). Backward functions never
+write into ``dout``. The array module comes from the inputs, so the same code runs
+on NumPy and on CuPy.
+"""
+from .backend import get_array_module
+from .im2col import col2im, conv_output_size, conv_transpose_output_size, im2col, pair
+
+
+def _nchw(flat, n, c, h, w):
+    """(C, N*H*W) -> contiguous (N, C, H, W)."""
+    xp = get_array_module(flat)
+    return xp.ascontiguousarray(flat.reshape(c, n, h, w).transpose(1, 0, 2, 3))
+
+
+def _cflat(x):
+    """(N, C, H, W) -> contiguous (C, N*H*W)."""
+    xp = get_array_module(x)
+    return xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
+
+
+# ---------------------------------------------------------------- linear
+def linear_forward(x, w, b):
+    """y = x @ w.T + b.   x: (*, in), w: (out, in), b: (out,) or None -> y: (*, out)."""
+    out = x @ w.T
+    if b is not None:
+        out += b
+    return out, (x, w, b is not None)
+
+
+def linear_backward(dout, cache):
+    """dx = dout @ w;  dw = dout^T x (summed over leading dims);  db = sum dout."""
+    x, w, has_bias = cache
+    x2 = x.reshape(-1, x.shape[-1])
+    d2 = dout.reshape(-1, dout.shape[-1])
+    dx = dout @ w
+    dw = d2.T @ x2
+    db = d2.sum(axis=0) if has_bias else None
+    return dx, dw, db
+
+
+# ---------------------------------------------------------------- convolution
+def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
+    """y[n,f] = sum_c w[f,c] (*) x[n,c] + b[f]  (cross-correlation, as in PyTorch).
+
+    x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None -> y: (N, F, OH, OW),
+    OH = floor((H + 2*pad - dil*(KH-1) - 1) / stride) + 1.
+    As one matrix product: y = w.reshape(F, C*KH*KW) @ im2col(x).
+    """
+    n, c, h, wd = x.shape
+    f, _, kh, kw = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(wd, kw, sw, pw, dw)
+    cols = im2col(x, (kh, kw), stride, padding, dilation)            # (C*KH*KW, N*OH*OW)
+    out = w.reshape(f, -1) @ cols                                      # (F, N*OH*OW)
+    if b is not None:
+        out += b[:, None]
+    cache = (x.shape, w, cols, b is not None, stride, padding, dilation)
+    return _nchw(out, n, f, oh, ow), cache
+
+
+def conv2d_backward(dout, cache):
+    """dx = col2im(w^T dout) (a transposed conv);  dw = dout cols^T;  db = sum dout."""
+    x_shape, w, cols, has_bias, stride, padding, dilation = cache
+    f = w.shape[0]
+    dout_flat = _cflat(dout)                                           # (F, N*OH*OW)
+    dw = (dout_flat @ cols.T).reshape(w.shape)
+    dcols = w.reshape(f, -1).T @ dout_flat                             # (C*KH*KW, N*OH*OW)
+    dx = col2im(dcols, x_shape, w.shape[2:], stride, padding, dilation)
+    db = dout_flat.sum(axis=1) if has_bias else None
+    return get_array_module(dx).ascontiguousarray(dx), dw, db
+
+
+def conv_transpose2d_forward(x, w, b, stride=1, padding=0, output_padding=0, dilation=1):
+    """The adjoint of conv2d with respect to its input (PyTorch's ConvTranspose2d).
+
+    x: (N, Cin, H, W), w: (Cin, Cout, KH, KW), b: (Cout,) or None -> y: (N, Cout, OH, OW),
+    OH = (H-1)*stride - 2*pad + dil*(KH-1) + output_padding + 1.
+    Each input pixel scatters w[cin] * x into a KHxKW window: y = col2im(w^T @ x).
+    """
+    n, cin, h, wd = x.shape
+    _, cout, kh, kw = w.shape
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = map(pair, (stride, padding, output_padding, dilation))
+    oh = conv_transpose_output_size(h, kh, sh, ph, oph, dh)
+    ow = conv_transpose_output_size(wd, kw, sw, pw, opw, dw)
+    x_flat = _cflat(x)                                                 # (Cin, N*H*W)
+    cols = w.reshape(cin, -1).T @ x_flat                               # (Cout*KH*KW, N*H*W)
+    out = col2im(cols, (n, cout, oh, ow), (kh, kw), stride, padding, dilation)
+    xp = get_array_module(out)
+    out = xp.ascontiguousarray(out)
+    if b is not None:
+        out += b[:, None, None]
+    cache = (x_flat, x.shape, w, b is not None, stride, padding, dilation)
+    return out, cache
+
+
+def conv_transpose2d_backward(dout, cache):
+    """dx = conv2d(dout, w) (im2col of dout);  dw = x cols^T;  db = sum dout."""
+    x_flat, x_shape, w, has_bias, stride, padding, dilation = cache
+    n, cin, h, wd = x_shape
+    cols = im2col(dout, w.shape[2:], stride, padding, dilation)       # (Cout*KH*KW, N*H*W)
+    dx = _nchw(w.reshape(cin, -1) @ cols, n, cin, h, wd)
+    dw = (x_flat @ cols.T).reshape(w.shape)
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    return dx, dw, db
+
+
+# ---------------------------------------------------------------- batch normalisation
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1, eps=1e-5):
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta, statistics per channel (axis 1).
+
+    Training: batch mean and biased variance over every axis but 1; the running
+    statistics (updated in place) take the unbiased variance, as in PyTorch:
+    running = (1 - momentum) * running + momentum * batch.
+    Eval: the running statistics. x: (N, C) or (N, C, *) -> y: same shape.
+    """
+    xp = get_array_module(x)
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)                              # broadcast (C,) over x
+    if training:
+        count = x.size // x.shape[1]
+        if count < 2:
+            raise ValueError(f"BatchNorm: expected more than 1 value per channel when training, got input shape {tuple(x.shape)}")
+        mean = x.mean(axis=axes)
+        xc = x - mean.reshape(shape)
+        var = (xc * xc).mean(axis=axes)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += (momentum * count / (count - 1)) * var
+    else:
+        mean, var = running_mean, running_var
+        xc = x - mean.reshape(shape)
+    inv_std = 1 / xp.sqrt(var + eps)                                   # (C,)
+    xhat = xc * inv_std.reshape(shape)
+    out = xhat * gamma.reshape(shape) + beta.reshape(shape) if gamma is not None else xhat
+    return out, (xhat, inv_std, gamma, training, axes, shape)
+
+
+def batchnorm_backward(dout, cache):
+    """With M values per channel and g = dout * gamma:
+
+    training: dx = inv_std * (g - mean(g) - xhat * mean(g * xhat))   (the cross-batch terms)
+    eval:     dx = inv_std * g
+    dgamma = sum(dout * xhat), dbeta = sum(dout).
+    """
+    xhat, inv_std, gamma, training, axes, shape = cache
+    dbeta = dout.sum(axis=axes)
+    dgamma = (dout * xhat).sum(axis=axes)
+    g = dout * gamma.reshape(shape) if gamma is not None else dout
+    if training:
+        m = xhat.size // xhat.shape[1]
+        g_mean = (dbeta * gamma if gamma is not None else dbeta) / m
+        gx_mean = (dgamma * gamma if gamma is not None else dgamma) / m
+        dx = (g - g_mean.reshape(shape) - xhat * gx_mean.reshape(shape)) * inv_std.reshape(shape)
+    else:
+        dx = g * inv_std.reshape(shape)
+    return dx, (dgamma if gamma is not None else None), (dbeta if gamma is not None else None)
+
+
+# ---------------------------------------------------------------- activations
+def relu_forward(x):
+    """y = max(x, 0)."""
+    mask = x > 0
+    return x * mask, mask
+
+
+def relu_backward(dout, mask):
+    return dout * mask
+
+
+def leaky_relu_forward(x, negative_slope=0.01):
+    """y = x if x > 0 else negative_slope * x."""
+    xp = get_array_module(x)
+    slope = xp.where(x > 0, x.dtype.type(1), x.dtype.type(negative_slope))
+    return x * slope, slope
+
+
+def leaky_relu_backward(dout, slope):
+    return dout * slope
+
+
+def elu_forward(x, alpha=1.0):
+    """y = x if x > 0 else alpha * (exp(x) - 1)."""
+    xp = get_array_module(x)
+    neg = alpha * xp.expm1(xp.minimum(x, 0))
+    out = xp.where(x > 0, x, neg)
+    return out, (x, neg, alpha)
+
+
+def elu_backward(dout, cache):
+    """dy/dx = 1 if x > 0 else y + alpha."""
+    xp = get_array_module(dout)
+    x, neg, alpha = cache
+    return dout * xp.where(x > 0, x.dtype.type(1), neg + x.dtype.type(alpha))
+
+
+def tanh_forward(x):
+    out = get_array_module(x).tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, out):
+    """dy/dx = 1 - y^2."""
+    return dout * (1 - out * out)
+
+
+def sigmoid_forward(x):
+    """y = 1 / (1 + exp(-x)), computed without overflow for large |x|."""
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    out = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    return out, out
+
+
+def sigmoid_backward(dout, out):
+    """dy/dx = y (1 - y)."""
+    return dout * out * (1 - out)
+
+
+# ---------------------------------------------------------------- pooling and resizing
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
+    """y = max over each KHxKW window (padding counts as -inf). x: (N, C, H, W) -> (N, C, OH, OW)."""
+    xp = get_array_module(x)
+    stride = kernel_size if stride is None else stride
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(stride), pair(padding)
+    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    cols = im2col(x.reshape(n * c, 1, h, w), (kh, kw), stride, padding, pad_value=-xp.inf)  # (KH*KW, N*C*OH*OW)
+    arg = cols.argmax(axis=0)
+    out = xp.take_along_axis(cols, arg[None], axis=0).reshape(n, c, oh, ow)
+    return out, (arg, cols.shape, x.shape, (kh, kw), stride, padding)
+
+
+def max_pool2d_backward(dout, cache):
+    """The gradient goes to the arg-max of each window (first one on ties)."""
+    xp = get_array_module(dout)
+    arg, cols_shape, x_shape, kernel, stride, padding = cache
+    n, c, h, w = x_shape
+    dcols = xp.zeros(cols_shape, dtype=dout.dtype)
+    xp.put_along_axis(dcols, arg[None], dout.reshape(1, -1), axis=0)
+    dx = col2im(dcols, (n * c, 1, h, w), kernel, stride, padding)
+    return xp.ascontiguousarray(dx).reshape(x_shape)
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
+    """y = mean over each KHxKW window, zero padding counted (count_include_pad=True)."""
+    stride = kernel_size if stride is None else stride
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(stride), pair(padding)
+    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    cols = im2col(x.reshape(n * c, 1, h, w), (kh, kw), stride, padding)
+    out = cols.mean(axis=0).reshape(n, c, oh, ow)
+    return out, (x.shape, (kh, kw), stride, padding)
+
+
+def avg_pool2d_backward(dout, cache):
+    """Each window's gradient is spread evenly over its KH*KW entries."""
+    xp = get_array_module(dout)
+    x_shape, (kh, kw), stride, padding = cache
+    n, c, h, w = x_shape
+    dcols = xp.broadcast_to(dout.reshape(1, -1) / (kh * kw), (kh * kw, dout.size))
+    dx = col2im(xp.ascontiguousarray(dcols), (n * c, 1, h, w), (kh, kw), stride, padding)
+    return xp.ascontiguousarray(dx).reshape(x_shape)
+
+
+def upsample_nearest_forward(x, scale_factor):
+    """Nearest-neighbour upsampling by an integer factor: (N, C, H, W) -> (N, C, H*s, W*s)."""
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    s = int(scale_factor)
+    out = xp.broadcast_to(x[:, :, :, None, :, None], (n, c, h, s, w, s)).reshape(n, c, h * s, w * s)
+    return out, s
+
+
+def upsample_nearest_backward(dout, s):
+    """Each input pixel receives the sum of its s x s copies."""
+    n, c, hs, ws = dout.shape
+    return dout.reshape(n, c, hs // s, s, ws // s, s).sum(axis=(3, 5))
+
+
+# ---------------------------------------------------------------- channel-wise fully connected
+def channelwise_linear_forward(x, w, b):
+    """Context Encoders' channel-wise FC: a dense map over spatial positions, one per channel.
+
+    y[n, c, :] = w[c] @ x[n, c, :] + b[c]   (no mixing across channels).
+    x: (N, C, H, W), w: (C, OH*OW, H*W), b: (C, OH*OW) or None -> y: (N, C, OH*OW).
+    """
+    n, c = x.shape[:2]
+    x_c = x.reshape(n, c, -1).transpose(1, 0, 2)                       # (C, N, H*W)
+    out = x_c @ w.transpose(0, 2, 1)                                   # (C, N, OH*OW)
+    if b is not None:
+        out += b[:, None, :]
+    return out.transpose(1, 0, 2), (x_c, x.shape, w, b is not None)
+
+
+def channelwise_linear_backward(dout, cache):
+    """dx_c = dout_c @ w[c];  dw[c] = dout_c^T x_c;  db[c] = sum_n dout_c."""
+    x_c, x_shape, w, has_bias = cache
+    d_c = dout.transpose(1, 0, 2)                                      # (C, N, OH*OW)
+    dx = (d_c @ w).transpose(1, 0, 2).reshape(x_shape)
+    dw = d_c.transpose(0, 2, 1) @ x_c
+    db = d_c.sum(axis=1) if has_bias else None
+    return dx, dw, db

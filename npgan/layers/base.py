@@ -1,0 +1,194 @@
+"""Parameter, Layer and Sequential: the contract every layer follows.
+
+- ``forward(x)`` returns the output and keeps what ``backward`` needs in ``self.cache``.
+- ``backward(dout)`` returns ``dx``, *adds* parameter gradients into ``p.grad`` (so the
+  gradients of D(real) and D(fake) in one step sum) and never writes into ``dout``.
+- ``state_dict()`` holds host (NumPy) arrays under PyTorch-style dotted names.
+"""
+from collections import OrderedDict
+
+import numpy
+
+from .. import backend
+
+
+class Parameter:
+    """A trainable array and its gradient accumulator (same shape, dtype, backend)."""
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = backend.get_array_module(data).zeros_like(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def zero_grad(self):
+        self.grad[...] = 0
+
+    def __repr__(self):
+        return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
+
+
+class Layer:
+    """Base class: children, parameters and buffers are found by attribute order."""
+
+    training = True
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    # ---- tree walking -------------------------------------------------------------
+    def named_children(self):
+        for key, value in vars(self).items():
+            if isinstance(value, Layer):
+                yield key, value
+
+    def named_parameters(self, prefix=""):
+        for key, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + key, value
+        for key, child in self.named_children():
+            yield from child.named_parameters(prefix + key + ".")
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix=""):
+        """Non-trainable state (BatchNorm running statistics) named like PyTorch."""
+        for key in getattr(self, "_buffers", ()):
+            yield prefix + key, getattr(self, key)
+        for key, child in self.named_children():
+            yield from child.named_buffers(prefix + key + ".")
+
+    def modules(self):
+        yield self
+        for _, child in self.named_children():
+            yield from child.modules()
+
+    # ---- modes and gradients ------------------------------------------------------
+    def zero_grad(self):
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode=True):
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # ---- persistence and devices ---------------------------------------------------
+    def state_dict(self):
+        """Host copies of every parameter and buffer, PyTorch names (``net.0.weight``)."""
+        state = OrderedDict()
+        for k, p in self.named_parameters():
+            state[k] = backend.asnumpy(p.data).copy()
+        for k, b in self.named_buffers():
+            state[k] = backend.asnumpy(b).copy()
+        return state
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays in; shapes must match. Extra or missing keys raise when ``strict``."""
+        own = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        missing = [k for k in list(own) + list(buffers) if k not in state]
+        unexpected = [k for k in state if k not in own and k not in buffers and not k.endswith("num_batches_tracked")]
+        if strict and (missing or unexpected):
+            raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for k, p in own.items():
+            if k in state:
+                value = numpy.asarray(state[k])
+                if value.shape != p.data.shape:
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: '{k}' has shape {value.shape}, "
+                                     f"expected {tuple(p.data.shape)}")
+                p.data[...] = backend.get_array_module(p.data).asarray(value, dtype=p.data.dtype)
+        for k, b in buffers.items():
+            if k in state:
+                b[...] = backend.get_array_module(b).asarray(numpy.asarray(state[k]), dtype=b.dtype)
+        return self
+
+    def to(self, name_or_dtype):
+        """Move to a backend (``'numpy'``/``'cupy'``) or cast to a dtype, in place."""
+        if isinstance(name_or_dtype, str) and name_or_dtype in ("numpy", "cupy"):
+            target = backend._load(name_or_dtype)
+            convert = lambda a: target.asarray(backend.asnumpy(a)) if target is numpy else target.asarray(a)
+        else:
+            convert = lambda a: a.astype(name_or_dtype)
+        for m in self.modules():
+            for key, value in list(vars(m).items()):
+                if isinstance(value, Parameter):
+                    value.data = convert(value.data)
+                    value.grad = backend.get_array_module(value.data).zeros_like(value.data)
+            for key in getattr(m, "_buffers", ()):
+                setattr(m, key, convert(getattr(m, key)))
+            m.cache = None
+        return self
+
+    def __repr__(self):
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"  ({k}): " + repr(c).replace("\n", "\n  ") for k, c in children]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+    def extra_repr(self):
+        return ""
+
+
+class Sequential(Layer):
+    """Layers applied in order; backward runs them in reverse. Children are named 0, 1, 2..."""
+
+    def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+
+    @property
+    def layers(self):
+        return [c for _, c in self.named_children()]
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+
+def check_input(layer, x, ndim, channels=None, channel_axis=1, min_spatial=None):
+    """Raise a ValueError naming the layer and the expected/received shapes."""
+    name = type(layer).__name__
+    if not hasattr(x, "ndim"):
+        raise TypeError(f"{name}: expected an array, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D input, got shape {tuple(x.shape)}")
+    if channels is not None and x.shape[channel_axis] != channels:
+        want = ["N"] + ["*"] * (ndim - 1)
+        want[channel_axis] = str(channels)
+        raise ValueError(f"{name}: expected input of shape ({', '.join(want)}), got {tuple(x.shape)} "
+                         f"({x.shape[channel_axis]} channels instead of {channels})")
+    params = [p.data for p in layer.parameters()] if isinstance(layer, Layer) else []
+    if params:
+        backend.get_array_module(x, params[0])  # raises on mixed backends
+        if x.dtype != params[0].dtype:
+            raise TypeError(f"{name}: input dtype {x.dtype} does not match parameter dtype {params[0].dtype}; "
+                            f"cast the input or call .to({x.dtype.name!r}) on the model")

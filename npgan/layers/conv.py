@@ -1,0 +1,88 @@
+from .. import functional as F
+from ..im2col import conv_output_size, pair
+from ._params import uniform_parameter
+from .base import Layer, check_input
+
+
+class Conv2d(Layer):
+    """2-D cross-correlation: y[n, f] = b[f] + sum_c W[f, c] (*) x[n, c].
+
+    Args:
+        in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True
+    Shape: (N, C_in, H, W) -> (N, C_out, OH, OW),
+        OH = floor((H + 2*padding - dilation*(kernel-1) - 1) / stride) + 1.
+        Weight (C_out, C_in, KH, KW).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, dtype=None):
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding, self.dilation = map(pair, (kernel_size, stride, padding, dilation))
+        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+        self.weight = uniform_parameter((out_channels, in_channels) + self.kernel_size, fan_in, dtype)
+        self.bias = uniform_parameter((out_channels,), fan_in, dtype) if bias else None
+        self.cache = None
+
+    def forward(self, x):
+        check_input(self, x, 4, self.in_channels)
+        for axis in (0, 1):
+            if conv_output_size(x.shape[2 + axis], self.kernel_size[axis], self.stride[axis],
+                                self.padding[axis], self.dilation[axis]) < 1:
+                raise ValueError(f"Conv2d: input of shape {tuple(x.shape)} is smaller than the (dilated) kernel "
+                                 f"{self.kernel_size} with padding {self.padding}, dilation {self.dilation}")
+        out, self.cache = F.conv2d_forward(x, self.weight.data, self.bias and self.bias.data,
+                                           self.stride, self.padding, self.dilation)
+        return out
+
+    def backward(self, dout):
+        dx, dw, db = F.conv2d_backward(dout, self.cache)
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}")
+
+
+class ConvTranspose2d(Layer):
+    """Transposed convolution: the adjoint of Conv2d with respect to its input.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, bias=True, dilation=1
+        (PyTorch's order: ``groups`` would sit before ``bias``; groups are not supported.)
+    Shape: (N, C_in, H, W) -> (N, C_out, OH, OW),
+        OH = (H - 1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1.
+        Weight (C_in, C_out, KH, KW).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 bias=True, dilation=1, dtype=None):
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation = map(
+            pair, (kernel_size, stride, padding, output_padding, dilation))
+        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if op >= max(s, d):
+                raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than "
+                                 f"stride {self.stride} or dilation {self.dilation}")
+        fan_in = out_channels * self.kernel_size[0] * self.kernel_size[1]  # PyTorch computes it from dim 1
+        self.weight = uniform_parameter((in_channels, out_channels) + self.kernel_size, fan_in, dtype)
+        self.bias = uniform_parameter((out_channels,), fan_in, dtype) if bias else None
+        self.cache = None
+
+    def forward(self, x):
+        check_input(self, x, 4, self.in_channels)
+        out, self.cache = F.conv_transpose2d_forward(x, self.weight.data, self.bias and self.bias.data, self.stride,
+                                                     self.padding, self.output_padding, self.dilation)
+        return out
+
+    def backward(self, dout):
+        dx, dw, db = F.conv_transpose2d_backward(dout, self.cache)
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, output_padding={self.output_padding}, dilation={self.dilation}")

@@ -1,0 +1,79 @@
+"""im2col against the index formula, col2im as its adjoint, conv and convT as each other's adjoint."""
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from npgan import backend, functional as F
+from npgan.im2col import col2im, conv_output_size, conv_transpose_output_size, im2col
+
+
+@st.composite
+def conv_geometry(draw):
+    """A valid (N, C, H, W, kernel, stride, padding, dilation), sizes odd and even."""
+    k = draw(st.integers(1, 4))
+    s = draw(st.integers(1, 3))
+    d = draw(st.integers(1, 2))
+    p = draw(st.integers(0, k))
+    span = d * (k - 1) + 1
+    h = draw(st.integers(max(1, span - 2 * p), span - 2 * p + 6))
+    w = draw(st.integers(max(1, span - 2 * p), span - 2 * p + 6))
+    return draw(st.integers(1, 3)), draw(st.integers(1, 3)), h, w, k, s, p, d
+
+
+def naive_im2col(x, k, s, p, d):
+    """cols[(c,ky,kx),(n,oy,ox)] = x[n, c, oy*s - p + ky*d, ox*s - p + kx*d] (0 outside)."""
+    n, c, h, w = x.shape
+    oh, ow = conv_output_size(h, k, s, p, d), conv_output_size(w, k, s, p, d)
+    ci, ky, kx, ni, oy, ox = np.meshgrid(range(c), range(k), range(k), range(n), range(oh), range(ow), indexing="ij")
+    iy, ix = oy * s - p + ky * d, ox * s - p + kx * d
+    inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+    vals = np.where(inside, x[ni, ci, np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)], 0)
+    return vals.reshape(c * k * k, n * oh * ow)
+
+
+@given(conv_geometry())
+def test_im2col_matches_index_formula(geom):
+    n, c, h, w, k, s, p, d = geom
+    x = np.random.default_rng(0).standard_normal((n, c, h, w))
+    got = backend.asnumpy(im2col(backend.to_device(x), k, s, p, d))
+    np.testing.assert_array_equal(got, naive_im2col(x, k, s, p, d))
+
+
+@given(conv_geometry())
+def test_col2im_is_adjoint_of_im2col(geom):
+    """<im2col(x), c> == <x, col2im(c)> for every x and c."""
+    n, c, h, w, k, s, p, d = geom
+    rng = np.random.default_rng(1)
+    x = backend.to_device(rng.standard_normal((n, c, h, w)))
+    cols = im2col(x, k, s, p, d)
+    y = backend.to_device(rng.standard_normal(cols.shape))
+    lhs = float((cols * y).sum())
+    rhs = float((x * col2im(y, x.shape, k, s, p, d)).sum())
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+
+
+@given(conv_geometry(), st.integers(1, 3))
+def test_conv_transpose_is_adjoint_of_conv(geom, c_out):
+    """<conv(x, W), y> == <x, convT(y, W)> with the same weight array."""
+    n, c, h, w, k, s, p, d = geom
+    rng = np.random.default_rng(2)
+    weight = backend.to_device(rng.standard_normal((c_out, c, k, k)))
+    x = backend.to_device(rng.standard_normal((n, c, h, w)))
+    out, _ = F.conv2d_forward(x, weight, None, s, p, d)
+    oh, ow = out.shape[2:]
+    # output_padding recovers the rows a strided conv skipped, so convT maps back to (H, W)
+    op = (h - conv_transpose_output_size(oh, k, s, p, 0, d), w - conv_transpose_output_size(ow, k, s, p, 0, d))
+    y = backend.to_device(rng.standard_normal(out.shape))
+    back, _ = F.conv_transpose2d_forward(y, weight, None, s, p, op, d)
+    assert back.shape == x.shape
+    lhs, rhs = float((out * y).sum()), float((x * back).sum())
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+
+
+def test_output_size_formulas_match_pytorch_examples():
+    assert conv_output_size(28, 4, 2, 1) == 14
+    assert conv_output_size(14, 4, 2, 1) == 7
+    assert conv_output_size(7, 3, 1, 2, 2) == 7
+    assert conv_transpose_output_size(7, 4, 2, 1) == 14
+    assert conv_transpose_output_size(14, 4, 2, 1) == 28
+    assert conv_transpose_output_size(5, 3, 2, 1, 1) == 10
