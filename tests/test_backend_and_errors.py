@@ -1,0 +1,133 @@
+"""The backend swap, dtypes and seeding; clear errors for bad input."""
+import importlib.util
+
+import numpy as np
+import pytest
+
+from npgan import backend, layers as L
+
+
+def test_default_is_float32_on_current_backend(xp):
+    layer = L.Conv2d(2, 3, 3)
+    assert layer.weight.data.dtype == np.float32 and backend.get_array_module(layer.weight.data) is xp
+    out = layer.forward(xp.ones((1, 2, 5, 5), dtype=xp.float32))
+    assert out.dtype == np.float32
+    assert layer.backward(xp.ones_like(out)).dtype == np.float32
+
+
+def test_float64_on_request(xp):
+    layer = L.Linear(3, 2, dtype=np.float64)
+    assert layer.weight.data.dtype == np.float64
+    assert L.Linear(3, 2).to("float64").weight.grad.dtype == np.float64
+
+
+def test_seeding_makes_initial_weights_reproducible():
+    backend.seed(42)
+    a = backend.asnumpy(L.Linear(4, 4).weight.data)
+    backend.seed(42)
+    b = backend.asnumpy(L.Linear(4, 4).weight.data)
+    backend.seed(43)
+    c = backend.asnumpy(L.Linear(4, 4).weight.data)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_rng_state_round_trip():
+    backend.seed(5)
+    state = backend.get_rng_state()
+    a = backend.asnumpy(backend.rng().standard_normal(4))
+    backend.set_rng_state(state)
+    assert np.array_equal(a, backend.asnumpy(backend.rng().standard_normal(4)))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed here")
+def test_cupy_missing_gives_one_clear_error():
+    with pytest.raises(backend.BackendError, match="CuPy is not installed"):
+        backend.use("cupy")
+    assert backend.name() == "numpy" or backend.xp() is np
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(backend.BackendError, match="unknown backend 'jax'"):
+        backend.use("jax")
+
+
+def test_to_device_and_asnumpy_round_trip(xp):
+    host = np.arange(6, dtype=np.float32).reshape(2, 3)
+    dev = backend.to_device(host)
+    assert backend.get_array_module(dev) is xp
+    assert np.array_equal(backend.asnumpy(dev), host)
+
+
+@pytest.mark.parametrize("layer,shape,match", [
+    (L.Conv2d(3, 8, 3), (2, 3, 5), r"Conv2d: expected a 4-D input, got shape \(2, 3, 5\)"),
+    (L.Conv2d(3, 8, 3), (2, 1, 5, 5), r"Conv2d: expected input of shape \(N, 3, \*, \*\), got \(2, 1, 5, 5\)"),
+    (L.Conv2d(3, 8, 5), (2, 3, 3, 3), r"Conv2d: input of shape \(2, 3, 3, 3\) is smaller than"),
+    (L.ConvTranspose2d(4, 2, 3), (1, 2, 3, 3), r"ConvTranspose2d: expected input of shape \(N, 4, \*, \*\)"),
+    (L.Linear(10, 2), (4, 9), r"Linear: expected input of shape \(N, 10\), got \(4, 9\)"),
+    (L.BatchNorm2d(3), (4, 3, 2), r"BatchNorm2d: expected a 4-D input, got shape \(4, 3, 2\)"),
+    (L.BatchNorm1d(5), (4, 6), r"BatchNorm1d: expected input of shape \(N, 5\), got \(4, 6\)"),
+    (L.Unflatten(1, (3, 4)), (2, 10), r"Unflatten: dim 1 of input shape \(2, 10\) has size 10, expected 12"),
+    (L.ChannelwiseLinear(2, (4, 4)), (1, 2, 4, 5), r"ChannelwiseLinear: expected input of shape \(N, 2, 4, 4\)"),
+])
+def test_bad_shapes_name_the_layer_and_shapes(xp, layer, shape, match):
+    with pytest.raises(ValueError, match=match):
+        layer.forward(xp.zeros(shape, dtype=xp.float32))
+
+
+def test_batchnorm_needs_more_than_one_value_per_channel(xp):
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        L.BatchNorm1d(3).forward(xp.zeros((1, 3), dtype=xp.float32))
+
+
+def test_mixed_dtypes_are_caught(xp):
+    with pytest.raises(TypeError, match="input dtype float64 does not match parameter dtype float32"):
+        L.Conv2d(1, 1, 3).forward(xp.zeros((1, 1, 4, 4), dtype=xp.float64))
+
+
+def test_mixed_backends_are_caught():
+    cupy = pytest.importorskip("cupy")
+    backend.use("numpy")
+    layer = L.Linear(3, 2)
+    with pytest.raises(TypeError, match="mixed backends"):
+        layer.forward(cupy.zeros((1, 3), dtype=cupy.float32))
+
+
+def test_state_dict_rejects_wrong_shapes_and_keys():
+    layer = L.Sequential(L.Linear(3, 2))
+    state = layer.state_dict()
+    with pytest.raises(ValueError, match=r"'0.weight' has shape \(3, 3\), expected \(2, 3\)"):
+        layer.load_state_dict({**state, "0.weight": np.zeros((3, 3), np.float32)})
+    with pytest.raises(KeyError, match="missing keys"):
+        layer.load_state_dict({"0.weight": state["0.weight"]})
+
+
+def test_backward_never_writes_into_dout(xp):
+    net = L.Sequential(L.Conv2d(2, 3, 3, 1, 1), L.BatchNorm2d(3), L.LeakyReLU(0.2), L.MaxPool2d(2),
+                       L.Upsample(2), L.ReLU(), L.Flatten(), L.Linear(3 * 4 * 4, 2), L.Tanh())
+    out = net.forward(backend.to_device(np.random.default_rng(0).standard_normal((2, 2, 4, 4)).astype(np.float32)))
+    dout = xp.ones_like(out)
+    net.backward(dout)
+    assert bool((dout == 1).all())
+
+
+def test_gradients_accumulate(xp):
+    layer = L.Linear(3, 2)
+    x = xp.ones((4, 3), dtype=xp.float32)
+    layer.forward(x), layer.backward(xp.ones((4, 2), dtype=xp.float32))
+    first = backend.asnumpy(layer.weight.grad).copy()
+    layer.forward(x), layer.backward(xp.ones((4, 2), dtype=xp.float32))
+    np.testing.assert_allclose(backend.asnumpy(layer.weight.grad), 2 * first)
+    layer.zero_grad()
+    assert not backend.asnumpy(layer.weight.grad).any()
+
+
+def test_train_eval_propagate_and_parameters_are_named_like_pytorch():
+    from npgan.models import dcgan
+    D = dcgan.Discriminator()
+    D.eval()
+    assert all(not m.training for m in D.modules())
+    D.train()
+    assert all(m.training for m in D.modules())
+    assert [k for k, _ in D.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias", "3.weight",
+                                                     "3.bias", "6.weight", "6.bias"]
+    assert sum(p.data.size for p in D.parameters()) == 64 * 16 + 64 + 128 * 64 * 16 + 128 + 256 + 6272 + 1
