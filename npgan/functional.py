@@ -6,19 +6,7 @@ write into ``dout``. The array module comes from the inputs, so the same code ru
 on NumPy and on CuPy.
 """
 from .backend import get_array_module
-from .im2col import col2im, conv_output_size, conv_transpose_output_size, im2col, pair
-
-
-def _nchw(flat, n, c, h, w):
-    """(C, N*H*W) -> contiguous (N, C, H, W)."""
-    xp = get_array_module(flat)
-    return xp.ascontiguousarray(flat.reshape(c, n, h, w).transpose(1, 0, 2, 3))
-
-
-def _cflat(x):
-    """(N, C, H, W) -> contiguous (C, N*H*W)."""
-    xp = get_array_module(x)
-    return xp.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
+from .im2col import col2im, col2im_taps, conv_output_size, conv_transpose_output_size, im2col, im2col_nhwc, nhwc, pair
 
 
 # ---------------------------------------------------------------- linear
@@ -42,68 +30,96 @@ def linear_backward(dout, cache):
 
 
 # ---------------------------------------------------------------- convolution
+# Layout: the matrix products run on channels-last rows, (N*H*W, C) with row (n, y, x),
+# so their results are the outputs stored channels-last (an (N, C, H, W) view of an
+# (N, H, W, C) array) and no transpose is ever copied. Weights are reordered to match:
+#   w_rows (F, KH*KW*C), column (ky, kx, c)  for the im2col product;
+#   w_taps (KH*KW, F, C), one (F, C) matrix per kernel tap, for the col2im side.
+def _rows(x):
+    """(N, C, H, W) -> (N*H*W, C) channels-last rows (no copy when x is stored channels-last)."""
+    return nhwc(x).reshape(-1, x.shape[1])
+
+
+def _from_rows(rows, n, h, w):
+    """(N*H*W, C) rows -> the (N, C, H, W) view (channels-last storage)."""
+    return rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2)
+
+
 def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
     """y[n,f] = sum_c w[f,c] (*) x[n,c] + b[f]  (cross-correlation, as in PyTorch).
 
-    x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None -> y: (N, F, OH, OW),
+    x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None -> y: (N, F, OH, OW) stored channels-last,
     OH = floor((H + 2*pad - dil*(KH-1) - 1) / stride) + 1.
-    As one matrix product: y = w.reshape(F, C*KH*KW) @ im2col(x).
+    As one matrix product: y_rows = im2col(x) @ w_rows^T, (N*OH*OW, KH*KW*C) @ (KH*KW*C, F).
     """
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
     oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(wd, kw, sw, pw, dw)
-    cols = im2col(x, (kh, kw), stride, padding, dilation)            # (C*KH*KW, N*OH*OW)
-    out = w.reshape(f, -1) @ cols                                      # (F, N*OH*OW)
+    cols = im2col_nhwc(x, (kh, kw), stride, padding, dilation)        # (N*OH*OW, KH*KW*C)
+    w_rows = w.transpose(0, 2, 3, 1).reshape(f, -1)                   # (F, KH*KW*C), small copy
+    out = cols @ w_rows.T                                             # (N*OH*OW, F)
     if b is not None:
-        out += b[:, None]
-    cache = (x.shape, w, cols, b is not None, stride, padding, dilation)
-    return _nchw(out, n, f, oh, ow), cache
+        out += b
+    cache = (x.shape, w, cols, w_rows, b is not None, stride, padding, dilation)
+    return _from_rows(out, n, oh, ow), cache
 
 
-def conv2d_backward(dout, cache):
-    """dx = col2im(w^T dout) (a transposed conv);  dw = dout cols^T;  db = sum dout."""
-    x_shape, w, cols, has_bias, stride, padding, dilation = cache
-    f = w.shape[0]
-    dout_flat = _cflat(dout)                                           # (F, N*OH*OW)
-    dw = (dout_flat @ cols.T).reshape(w.shape)
-    dcols = w.reshape(f, -1).T @ dout_flat                             # (C*KH*KW, N*OH*OW)
-    dx = col2im(dcols, x_shape, w.shape[2:], stride, padding, dilation)
-    db = dout_flat.sum(axis=1) if has_bias else None
-    return get_array_module(dx).ascontiguousarray(dx), dw, db
+def conv2d_backward(dout, cache, need_dx=True):
+    """dw = dout_rows^T cols;  db = sum dout;  dx = col2im(dout_rows @ w_taps) (a transposed conv).
+
+    ``need_dx=False`` skips dx (returned as None): a first layer's input needs no gradient.
+    """
+    x_shape, w, cols, w_rows, has_bias, stride, padding, dilation = cache
+    xp = get_array_module(dout)
+    f, c, kh, kw = w.shape
+    n, _, oh, ow = dout.shape
+    d_rows = _rows(dout)                                              # (N*OH*OW, F)
+    dw = (d_rows.T @ cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
+    db = d_rows.sum(axis=0) if has_bias else None
+    dx = None
+    if need_dx:
+        w_taps = w.transpose(2, 3, 0, 1).reshape(kh * kw, f, c)       # (KH*KW, F, C)
+        dcols = xp.matmul(d_rows, w_taps)                             # (KH*KW, N*OH*OW, C), one product per tap
+        dx = col2im_taps(dcols.reshape(kh, kw, n, oh, ow, c), x_shape, stride, padding, dilation)
+    return dx, dw, db
 
 
 def conv_transpose2d_forward(x, w, b, stride=1, padding=0, output_padding=0, dilation=1):
     """The adjoint of conv2d with respect to its input (PyTorch's ConvTranspose2d).
 
-    x: (N, Cin, H, W), w: (Cin, Cout, KH, KW), b: (Cout,) or None -> y: (N, Cout, OH, OW),
-    OH = (H-1)*stride - 2*pad + dil*(KH-1) + output_padding + 1.
-    Each input pixel scatters w[cin] * x into a KHxKW window: y = col2im(w^T @ x).
+    x: (N, Cin, H, W), w: (Cin, Cout, KH, KW), b: (Cout,) or None -> y: (N, Cout, OH, OW)
+    stored channels-last, OH = (H-1)*stride - 2*pad + dil*(KH-1) + output_padding + 1.
+    Each input pixel scatters w[cin] * x into a KHxKW window: y = col2im(x_rows @ w_taps).
     """
+    xp = get_array_module(x)
     n, cin, h, wd = x.shape
     _, cout, kh, kw = w.shape
     (sh, sw), (ph, pw), (oph, opw), (dh, dw) = map(pair, (stride, padding, output_padding, dilation))
     oh = conv_transpose_output_size(h, kh, sh, ph, oph, dh)
     ow = conv_transpose_output_size(wd, kw, sw, pw, opw, dw)
-    x_flat = _cflat(x)                                                 # (Cin, N*H*W)
-    cols = w.reshape(cin, -1).T @ x_flat                               # (Cout*KH*KW, N*H*W)
-    out = col2im(cols, (n, cout, oh, ow), (kh, kw), stride, padding, dilation)
-    xp = get_array_module(out)
-    out = xp.ascontiguousarray(out)
+    x_rows = _rows(x)                                                 # (N*H*W, Cin)
+    w_taps = w.transpose(2, 3, 0, 1).reshape(kh * kw, cin, cout)      # (KH*KW, Cin, Cout)
+    cols = xp.matmul(x_rows, w_taps)                                  # (KH*KW, N*H*W, Cout)
+    out = col2im_taps(cols.reshape(kh, kw, n, h, wd, cout), (n, cout, oh, ow), stride, padding, dilation)
     if b is not None:
         out += b[:, None, None]
-    cache = (x_flat, x.shape, w, b is not None, stride, padding, dilation)
+    cache = (x_rows, x.shape, w, b is not None, stride, padding, dilation)
     return out, cache
 
 
-def conv_transpose2d_backward(dout, cache):
-    """dx = conv2d(dout, w) (im2col of dout);  dw = x cols^T;  db = sum dout."""
-    x_flat, x_shape, w, has_bias, stride, padding, dilation = cache
+def conv_transpose2d_backward(dout, cache, need_dx=True):
+    """dx = conv2d(dout, w) (im2col of dout);  dw = x_rows^T cols;  db = sum dout."""
+    x_rows, x_shape, w, has_bias, stride, padding, dilation = cache
     n, cin, h, wd = x_shape
-    cols = im2col(dout, w.shape[2:], stride, padding, dilation)       # (Cout*KH*KW, N*H*W)
-    dx = _nchw(w.reshape(cin, -1) @ cols, n, cin, h, wd)
-    dw = (x_flat @ cols.T).reshape(w.shape)
-    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    _, cout, kh, kw = w.shape
+    cols = im2col_nhwc(dout, (kh, kw), stride, padding, dilation, out_size=(h, wd))  # (N*H*W, KH*KW*Cout)
+    dw = (x_rows.T @ cols).reshape(cin, kh, kw, cout).transpose(0, 3, 1, 2)
+    db = _rows(dout).sum(axis=0) if has_bias else None
+    dx = None
+    if need_dx:
+        w_rows = w.transpose(0, 2, 3, 1).reshape(cin, -1)             # (Cin, KH*KW*Cout)
+        dx = _from_rows(cols @ w_rows.T, n, h, wd)
     return dx, dw, db
 
 

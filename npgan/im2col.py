@@ -12,7 +12,22 @@ adds every column entry back onto the pixel it was read from (overlaps sum).
 
 Both loop over the KH*KW kernel window only; each step is one strided slice
 copy over the whole batch, so the work per step is vectorised.
+
+The convolution layers use two variants laid out for speed (PERF_NOTES.md: the data
+movement around the matrix products is what costs, not the products):
+
+- ``im2col_nhwc``: rows (n, oy, ox), columns (ky, kx, c). Each window tap copies runs of
+  C contiguous channels, the matrix product ``cols @ w_rows.T`` yields (N*OH*OW, F),
+  which *is* the output stored channels-last (an (N, F, OH, OW) view, no transpose).
+- ``col2im_taps``: the adjoint, from tap-major columns (KH, KW, N, OH, OW, C) (one
+  matrix product per tap). Each tap adds a contiguous block into one stride phase of
+  the image, so every add runs over long contiguous rows instead of stride-s pixels.
+
+"Channels-last" arrays have the shape (N, C, H, W) and the strides of an (N, H, W, C)
+array (PyTorch's ``torch.channels_last`` memory format). Every array operation accepts
+them; ``nhwc(x)`` gets the (N, H, W, C) array back without a copy.
 """
+from . import kernels
 from .backend import get_array_module
 
 
@@ -41,13 +56,15 @@ def _window(k, dilation, stride, out):
     return slice(start, start + stride * (out - 1) + 1, stride)
 
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1, pad_value=0):
-    """(N, C, H, W) -> columns (C*KH*KW, N*OH*OW); see the module docstring for the order."""
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, pad_value=0, out_size=None):
+    """(N, C, H, W) -> columns (C*KH*KW, N*OH*OW); see the module docstring for the order.
+
+    ``out_size`` (OH, OW) keeps only the first output positions; a transposed conv with
+    output_padding needs it, since its input size is not always the conv formula's."""
     xp = get_array_module(x)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel_size, stride, padding, dilation))
     n, c, h, w = x.shape
-    oh = conv_output_size(h, kh, sh, ph, dh)
-    ow = conv_output_size(w, kw, sw, pw, dw)
+    oh, ow = out_size or (conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw))
     if ph or pw:
         x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
     cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
@@ -59,13 +76,12 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, pad_value=0):
     return cols.reshape(c * kh * kw, n * oh * ow)
 
 
-def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1, out_size=None):
     """Adjoint of im2col: columns (C*KH*KW, N*OH*OW) -> (N, C, H, W), overlaps summed."""
     xp = get_array_module(cols)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel_size, stride, padding, dilation))
     n, c, h, w = x_shape
-    oh = conv_output_size(h, kh, sh, ph, dh)
-    ow = conv_output_size(w, kw, sw, pw, dw)
+    oh, ow = out_size or (conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw))
     cols = cols.reshape(c, kh, kw, n, oh, ow)
     out = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)  # (C, N, Hp, Wp)
     for ky in range(kh):
@@ -73,3 +89,85 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
         for kx in range(kw):
             out[:, :, rows, _window(kx, dw, sw, ow)] += cols[:, ky, kx]
     return out[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)      # (N, C, H, W) view
+
+
+# ---------------------------------------------------------------- channels-last variants
+def nhwc(x):
+    """(N, C, H, W) -> contiguous (N, H, W, C): free when ``x`` is stored channels-last."""
+    return get_array_module(x).ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def _tap_range(k, size, out, stride, pad, dilation):
+    """For kernel offset k: the outputs [o0, o1) whose input i = o*stride - pad + k*dilation
+    lies inside [0, size), and that first input i0 (padding is skipped, not stored)."""
+    off = k * dilation - pad
+    o0 = max(0, -(off // stride))                     # ceil(-off / stride)
+    o1 = max(o0, min(out, (size - 1 - off) // stride + 1))
+    return o0, o1, o0 * stride + off
+
+
+def im2col_nhwc(x, kernel_size, stride=1, padding=0, dilation=1, out_size=None):
+    """(N, C, H, W), any memory layout -> (N*OH*OW, KH*KW*C), row (n, oy, ox), column (ky, kx, c):
+
+        cols[(n, oy, ox), (ky, kx, c)] = x[n, c, oy*stride - pad + ky*dilation, ox*stride - pad + kx*dilation]
+
+    (0 where that falls in the padding). ``out_size`` (OH, OW) crops the output grid
+    (a transposed conv's backward needs exactly its input's size).
+    """
+    xp = get_array_module(x)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel_size, stride, padding, dilation))
+    n, c, h, w = x.shape
+    oh, ow = out_size or (conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw))
+    if kernels.available(xp):
+        return kernels.im2col_nhwc(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow))
+    x = nhwc(x)                                                        # (N, H, W, C)
+    cols = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    for ky in range(kh):
+        oy0, oy1, iy0 = _tap_range(ky, h, oh, sh, ph, dh)
+        for kx in range(kw):
+            ox0, ox1, ix0 = _tap_range(kx, w, ow, sw, pw, dw)
+            tap = cols[:, :, :, ky, kx]                                # (N, OH, OW, C) view
+            if oy1 > oy0 and ox1 > ox0:
+                tap[:, oy0:oy1, ox0:ox1] = x[:, iy0:iy0 + (oy1 - oy0 - 1) * sh + 1:sh,
+                                             ix0:ix0 + (ox1 - ox0 - 1) * sw + 1:sw]
+            # zero only the border that reads padding (empty slices when there is none)
+            tap[:, :oy0] = 0
+            tap[:, oy1:] = 0
+            tap[:, oy0:oy1, :ox0] = 0
+            tap[:, oy0:oy1, ox1:] = 0
+    return cols.reshape(n * oh * ow, kh * kw * c)
+
+
+def col2im_taps(cols, x_shape, stride=1, padding=0, dilation=1):
+    """Adjoint of ``im2col_nhwc``, from tap-major columns (KH, KW, N, OH, OW, C) -> (N, C, H, W)
+    stored channels-last:
+
+        dx[n, c, iy, ix] = sum over (ky, kx, oy, ox) with iy = oy*stride - pad + ky*dilation,
+                           ix = ox*stride - pad + kx*dilation of cols[ky, kx, n, oy, ox, c]
+
+    Taps that share the stride phase (iy mod stride, ix mod stride) add into one dense
+    phase image, so each add is a block copy with contiguous rows; the phases are then
+    interleaved into the image once.
+    """
+    xp = get_array_module(cols)
+    (sh, sw), (ph, pw), (dh, dw) = map(pair, (stride, padding, dilation))
+    kh, kw, n, oh, ow, c = cols.shape
+    _, _, h, w = x_shape
+    if kernels.available(xp):
+        return kernels.col2im_taps(cols, x_shape, (sh, sw), (ph, pw), (dh, dw))
+    hs, ws = -(-h // sh), -(-w // sw)                                  # rows/cols per phase
+    phases = xp.zeros((sh, sw, n, hs, ws, c), dtype=cols.dtype)       # phases[ry, rx, :, my, mx] = dx[:, my*sh+ry, mx*sw+rx]
+    for ky in range(kh):
+        oy0, oy1, iy0 = _tap_range(ky, h, oh, sh, ph, dh)
+        for kx in range(kw):
+            ox0, ox1, ix0 = _tap_range(kx, w, ow, sw, pw, dw)
+            if oy1 > oy0 and ox1 > ox0:
+                my0, mx0 = iy0 // sh, ix0 // sw
+                phases[iy0 % sh, ix0 % sw, :, my0:my0 + oy1 - oy0, mx0:mx0 + ox1 - ox0] += cols[ky, kx, :, oy0:oy1, ox0:ox1]
+    if sh == sw == 1:
+        return phases[0, 0].transpose(0, 3, 1, 2)
+    dx = xp.empty((n, h, w, c), dtype=cols.dtype)
+    for ry in range(sh):
+        for rx in range(sw):
+            dx[:, ry::sh, rx::sw] = phases[ry, rx, :, :(h - ry + sh - 1) // sh, :(w - rx + sw - 1) // sw]
+    return dx.transpose(0, 3, 1, 2)                                    # (N, C, H, W) view, channels-last

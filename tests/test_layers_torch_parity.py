@@ -15,7 +15,9 @@ RTOL = 1e-4
 def assert_close(ours, theirs, what):
     ours, theirs = backend.asnumpy(ours), theirs.detach().cpu().numpy()
     assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} != {theirs.shape}"
-    err = np.abs(ours - theirs).max() / max(1e-6, np.abs(theirs).max())
+    # The floor covers gradients that are exactly 0 in exact arithmetic (a bias before BatchNorm)
+    # and so are float32 rounding noise in both implementations.
+    err = np.abs(ours - theirs).max() / max(1e-3, np.abs(theirs).max())
     assert err <= RTOL, f"{what}: relative error {err:.2e}"
 
 
