@@ -12,7 +12,12 @@ class Conv2d(Layer):
     Shape: (N, C_in, H, W) -> (N, C_out, OH, OW),
         OH = floor((H + 2*padding - dilation*(kernel-1) - 1) / stride) + 1.
         Weight (C_out, C_in, KH, KW).
+        The output is stored channels-last (see ``npgan.im2col``); it is an ordinary (N, C, H, W) array.
+    Attributes:
+        needs_input_grad: when False, ``backward`` skips dx and returns None (a first layer
+            fed with data: PyTorch skips it too, since images do not require grad).
     """
+    needs_input_grad = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, dtype=None):
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -34,7 +39,7 @@ class Conv2d(Layer):
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.conv2d_backward(dout, self.cache)
+        dx, dw, db = F.conv2d_backward(dout, self.cache, self.needs_input_grad)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -54,7 +59,11 @@ class ConvTranspose2d(Layer):
     Shape: (N, C_in, H, W) -> (N, C_out, OH, OW),
         OH = (H - 1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1.
         Weight (C_in, C_out, KH, KW).
+        The output is stored channels-last (see ``npgan.im2col``); it is an ordinary (N, C, H, W) array.
+    Attributes:
+        needs_input_grad: when False, ``backward`` skips dx and returns None.
     """
+    needs_input_grad = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
                  bias=True, dilation=1, dtype=None):
@@ -77,7 +86,7 @@ class ConvTranspose2d(Layer):
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.conv_transpose2d_backward(dout, self.cache)
+        dx, dw, db = F.conv_transpose2d_backward(dout, self.cache, self.needs_input_grad)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
