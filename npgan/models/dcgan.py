@@ -1,0 +1,49 @@
+"""DCGAN-MNIST-28, the reference architecture (benchmarks and comparisons with PyTorch use it).
+
+G: z(100) -> Linear(100, 128*7*7) -> BatchNorm1d -> ReLU -> (128, 7, 7)
+   -> ConvTranspose2d(128, 64, 4, 2, 1) -> BatchNorm2d -> ReLU -> ConvTranspose2d(64, 1, 4, 2, 1) -> Tanh
+D: Conv2d(1, 64, 4, 2, 1) -> LeakyReLU(0.2) -> Conv2d(64, 128, 4, 2, 1) -> BatchNorm2d -> LeakyReLU(0.2)
+   -> Flatten -> Linear(6272, 1)  (a logit)
+Init N(0, 0.02) for conv/linear weights, BatchNorm gamma N(1, 0.02), beta 0;
+Adam lr 2e-4, betas (0.5, 0.999); batch 64.
+"""
+from ..init import dcgan_init
+from ..layers import (BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, LeakyReLU, Linear, ReLU,
+                      Sequential, Tanh, Unflatten)
+
+Z_DIM = 100
+LR = 2e-4
+BETAS = (0.5, 0.999)
+BATCH_SIZE = 64
+
+
+def Generator(z_dim=Z_DIM, channels=1, width=64, dtype=None):
+    """(N, z_dim) -> images (N, channels, 28, 28) in [-1, 1]."""
+    g = Sequential(
+        Linear(z_dim, 2 * width * 7 * 7, dtype=dtype),
+        BatchNorm1d(2 * width * 7 * 7, dtype=dtype),
+        ReLU(),
+        Unflatten(1, (2 * width, 7, 7)),
+        ConvTranspose2d(2 * width, width, 4, 2, 1, dtype=dtype),
+        BatchNorm2d(width, dtype=dtype),
+        ReLU(),
+        ConvTranspose2d(width, channels, 4, 2, 1, dtype=dtype),
+        Tanh(),
+    )
+    dcgan_init(g)
+    return g
+
+
+def Discriminator(channels=1, width=64, dtype=None):
+    """images (N, channels, 28, 28) -> logits (N, 1)."""
+    d = Sequential(
+        Conv2d(channels, width, 4, 2, 1, dtype=dtype),
+        LeakyReLU(0.2),
+        Conv2d(width, 2 * width, 4, 2, 1, dtype=dtype),
+        BatchNorm2d(2 * width, dtype=dtype),
+        LeakyReLU(0.2),
+        Flatten(),
+        Linear(2 * width * 7 * 7, 1, dtype=dtype),
+    )
+    dcgan_init(d)
+    return d
