@@ -5,14 +5,22 @@ with gradients returned in input order (CS231n style). Backward functions never
 write into ``dout``. The array module comes from the inputs, so the same code runs
 on NumPy and on CuPy.
 """
+from . import kernels
 from .backend import get_array_module
 from .im2col import col2im, col2im_taps, conv_output_size, conv_transpose_output_size, im2col, im2col_nhwc, nhwc, pair
+
+
+def _matmul(a, b):
+    """a @ b for 2-D arrays; on CuPy through kernels.matmul, which a CUDA-graph capture can record."""
+    if kernels.available(get_array_module(a)):
+        return kernels.matmul(a, b)
+    return a @ b
 
 
 # ---------------------------------------------------------------- linear
 def linear_forward(x, w, b):
     """y = x @ w.T + b.   x: (*, in), w: (out, in), b: (out,) or None -> y: (*, out)."""
-    out = x @ w.T
+    out = _matmul(x.reshape(-1, x.shape[-1]), w.T).reshape(x.shape[:-1] + (w.shape[0],))
     if b is not None:
         out += b
     return out, (x, w, b is not None)
@@ -23,8 +31,8 @@ def linear_backward(dout, cache):
     x, w, has_bias = cache
     x2 = x.reshape(-1, x.shape[-1])
     d2 = dout.reshape(-1, dout.shape[-1])
-    dx = dout @ w
-    dw = d2.T @ x2
+    dx = _matmul(d2, w).reshape(x.shape)
+    dw = _matmul(d2.T, x2)
     db = d2.sum(axis=0) if has_bias else None
     return dx, dw, db
 
@@ -32,9 +40,9 @@ def linear_backward(dout, cache):
 # ---------------------------------------------------------------- convolution
 # Layout: the matrix products run on channels-last rows, (N*H*W, C) with row (n, y, x),
 # so their results are the outputs stored channels-last (an (N, C, H, W) view of an
-# (N, H, W, C) array) and no transpose is ever copied. Weights are reordered to match:
-#   w_rows (F, KH*KW*C), column (ky, kx, c)  for the im2col product;
-#   w_taps (KH*KW, F, C), one (F, C) matrix per kernel tap, for the col2im side.
+# (N, H, W, C) array) and no transpose is ever copied. Weights are reordered to match
+# (small copies): w_rows (F, KH*KW*C), column (ky, kx, c), for the im2col product;
+# w_taps (KH, KW, K, C), one (K, C) matrix per kernel tap, for the col2im side.
 def _rows(x):
     """(N, C, H, W) -> (N*H*W, C) channels-last rows (no copy when x is stored channels-last)."""
     return nhwc(x).reshape(-1, x.shape[1])
@@ -43,6 +51,24 @@ def _rows(x):
 def _from_rows(rows, n, h, w):
     """(N*H*W, C) rows -> the (N, C, H, W) view (channels-last storage)."""
     return rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2)
+
+
+def _col2im_of_products(rows, w_taps, x_shape, grid, stride, padding, dilation):
+    """col2im(rows @ w_taps): the transposed convolution behind conv2d's dx and ConvTranspose2d.
+
+    rows (N*OH*OW, K) on the grid (OH, OW), w_taps (KH, KW, K, C): every tap's product
+    rows @ w_taps[ky, kx] is added onto the pixels that tap reads -> (N, C, H, W) channels-last.
+    NumPy: one product per tap (tap-major, so col2im adds contiguous blocks).
+    CuPy kernels: one product (N*OH*OW, KH*KW*C) and one gather kernel.
+    """
+    xp = get_array_module(rows)
+    kh, kw, k, c = w_taps.shape
+    n, (oh, ow) = x_shape[0], grid
+    if kernels.available(xp):
+        cols = kernels.matmul(rows, w_taps.transpose(2, 0, 1, 3).reshape(k, -1))  # (N*OH*OW, KH*KW*C)
+        return kernels.col2im_rows(cols, x_shape, (kh, kw), pair(stride), pair(padding), pair(dilation), grid)
+    cols = xp.matmul(rows, w_taps.reshape(kh * kw, k, c))              # (KH*KW, N*OH*OW, C)
+    return col2im_taps(cols.reshape(kh, kw, n, oh, ow, c), x_shape, stride, padding, dilation)
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
@@ -58,7 +84,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
     oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(wd, kw, sw, pw, dw)
     cols = im2col_nhwc(x, (kh, kw), stride, padding, dilation)        # (N*OH*OW, KH*KW*C)
     w_rows = w.transpose(0, 2, 3, 1).reshape(f, -1)                   # (F, KH*KW*C), small copy
-    out = cols @ w_rows.T                                             # (N*OH*OW, F)
+    out = _matmul(cols, w_rows.T)                                     # (N*OH*OW, F)
     if b is not None:
         out += b
     cache = (x.shape, w, cols, w_rows, b is not None, stride, padding, dilation)
@@ -71,17 +97,14 @@ def conv2d_backward(dout, cache, need_dx=True):
     ``need_dx=False`` skips dx (returned as None): a first layer's input needs no gradient.
     """
     x_shape, w, cols, w_rows, has_bias, stride, padding, dilation = cache
-    xp = get_array_module(dout)
     f, c, kh, kw = w.shape
     n, _, oh, ow = dout.shape
     d_rows = _rows(dout)                                              # (N*OH*OW, F)
-    dw = (d_rows.T @ cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
+    dw = _matmul(d_rows.T, cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
     db = d_rows.sum(axis=0) if has_bias else None
     dx = None
     if need_dx:
-        w_taps = w.transpose(2, 3, 0, 1).reshape(kh * kw, f, c)       # (KH*KW, F, C)
-        dcols = xp.matmul(d_rows, w_taps)                             # (KH*KW, N*OH*OW, C), one product per tap
-        dx = col2im_taps(dcols.reshape(kh, kw, n, oh, ow, c), x_shape, stride, padding, dilation)
+        dx = _col2im_of_products(d_rows, w.transpose(2, 3, 0, 1), x_shape, (oh, ow), stride, padding, dilation)
     return dx, dw, db
 
 
@@ -92,18 +115,16 @@ def conv_transpose2d_forward(x, w, b, stride=1, padding=0, output_padding=0, dil
     stored channels-last, OH = (H-1)*stride - 2*pad + dil*(KH-1) + output_padding + 1.
     Each input pixel scatters w[cin] * x into a KHxKW window: y = col2im(x_rows @ w_taps).
     """
-    xp = get_array_module(x)
     n, cin, h, wd = x.shape
     _, cout, kh, kw = w.shape
     (sh, sw), (ph, pw), (oph, opw), (dh, dw) = map(pair, (stride, padding, output_padding, dilation))
     oh = conv_transpose_output_size(h, kh, sh, ph, oph, dh)
     ow = conv_transpose_output_size(wd, kw, sw, pw, opw, dw)
     x_rows = _rows(x)                                                 # (N*H*W, Cin)
-    w_taps = w.transpose(2, 3, 0, 1).reshape(kh * kw, cin, cout)      # (KH*KW, Cin, Cout)
-    cols = xp.matmul(x_rows, w_taps)                                  # (KH*KW, N*H*W, Cout)
-    out = col2im_taps(cols.reshape(kh, kw, n, h, wd, cout), (n, cout, oh, ow), stride, padding, dilation)
+    out = _col2im_of_products(x_rows, w.transpose(2, 3, 0, 1), (n, cout, oh, ow), (h, wd), stride, padding, dilation)
     if b is not None:
-        out += b[:, None, None]
+        out_nhwc = out.transpose(0, 2, 3, 1)                          # a contiguous view: add in memory order
+        out_nhwc += b
     cache = (x_rows, x.shape, w, b is not None, stride, padding, dilation)
     return out, cache
 
@@ -114,25 +135,33 @@ def conv_transpose2d_backward(dout, cache, need_dx=True):
     n, cin, h, wd = x_shape
     _, cout, kh, kw = w.shape
     cols = im2col_nhwc(dout, (kh, kw), stride, padding, dilation, out_size=(h, wd))  # (N*H*W, KH*KW*Cout)
-    dw = (x_rows.T @ cols).reshape(cin, kh, kw, cout).transpose(0, 3, 1, 2)
-    db = _rows(dout).sum(axis=0) if has_bias else None
+    dw = _matmul(x_rows.T, cols).reshape(cin, kh, kw, cout).transpose(0, 3, 1, 2)
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
     dx = None
     if need_dx:
         w_rows = w.transpose(0, 2, 3, 1).reshape(cin, -1)             # (Cin, KH*KW*Cout)
-        dx = _from_rows(cols @ w_rows.T, n, h, wd)
+        dx = _from_rows(_matmul(cols, w_rows.T), n, h, wd)
     return dx, dw, db
 
 
 # ---------------------------------------------------------------- batch normalisation
+def _channel_dot(a, b):
+    """sum over every axis but 1 of a * b, per channel, without an (a * b) temporary."""
+    idx = "nchwdl"[:a.ndim]
+    return get_array_module(a).einsum(f"{idx},{idx}->c", a, b)
+
+
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1, eps=1e-5):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, statistics per channel (axis 1).
 
     Training: batch mean and biased variance over every axis but 1; the running
     statistics (updated in place) take the unbiased variance, as in PyTorch:
     running = (1 - momentum) * running + momentum * batch.
-    Eval: the running statistics. x: (N, C) or (N, C, *) -> y: same shape.
+    Eval: the running statistics. x: (N, C) or (N, C, *) -> y: same shape and memory layout.
     """
     xp = get_array_module(x)
+    if kernels.available(xp):
+        return kernels.batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps)
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)                              # broadcast (C,) over x
     if training:
@@ -141,7 +170,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
             raise ValueError(f"BatchNorm: expected more than 1 value per channel when training, got input shape {tuple(x.shape)}")
         mean = x.mean(axis=axes)
         xc = x - mean.reshape(shape)
-        var = (xc * xc).mean(axis=axes)
+        var = _channel_dot(xc, xc) / count
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mean
@@ -151,52 +180,75 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
         mean, var = running_mean, running_var
         xc = x - mean.reshape(shape)
     inv_std = 1 / xp.sqrt(var + eps)                                   # (C,)
-    xhat = xc * inv_std.reshape(shape)
-    out = xhat * gamma.reshape(shape) + beta.reshape(shape) if gamma is not None else xhat
-    return out, (xhat, inv_std, gamma, training, axes, shape)
+    xhat = xc
+    xhat *= inv_std.reshape(shape)                                     # in place: xc is ours
+    if gamma is None:
+        return xhat, (xhat, inv_std, gamma, training)
+    out = xhat * gamma.reshape(shape)
+    out += beta.reshape(shape)
+    return out, (xhat, inv_std, gamma, training)
 
 
 def batchnorm_backward(dout, cache):
-    """With M values per channel and g = dout * gamma:
+    """With M values per channel, k = gamma * inv_std:
 
-    training: dx = inv_std * (g - mean(g) - xhat * mean(g * xhat))   (the cross-batch terms)
-    eval:     dx = inv_std * g
+    training: dx = k * (dout - mean(dout) - xhat * mean(dout * xhat))   (the cross-batch terms)
+    eval:     dx = k * dout
     dgamma = sum(dout * xhat), dbeta = sum(dout).
     """
-    xhat, inv_std, gamma, training, axes, shape = cache
+    xp = get_array_module(dout)
+    if kernels.available(xp):
+        return kernels.batchnorm_backward(dout, cache)
+    xhat, inv_std, gamma, training = cache
+    axes = (0,) + tuple(range(2, dout.ndim))
+    shape = (1, -1) + (1,) * (dout.ndim - 2)
     dbeta = dout.sum(axis=axes)
-    dgamma = (dout * xhat).sum(axis=axes)
-    g = dout * gamma.reshape(shape) if gamma is not None else dout
+    dgamma = _channel_dot(dout, xhat)
+    k = inv_std * gamma if gamma is not None else inv_std
     if training:
         m = xhat.size // xhat.shape[1]
-        g_mean = (dbeta * gamma if gamma is not None else dbeta) / m
-        gx_mean = (dgamma * gamma if gamma is not None else dgamma) / m
-        dx = (g - g_mean.reshape(shape) - xhat * gx_mean.reshape(shape)) * inv_std.reshape(shape)
+        dx = dout - (dbeta / m).reshape(shape)                        # 4 passes over x-sized arrays, one temporary
+        dx *= k.reshape(shape)
+        dx -= xhat * (k * dgamma / m).reshape(shape)
     else:
-        dx = g * inv_std.reshape(shape)
+        dx = dout * k.reshape(shape)
     return dx, (dgamma if gamma is not None else None), (dbeta if gamma is not None else None)
 
 
 # ---------------------------------------------------------------- activations
 def relu_forward(x):
     """y = max(x, 0)."""
-    mask = x > 0
-    return x * mask, mask
+    xp = get_array_module(x)
+    if kernels.available(xp):
+        return kernels.relu_forward(x)
+    return xp.maximum(x, 0), x > 0
 
 
 def relu_backward(dout, mask):
-    return dout * mask
+    xp = get_array_module(dout)
+    if kernels.available(xp):
+        return kernels.activation_backward(dout, mask)
+    # dx in x's memory layout (channels-last after a conv) whatever layout dout comes in: the
+    # layers before then all work in one layout (mixed-layout operations are ~2x slower)
+    return xp.multiply(dout, mask, out=xp.empty_like(mask, dtype=dout.dtype))
 
 
 def leaky_relu_forward(x, negative_slope=0.01):
-    """y = x if x > 0 else negative_slope * x."""
+    """y = x * slope, slope = 1 if x > 0 else negative_slope (kept for backward)."""
     xp = get_array_module(x)
-    slope = xp.where(x > 0, x.dtype.type(1), x.dtype.type(negative_slope))
+    if kernels.available(xp):
+        return kernels.leaky_relu_forward(x, negative_slope)
+    # (x > 0) * (1 - a) + a: plain arithmetic, several times faster than xp.where on NumPy
+    slope = xp.multiply(x > 0, 1 - negative_slope, dtype=x.dtype)
+    slope += negative_slope
     return x * slope, slope
 
 
 def leaky_relu_backward(dout, slope):
-    return dout * slope
+    xp = get_array_module(dout)
+    if kernels.available(xp):
+        return kernels.activation_backward(dout, slope)
+    return xp.multiply(dout, slope, out=xp.empty_like(slope))        # in x's memory layout, as relu_backward
 
 
 def elu_forward(x, alpha=1.0):

@@ -122,6 +122,7 @@ def im2col_nhwc(x, kernel_size, stride=1, padding=0, dilation=1, out_size=None):
         return kernels.im2col_nhwc(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow))
     x = nhwc(x)                                                        # (N, H, W, C)
     cols = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+
     for ky in range(kh):
         oy0, oy1, iy0 = _tap_range(ky, h, oh, sh, ph, dh)
         for kx in range(kw):
@@ -153,8 +154,6 @@ def col2im_taps(cols, x_shape, stride=1, padding=0, dilation=1):
     (sh, sw), (ph, pw), (dh, dw) = map(pair, (stride, padding, dilation))
     kh, kw, n, oh, ow, c = cols.shape
     _, _, h, w = x_shape
-    if kernels.available(xp):
-        return kernels.col2im_taps(cols, x_shape, (sh, sw), (ph, pw), (dh, dw))
     hs, ws = -(-h // sh), -(-w // sw)                                  # rows/cols per phase
     phases = xp.zeros((sh, sw, n, hs, ws, c), dtype=cols.dtype)       # phases[ry, rx, :, my, mx] = dx[:, my*sh+ry, mx*sw+rx]
     for ky in range(kh):
@@ -166,7 +165,7 @@ def col2im_taps(cols, x_shape, stride=1, padding=0, dilation=1):
                 phases[iy0 % sh, ix0 % sw, :, my0:my0 + oy1 - oy0, mx0:mx0 + ox1 - ox0] += cols[ky, kx, :, oy0:oy1, ox0:ox1]
     if sh == sw == 1:
         return phases[0, 0].transpose(0, 3, 1, 2)
-    dx = xp.empty((n, h, w, c), dtype=cols.dtype)
+    dx = xp.empty((n, h, w, c), dtype=cols.dtype)                      # interleave the phases into the image
     for ry in range(sh):
         for rx in range(sw):
             dx[:, ry::sh, rx::sw] = phases[ry, rx, :, :(h - ry + sh - 1) // sh, :(w - rx + sw - 1) // sw]

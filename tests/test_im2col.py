@@ -77,3 +77,34 @@ def test_output_size_formulas_match_pytorch_examples():
     assert conv_transpose_output_size(7, 4, 2, 1) == 14
     assert conv_transpose_output_size(14, 4, 2, 1) == 28
     assert conv_transpose_output_size(5, 3, 2, 1, 1) == 10
+
+
+@given(conv_geometry())
+def test_im2col_nhwc_matches_index_formula_in_any_layout(geom):
+    """Rows (n, oy, ox), columns (ky, kx, c); the same values for NCHW and channels-last inputs."""
+    from npgan.im2col import im2col_nhwc
+    n, c, h, w, k, s, p, d = geom
+    x = np.random.default_rng(3).standard_normal((n, c, h, w))
+    oh, ow = conv_output_size(h, k, s, p, d), conv_output_size(w, k, s, p, d)
+    want = naive_im2col(x, k, s, p, d).reshape(c, k, k, n, oh, ow).transpose(3, 4, 5, 1, 2, 0).reshape(n * oh * ow, -1)
+    x_dev = backend.to_device(x)
+    channels_last = backend.xp().ascontiguousarray(x_dev.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    for arr in (x_dev, channels_last):
+        np.testing.assert_array_equal(backend.asnumpy(im2col_nhwc(arr, k, s, p, d)), want)
+
+
+@given(conv_geometry())
+def test_col2im_taps_is_adjoint_of_im2col_nhwc(geom):
+    """<im2col_nhwc(x), c> == <x, col2im_taps(c in tap-major order)>."""
+    from npgan.im2col import col2im_taps, im2col_nhwc
+    n, c, h, w, k, s, p, d = geom
+    rng = np.random.default_rng(4)
+    x = backend.to_device(rng.standard_normal((n, c, h, w)))
+    cols = im2col_nhwc(x, k, s, p, d)
+    oh, ow = conv_output_size(h, k, s, p, d), conv_output_size(w, k, s, p, d)
+    y = backend.to_device(rng.standard_normal(cols.shape))
+    taps = y.reshape(n, oh, ow, k, k, c).transpose(3, 4, 0, 1, 2, 5)  # (KH, KW, N, OH, OW, C)
+    lhs = float((cols * y).sum())
+    rhs = float((x * col2im_taps(taps, x.shape, s, p, d)).sum())
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+
