@@ -19,8 +19,11 @@ setup(
         "scikit-image>=0.21",   # natural images and LFW faces for inpainting, biharmonic baseline
     ],
     extras_require={
-        "gpu": ["cupy-cuda12x"],
-        "test": ["pytest>=7", "hypothesis>=6", "torch==2.13.0"],
+        "gpu": ["cupy-cuda13x>=13"],    # pick the cupy-cudaXXx wheel that matches your CUDA
+        # Everything the test suite uses: torch is the CPU oracle for the parity tests,
+        # tensorboardX for --tensorboard, nbclient/ipykernel to execute the tutorials.
+        "test": ["pytest>=7", "hypothesis>=6", "torch==2.13.0", "tensorboardX>=2.6",
+                 "nbclient>=0.7", "nbformat>=5", "ipykernel"],
         "tensorboard": ["tensorboardX>=2.6"],
         "tutorials": ["jupyter", "nbclient>=0.7", "nbformat>=5", "ipykernel"],
     },

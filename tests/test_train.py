@@ -1,0 +1,374 @@
+"""The training command end to end: outputs, resume, NaN guard, bad arguments, checkpoints,
+sampling and evaluation. Runs use tiny settings (a few steps of small batches)."""
+import functools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from npgan import backend, checkpoint, evaluate, metrics, sample, train
+from npgan.data import load_dataset
+from npgan.models import mlp_gan
+from npgan.optim import Adam
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_args(out, *extra, steps=6):
+    return ["mnist", "--steps", str(steps), "--batch-size", "8", "--checkpoint-every", "2", "--sample-every", "3",
+            "--log-every", "2", "--no-progress", "--no-eval", "--out", str(out), *extra]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("NPGAN_OFFLINE", "1")
+
+
+@pytest.fixture
+def quick_classifier(monkeypatch, tmp_path):
+    """The evaluation classifier trained for 10 steps into a private cache (the real one
+    takes ~20 s; its accuracy is checked in test_metrics.py)."""
+    monkeypatch.setattr(metrics, "default_cache_dir", lambda: tmp_path / "classifier-cache")
+    monkeypatch.setattr(metrics, "train_classifier",
+                        functools.partial(metrics.train_classifier, epochs=1, max_steps=10, verbose=False))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A finished 6-step DCGAN run directory (shared by the read-only tests)."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    old = os.environ.get("NPGAN_OFFLINE")
+    os.environ["NPGAN_OFFLINE"] = "1"
+    try:
+        backend.use("numpy")
+        assert train.main(tiny_args(out)) == 0
+    finally:
+        if old is None:
+            del os.environ["NPGAN_OFFLINE"]
+    return out
+
+
+def run_cli(*args, **popen):
+    env = dict(os.environ, NPGAN_OFFLINE="1", NPGAN_BACKEND="numpy")
+    return subprocess.Popen([sys.executable, "-m", "npgan.train", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def wait_for(path, proc, min_step=1, timeout=60):
+    """Wait until the run's checkpoint at ``path`` is at ``min_step`` or later (a fresh run
+    writes step 0 at once). Checkpoints are renamed into place, so every read is whole."""
+    start = time.time()
+    while not (Path(path).exists() and checkpoint.load_checkpoint(path)["step"] >= min_step):
+        assert proc.poll() is None, f"run ended before {path} reached step {min_step}: {proc.communicate()}"
+        assert time.time() - start < timeout, f"{path} did not reach step {min_step}"
+        time.sleep(0.005)
+
+
+def weights(ckpt):
+    arrays = {f"G.{k}": v for k, v in ckpt["G"].items()}
+    arrays.update({f"D.{k}": v for k, v in ckpt["D"].items()})
+    for name in ("opt_G", "opt_D"):
+        for i, state in enumerate(ckpt[name]["state"]):
+            arrays.update({f"{name}.{i}.{k}": np.asarray(v) for k, v in state.items()})
+    return arrays
+
+
+# ---- outputs ----------------------------------------------------------------------------
+def test_end_to_end_run_writes_every_output(tmp_path, quick_classifier, capsys):
+    out = tmp_path / "run"
+    args = tiny_args(out, "--tensorboard", "--eval-n", "50")
+    args.remove("--no-eval")
+    assert train.main(args) == 0
+
+    for name in ("config.json", "checkpoint.npz", "metrics.jsonl", "metrics.json", "losses.png", "samples.png",
+                 "progress.gif"):
+        assert (out / name).is_file(), name
+    grids = sorted(p.name for p in (out / "samples").glob("*.png"))
+    assert grids == ["step_000000.png", "step_000003.png", "step_000006.png"]
+    assert Image.open(out / "samples" / "step_000006.png").size == (302, 302)      # 10 x 10 grid of 28 px
+    assert Image.open(out / "progress.gif").n_frames == 3
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6]
+    assert all(np.isfinite(r[k]) for r in records for k in ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s"))
+    config = json.loads((out / "config.json").read_text())
+    assert (config["model"], config["dataset"], config["steps"], config["batch_size"]) == ("dcgan", "mnist", 6, 8)
+    assert checkpoint.load_checkpoint(out / "checkpoint.npz")["step"] == 6
+    scores = json.loads((out / "metrics.json").read_text())
+    assert scores["n"] == 50 and abs(sum(scores["class_histogram"]) - 1) < 1e-3
+    assert scores["frechet_distance"] > 0 and 0 <= scores["kl_from_uniform"] <= np.log(10) + 1e-9
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert "Frechet distance" in capsys.readouterr().out
+
+
+def test_mlp_model_trains(tmp_path):
+    """One training step of the MLP GAN lowers D's loss on its batch and then G's loss against
+    the updated D: the hand-written gradients point downhill through both whole networks."""
+    from npgan.losses import bce_with_logits_forward, gan_generator_loss_forward
+    backend.seed(0)
+    G, D = sample.build_models("mlp")
+    G.eval(), D.eval()                             # dropout off, so the losses are deterministic
+    opt_G, opt_D = Adam(G.parameters(), 2e-4, (0.5, 0.999)), Adam(D.parameters(), 2e-4, (0.5, 0.999))
+    images = load_dataset("mnist", verbose=False).train_images
+    real = backend.to_device(train.scale_images(next(train.real_batches(images, 32, seed=0)))[:, None])
+    z = backend.rng().standard_normal((32, mlp_gan.Z_DIM), dtype=np.float32)
+    fake = G.forward(z)
+    loss_D = lambda: float(bce_with_logits_forward(D.forward(real), 1.0)[0] + bce_with_logits_forward(D.forward(fake), 0.0)[0])
+    loss_G = lambda: float(gan_generator_loss_forward(D.forward(G.forward(z)))[0])
+    before = G.state_dict()
+    d_before = loss_D()
+    stats = backend.asnumpy(train.train_step(G, D, opt_G, opt_D, real, z, check=True))
+    assert np.isfinite(stats).all()
+    assert stats[0] == pytest.approx(d_before, rel=1e-5)          # the step reports the loss it descended
+    assert loss_D() < d_before
+    assert loss_G() < stats[1]                                      # stats[1]: G's loss before its update
+    assert any(not np.array_equal(before[k], v) for k, v in G.state_dict().items())
+    # and through the command line
+    assert train.main(tiny_args(tmp_path / "mlp", "--model", "mlp", steps=3)) == 0
+    assert json.loads((tmp_path / "mlp" / "config.json").read_text())["model"] == "mlp"
+
+
+def test_real_batches_resume_at_any_step_across_epochs():
+    images = np.arange(10 * 28 * 28, dtype=np.uint8).reshape(10, 28, 28)
+    full = train.real_batches(images, 3, seed=5)                          # 3 batches per epoch
+    expected = [next(full) for _ in range(8)]
+    for start in (0, 2, 3, 4, 7):
+        resumed = train.real_batches(images, 3, seed=5, start_step=start)
+        for want in expected[start:]:
+            np.testing.assert_array_equal(next(resumed), want)
+    assert not np.array_equal(expected[0], expected[3])                  # a new order each epoch
+
+
+# ---- resume -----------------------------------------------------------------------------
+def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
+    args = ["mnist", "--steps", "40", "--batch-size", "16", "--checkpoint-every", "10", "--log-every", "5",
+            "--sample-every", "20", "--no-progress", "--no-eval", "--seed", "3"]
+    whole = run_cli(*args, "--out", str(tmp_path / "whole"))
+
+    killed = run_cli(*args, "--out", str(tmp_path / "killed"))
+    wait_for(tmp_path / "killed" / "checkpoint.npz", killed, min_step=10)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    assert killed.returncode == -signal.SIGKILL
+    stopped_at = checkpoint.load_checkpoint(tmp_path / "killed" / "checkpoint.npz")["step"]
+    assert stopped_at < 40
+
+    resumed = run_cli(*args, "--out", str(tmp_path / "killed"), "--resume")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert f"resuming at step {stopped_at}" in out
+    assert whole.wait(timeout=120) == 0, whole.communicate()
+
+    a = weights(checkpoint.load_checkpoint(tmp_path / "whole" / "checkpoint.npz"))
+    b = weights(checkpoint.load_checkpoint(tmp_path / "killed" / "checkpoint.npz"))
+    assert a.keys() == b.keys()
+    different = [k for k in a if not np.array_equal(a[k], b[k])]
+    assert not different, f"resumed run differs in {different}"
+    logged = lambda run: [{k: v for k, v in json.loads(line).items() if k != "img_per_s"}
+                          for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    assert logged("whole") == logged("killed")                           # no duplicated or lost lines
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+    out = tmp_path / "run"
+    args = ["mnist", "--steps", "400", "--batch-size", "8", "--checkpoint-every", "5", "--no-progress",
+            "--no-eval", "--out", str(out)]
+    proc = run_cli(*args)
+    wait_for(out / "checkpoint.npz", proc, min_step=5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    saved = int(re.search(r"interrupted: saved step (\d+)", err).group(1))
+    assert 5 <= saved < 400
+    assert checkpoint.load_checkpoint(out / "checkpoint.npz")["step"] == saved
+
+
+def test_resume_refuses_a_different_setting_and_extends_steps(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(tiny_args(out, steps=4)) == 0
+    with pytest.raises(SystemExit) as exc:
+        train.main(tiny_args(out, "--resume", "--lr", "0.1", steps=8))
+    assert exc.value.code == 2 and "--lr" in capsys.readouterr().err
+    assert train.main(tiny_args(out, "--resume", steps=8)) == 0
+    assert checkpoint.load_checkpoint(out / "checkpoint.npz")["step"] == 8
+    assert [json.loads(s)["step"] for s in (out / "metrics.jsonl").read_text().splitlines()] == [2, 4, 6, 8]
+
+
+# ---- NaN guard --------------------------------------------------------------------------
+def test_nan_gradient_names_step_and_layer_and_keeps_checkpoint(tmp_path, monkeypatch, capsys):
+    """A NaN injected into D.2's weight gradient in the D step of step 3."""
+    build = sample.build_models
+    calls = {"n": 0}
+
+    def poisoned_models(name):
+        G, D = build(name)
+        conv = D[2]
+        original = conv.backward
+
+        def backward(dout):
+            dx = original(dout)
+            calls["n"] += 1
+            if calls["n"] == 7:                           # 3 D.backward calls per step: step 3, real pass
+                conv.weight.grad[0, 0, 0, 0] = np.nan
+            return dx
+        conv.backward = backward
+        return G, D
+
+    monkeypatch.setattr(train, "build_models", poisoned_models)
+    out = tmp_path / "run"
+    assert train.main(tiny_args(out)) == train.EXIT_NONFINITE
+    err = capsys.readouterr().err
+    assert "at step 3" in err and "D.2 (Conv2d) weight gradient" in err, err
+    ckpt = checkpoint.load_checkpoint(out / "checkpoint.npz")
+    assert ckpt["step"] == 2
+    assert all(np.isfinite(v).all() for v in weights(ckpt).values())
+
+
+def test_absurd_learning_rate_stops_with_a_named_layer(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(tiny_args(out, "--lr", "1e30", "--checkpoint-every", "1")) == train.EXIT_NONFINITE
+    err = capsys.readouterr().err
+    match = re.search(r"diverged at step (\d+): NaN or Inf first appeared in [GD]\.\d+ \(\w+\)", err)
+    assert match, err
+    ckpt = checkpoint.load_checkpoint(out / "checkpoint.npz")
+    assert ckpt["step"] == int(match.group(1)) - 1
+    assert all(np.isfinite(v).all() for v in weights(ckpt).values())
+
+
+# ---- arguments --------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, message", [
+    (["mnist", "--steps", "-5"], "--steps must be a positive integer"),
+    (["mnist", "--steps", "0"], "--steps must be a positive integer"),
+    (["imagenet"], "unknown dataset"),
+    (["mnist", "--batch-size", "5000"], "larger than the 4,500 training images"),
+    (["mnist", "--lr", "0"], "--lr must be a positive number"),
+    (["mnist", "--lr", "nan"], "--lr must be a positive number"),
+    (["mnist", "--beta1", "1"], "--beta1 must be in [0, 1)"),
+    (["mnist", "--epochs", "-1"], "--epochs must be positive"),
+    (["mnist", "--steps", "10", "--epochs", "1"], "not allowed with argument"),
+    (["mnist", "--model", "vae"], "invalid choice"),
+    (["mnist", "--backend", "tpu"], "invalid choice"),
+    (["mnist", "--resume"], "no checkpoint"),
+    (["mnist", "--resume", "--overwrite"], "not allowed with argument"),
+])
+def test_bad_arguments_exit_2(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train.main(argv + ["--out", str(tmp_path / "run")])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_existing_run_dir_needs_resume_or_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(tiny_args(out, steps=2)) == 0
+    with pytest.raises(SystemExit) as exc:
+        train.main(tiny_args(out, "--lr", "1e-3", steps=2))
+    assert exc.value.code == 2 and "already holds a run" in capsys.readouterr().err
+    assert train.main(tiny_args(out, "--overwrite", "--lr", "1e-3", steps=2)) == 0
+    assert json.loads((out / "config.json").read_text())["lr"] == 1e-3
+
+
+def test_bad_arguments_exit_2_from_the_shell(tmp_path):
+    proc = run_cli("mnist", "--steps", "-1", "--out", str(tmp_path / "run"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--steps must be a positive integer" in err
+
+
+# ---- checkpoints ------------------------------------------------------------------------
+def _models_and_optimizers():
+    backend.seed(0)
+    G, D = sample.build_models("mlp")
+    return G, D, Adam(G.parameters(), 1e-3), Adam(D.parameters(), 1e-3)
+
+
+def test_checkpoint_round_trip_restores_everything(tmp_path):
+    G, D, opt_G, opt_D = _models_and_optimizers()
+    for p in G.parameters() + D.parameters():
+        p.grad[...] = 1
+    opt_G.step(), opt_D.step()
+    path = tmp_path / "c.npz"
+    checkpoint.save_checkpoint(path, G=G, D=D, opt_G=opt_G, opt_D=opt_D, step=7, config={"a": [1, 2]},
+                               rng_state=backend.get_rng_state())
+    expected_noise = backend.rng().standard_normal(5)
+    ckpt = checkpoint.load_checkpoint(path)
+    assert ckpt["step"] == 7 and ckpt["config"] == {"a": [1, 2]}
+    G2, D2, opt_G2, opt_D2 = _models_and_optimizers()
+    G2.load_state_dict(ckpt["G"]), D2.load_state_dict(ckpt["D"])
+    opt_G2.load_state_dict(ckpt["opt_G"]), opt_D2.load_state_dict(ckpt["opt_D"])
+    backend.set_rng_state(ckpt["rng"])
+    np.testing.assert_array_equal(backend.rng().standard_normal(5), expected_noise)
+    for a, b in ((G, G2), (D, D2)):
+        for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            np.testing.assert_array_equal(x, y, err_msg=k)
+    assert opt_G2.state[0]["step"] == 1
+    np.testing.assert_array_equal(opt_G2.state[0]["exp_avg_sq"], opt_G.state[0]["exp_avg_sq"])
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    G, D, opt_G, opt_D = _models_and_optimizers()
+    path = tmp_path / "checkpoint.npz"
+    save = functools.partial(checkpoint.save_checkpoint, path, G=G, D=D, opt_G=opt_G, opt_D=opt_D,
+                             config={}, rng_state=backend.get_rng_state())
+    save(step=1)
+    before = path.read_bytes()
+
+    def failing_savez(f, **arrays):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+    monkeypatch.setattr(checkpoint.np, "savez", failing_savez)
+    with pytest.raises(OSError, match="disk full"):
+        save(step=2)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]   # no temporary file left
+    assert checkpoint.load_checkpoint(path)["step"] == 1
+
+
+def test_checkpoint_refuses_non_finite_state(tmp_path):
+    G, D, opt_G, opt_D = _models_and_optimizers()
+    path = tmp_path / "checkpoint.npz"
+    save = functools.partial(checkpoint.save_checkpoint, path, G=G, D=D, opt_G=opt_G, opt_D=opt_D,
+                             config={}, rng_state=backend.get_rng_state())
+    save(step=1)
+    D[1].weight.data[0, 0] = np.inf
+    with pytest.raises(checkpoint.NonFiniteStateError, match="D.1.weight"):
+        save(step=2)
+    assert checkpoint.load_checkpoint(path)["step"] == 1
+
+
+# ---- sampling and evaluation ------------------------------------------------------------
+def test_sample_writes_float32_images_in_range(tiny_run, tmp_path, capsys):
+    out = tmp_path / "s.npy"
+    assert sample.main([str(tiny_run), "--n", "7", "--out", str(out), "--grid", str(tmp_path / "g.png")]) == 0
+    images = np.load(out)
+    assert images.shape == (7, 28, 28) and images.dtype == np.float32
+    assert images.min() >= -1 and images.max() <= 1 and images.std() > 0
+    assert (tmp_path / "g.png").is_file()
+    again = tmp_path / "again.npy"
+    sample.main([str(tiny_run), "--n", "7", "--out", str(again)])
+    np.testing.assert_array_equal(np.load(again), images)                # same seed, same images
+    sample.main([str(tiny_run), "--n", "7", "--out", str(again), "--seed", "1"])
+    assert not np.array_equal(np.load(again), images)
+
+
+def test_sample_and_evaluate_reject_a_non_run(tmp_path, capsys):
+    for cli in (sample, evaluate):
+        with pytest.raises(SystemExit) as exc:
+            cli.main([str(tmp_path), "--n", "10"])
+        assert exc.value.code == 2 and "no checkpoint.npz" in capsys.readouterr().err
+
+
+def test_evaluate_prints_the_scores(tiny_run, quick_classifier, capsys):
+    assert evaluate.main([str(tiny_run), "--n", "40", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scores["n"] == 40 and len(scores["class_histogram"]) == 10
+    for key in ("frechet_distance", "kl_from_uniform", "mean_confidence", "classifier_accuracy"):
+        assert np.isfinite(scores[key]), key
+    assert evaluate.main([str(tiny_run), "--n", "40"]) == 0
+    assert "KL(histogram || uniform)" in capsys.readouterr().out
