@@ -1,0 +1,161 @@
+"""Held-out evaluation: PSNR, SSIM and L1 on the hole and on the whole image, for runs and baselines.
+
+All metrics are computed per image on pixels in [0, 1] and averaged over the images:
+
+- ``PSNR`` = 10 log10(1 / MSE) with the MSE over the hole's pixels (``hole``) or all pixels;
+- ``SSIM``: scikit-image's ``structural_similarity`` (7x7 window, data range 1), the SSIM
+  map averaged over the hole or over the whole image;
+- ``L1``: mean absolute error;
+- ``sharpness``: mean gradient magnitude of the completion inside the hole divided by that of
+  the ground truth (1 = as much detail as the real image; blurry L2 fills score well below 1).
+
+    >>> rows, context = evaluate(["runs/a", "runs/b"], n=1000)
+    >>> print(format_table(rows))
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import backend
+from ..data import scale_images
+from .baselines import BASELINES
+from .datasets import load_inpaint_data
+from .masks import canonical_kind, make_masks
+from .plots import save_panel, show_masked
+from .runs import load_inpainters
+
+COLUMNS = (("psnr_hole", "PSNR hole", "{:.2f}"), ("psnr_all", "PSNR all", "{:.2f}"),
+           ("ssim_hole", "SSIM hole", "{:.3f}"), ("ssim_all", "SSIM all", "{:.3f}"),
+           ("l1_hole", "L1 hole", "{:.4f}"), ("l1_all", "L1 all", "{:.4f}"),
+           ("sharpness", "sharpness", "{:.2f}"))
+EVAL_SEED = 2024
+
+
+def image_metrics(completions, truth, masks):
+    """Per-image metrics (see the module docstring).
+
+    Args:
+        completions, truth: (N, C, H, W) host or device arrays in [-1, 1]; masks (N, 1, H, W), 1 = hole.
+    Returns:
+        dict of name -> (N,) float64 host arrays.
+    """
+    from skimage.metrics import structural_similarity
+
+    a = (backend.asnumpy(completions).astype(np.float64) + 1) / 2
+    b = (backend.asnumpy(truth).astype(np.float64) + 1) / 2
+    m = np.broadcast_to(backend.asnumpy(masks).astype(np.float64), a.shape)
+    hole_count = np.maximum(m.sum(axis=(1, 2, 3)), 1)
+    err = a - b
+    mse_hole = (m * err ** 2).sum(axis=(1, 2, 3)) / hole_count
+    mse_all = (err ** 2).mean(axis=(1, 2, 3))
+    out = {
+        "psnr_hole": _psnr(mse_hole), "psnr_all": _psnr(mse_all),
+        "l1_hole": (m * np.abs(err)).sum(axis=(1, 2, 3)) / hole_count,
+        "l1_all": np.abs(err).mean(axis=(1, 2, 3)),
+    }
+    ssim_hole, ssim_all = np.empty(len(a)), np.empty(len(a))
+    for i in range(len(a)):
+        _, smap = structural_similarity(a[i], b[i], data_range=1.0, channel_axis=0, full=True, win_size=7)
+        ssim_all[i] = smap.mean()
+        ssim_hole[i] = (smap * m[i]).sum() / hole_count[i]
+    out["ssim_hole"], out["ssim_all"] = ssim_hole, ssim_all
+    out["sharpness"] = _gradient_energy(a, m) / np.maximum(_gradient_energy(b, m), 1e-8)
+    return out
+
+
+def _psnr(mse):
+    return 10 * np.log10(1.0 / np.maximum(mse, 1e-10))
+
+
+def _gradient_energy(x, m):
+    """Mean |forward difference| over hole pixels (both directions, all channels), per image."""
+    gy = np.abs(np.diff(x, axis=2)) * m[:, :, 1:]
+    gx = np.abs(np.diff(x, axis=3)) * m[:, :, :, 1:]
+    count = np.maximum(m[:, :, 1:].sum(axis=(1, 2, 3)) + m[:, :, :, 1:].sum(axis=(1, 2, 3)), 1)
+    return (gy.sum(axis=(1, 2, 3)) + gx.sum(axis=(1, 2, 3))) / count
+
+
+def summarise(per_image):
+    return {k: float(np.mean(v)) for k, v in per_image.items()}
+
+
+def eval_set(data, mask_kind, n, seed=EVAL_SEED):
+    """``n`` held-out images (a fixed random subset, in test-set order; all of them if there are
+    fewer) and a fixed set of masks: the same for every method and run."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.permutation(len(data.test))[:n])
+    x = scale_images(data.test[idx])
+    m = make_masks(mask_kind, len(x), data.size, rng, data.hole)
+    return x, m
+
+
+def evaluate(run_dirs, n=1000, mask=None, latent_steps=None, baselines=True, progress=True):
+    """Evaluate runs (and the baselines) on the same held-out images and masks.
+
+    Args:
+        run_dirs: run directories on one data set (the first one fixes data and mask kind).
+        n: held-out images. mask: mask kind (default: the first run's training kind).
+        latent_steps: override the z-optimisation steps of latent runs.
+    Returns:
+        (rows, context): rows = list of {'method', 'run', metrics...}; context = dict with the
+        data set, mask kind, n, and the arrays for panels ('images', 'masks', 'fills').
+    """
+    loaded = [(str(r),) + load_inpainters(r, latent_steps, progress=progress) for r in run_dirs]
+    cfg0 = loaded[0][1]
+    for run, cfg, _ in loaded[1:]:
+        if cfg.dataset != cfg0.dataset:
+            raise ValueError(f"runs on different data sets: {cfg0.dataset} ({run_dirs[0]}) vs {cfg.dataset} ({run})")
+    kind = canonical_kind(mask or cfg0.mask)
+    data = load_inpaint_data(cfg0.dataset, verbose=False)
+    x_host, m_host = eval_set(data, kind, n)
+    x, m = backend.to_device(x_host), backend.to_device(m_host)
+    methods = [(label, run, fn) for run, _, pairs in loaded for label, fn in pairs]
+    if baselines:
+        methods += [(label, "-", fn) for label, fn in BASELINES.items()]
+    rows, fills = [], {}
+    for label, run, fn in methods:
+        if progress:
+            print(f"  evaluating {label} ({run}) on {len(x_host)} images ...", flush=True)
+        out = backend.asnumpy(fn(x, m))                   # each inpainter batches internally
+        fills[(label, run)] = out
+        rows.append({"method": label, "run": run, **summarise(image_metrics(out, x_host, m_host))})
+    context = {"dataset": cfg0.dataset, "mask": kind, "n": len(x_host), "images": x_host, "masks": m_host,
+               "fills": fills}
+    return rows, context
+
+
+def format_table(rows, markdown=True):
+    """The metrics as a Markdown table (best value per column in bold)."""
+    head = ["method", "run"] + [name for _, name, _ in COLUMNS]
+    best = {}
+    for key, _, _ in COLUMNS:
+        vals = [r[key] for r in rows]
+        if key == "sharpness":
+            best[key] = min(range(len(rows)), key=lambda i: abs(np.log(max(vals[i], 1e-8))))
+        else:
+            pick = min if key.startswith("l1") else max
+            best[key] = vals.index(pick(vals))
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, r in enumerate(rows):
+        cells = [r["method"], f"`{r['run']}`" if r["run"] != "-" else "baseline"]
+        for key, _, fmt in COLUMNS:
+            s = fmt.format(r[key])
+            cells.append(f"**{s}**" if markdown and best[key] == i else s)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_outputs(rows, context, out_dir, n_panel=10):
+    """metrics.json, metrics.md and eval_panel.png (masked | every method | ground truth)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {k: context[k] for k in ("dataset", "mask", "n")}
+    (out_dir / "metrics.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
+    title = f"{context['dataset']}, {context['mask']} holes, {context['n']} held-out images"
+    (out_dir / "metrics.md").write_text(f"### {title}\n\n{format_table(rows)}\n")
+    x, m = context["images"], context["masks"]
+    columns = [show_masked(x[:n_panel], m[:n_panel])] + [f[:n_panel] for f in context["fills"].values()] + [x[:n_panel]]
+    labels = ["masked"] + [label for label, _ in context["fills"]] + ["ground truth"]
+    save_panel(columns, labels, out_dir / "eval_panel.png")
+    return out_dir

@@ -1,0 +1,246 @@
+"""Networks for inpainting, scaled down to 28x28 / 32x32 images and a CPU budget.
+
+- :func:`ContextEncoder` (Pathak et al., 2016): strided-conv encoder -> channel-wise fully
+  connected bottleneck -> 1x1 conv -> transposed-conv decoder.
+- :func:`PatchDiscriminator`: a DCGAN-style discriminator on the whole (completed) image,
+  the Context Encoder's adversary.
+- :func:`CompletionNetwork` (Iizuka et al., 2017): conv encoder to 1/4 resolution, a stack
+  of dilated convolutions (dilation 2, 4) that widens the receptive field without
+  downsampling further, transposed-conv decoder.
+- :class:`GlobalLocalDiscriminator` (Iizuka et al.): a global branch on the whole image and
+  a local branch on a patch around the hole, their feature vectors concatenated and mapped
+  to one logit.
+- :func:`Generator32` / :func:`Discriminator32`: a DCGAN for 32x32 images (the natural
+  crops); 28x28 data uses :mod:`npgan.models.dcgan`, so ``python -m npgan.train``
+  checkpoints plug into latent-optimisation inpainting.
+
+Every network takes and returns (N, C, H, W) arrays; the completion networks see the
+image with its hole pre-filled plus the mask as an extra channel (:func:`network_input`)
+and predict a whole image, of which only the hole is used (:func:`composite`).
+"""
+from ..backend import get_array_module
+from ..init import dcgan_init
+from ..layers import (BatchNorm1d, BatchNorm2d, ChannelwiseLinear, Conv2d, ConvTranspose2d, Flatten, Layer,
+                      LeakyReLU, Linear, ReLU, Sequential, Tanh, Unflatten)
+from .masks import hole_boxes
+
+
+# ---- glue between images, masks and networks ------------------------------------------------
+def prefill(x, mask, fill):
+    """The image with its hole replaced by ``fill`` (a per-channel (C,) value, e.g. the mean
+    pixel, or a scalar): x * (1 - m) + fill * m. Shape: as ``x``."""
+    xp = get_array_module(x)
+    fill = xp.asarray(fill, dtype=x.dtype).reshape(1, -1, 1, 1) if getattr(fill, "ndim", 0) else fill
+    return x * (1 - mask) + fill * mask
+
+
+def network_input(x, mask, fill):
+    """[pre-filled image, mask] along the channels: (N, C, H, W), (N, 1, H, W) -> (N, C+1, H, W)."""
+    xp = get_array_module(x)
+    return xp.concatenate([prefill(x, mask, fill), mask.astype(x.dtype)], axis=1)
+
+
+def composite(pred, x, mask):
+    """Known pixels from ``x``, hole pixels from ``pred``: pred * m + x * (1 - m).
+    Its gradient with respect to ``pred`` is dout * m."""
+    return pred * mask + x * (1 - mask)
+
+
+def _downsamplings(size):
+    """Stride-2 stages that take ``size`` to a small bottleneck: 28 -> 7 (2), 32 -> 4 (3)."""
+    n = 0
+    while size % 2 == 0 and size // 2 >= 4 and n < 3:
+        size //= 2
+        n += 1
+    if n < 2:
+        raise ValueError(f"image side {size} is not supported: it must halve at least twice (e.g. 28 or 32)")
+    return n
+
+
+# ---- Context Encoder ------------------------------------------------------------------------
+def ContextEncoder(channels=1, size=28, width=32, dtype=None):
+    """Pathak et al.'s encoder - channel-wise FC - decoder, for (C+1)-channel inputs.
+
+    Encoder: k stride-2 convs (4x4), widths w, 2w, (4w), BatchNorm (except the first) and
+    LeakyReLU(0.2), taking size to s = size / 2^k (28 -> 7, 32 -> 4).
+    Bottleneck: ChannelwiseLinear over the s x s positions of each channel (the whole-image
+    receptive field at C*(s^2)^2 weights), BatchNorm, ReLU, then a 1x1 conv that mixes the
+    channels (Pathak's stride-1 convolution after the channel-wise layer), BatchNorm, ReLU.
+    Decoder: k transposed convs (4x4, stride 2) back to size, BatchNorm + ReLU, Tanh output.
+
+    Shape: (N, C+1, size, size) -> (N, C, size, size) in [-1, 1].
+    """
+    k = _downsamplings(size)
+    widths = [width * 2 ** i for i in range(k)]                                # [w, 2w, (4w)]
+    s = size // 2 ** k
+    layers = []
+    c_in = channels + 1
+    for i, c in enumerate(widths):
+        layers += [Conv2d(c_in, c, 4, 2, 1, dtype=dtype)]
+        layers += [BatchNorm2d(c, dtype=dtype)] if i else []
+        layers += [LeakyReLU(0.2)]
+        c_in = c
+    top = widths[-1]
+    layers += [ChannelwiseLinear(top, s, dtype=dtype), BatchNorm2d(top, dtype=dtype), ReLU(),
+               Conv2d(top, top, 1, dtype=dtype), BatchNorm2d(top, dtype=dtype), ReLU()]
+    for i in reversed(range(k)):
+        c_out = widths[i - 1] if i else channels
+        layers += [ConvTranspose2d(widths[i], c_out, 4, 2, 1, dtype=dtype)]
+        layers += [BatchNorm2d(c_out, dtype=dtype), ReLU()] if i else [Tanh()]
+    return dcgan_init(Sequential(*layers))
+
+
+def PatchDiscriminator(channels=1, size=28, width=32, dtype=None):
+    """DCGAN-style critic of a whole image: k stride-2 convs (LeakyReLU 0.2, BatchNorm after
+    the first), Flatten, Linear -> one logit. Shape: (N, C, size, size) -> (N, 1)."""
+    k = _downsamplings(size)
+    layers, c_in = [], channels
+    for i in range(k):
+        c = width * 2 ** i
+        layers += [Conv2d(c_in, c, 4, 2, 1, dtype=dtype)]
+        layers += [BatchNorm2d(c, dtype=dtype)] if i else []
+        layers += [LeakyReLU(0.2)]
+        c_in = c
+    s = size // 2 ** k
+    layers += [Flatten(), Linear(c_in * s * s, 1, dtype=dtype)]
+    return dcgan_init(Sequential(*layers))
+
+
+# ---- Globally and locally consistent completion --------------------------------------------
+def CompletionNetwork(channels=1, size=28, width=16, dilations=(2, 4), dtype=None):
+    """Iizuka et al.'s completion network, scaled down (same shape, fewer and thinner layers).
+
+    conv5x5(w) -> conv3x3/2(2w) -> conv3x3/2(4w)                     encoder to 1/4 resolution
+    -> conv3x3(4w) -> dilated conv3x3(4w), dilation 2, 4 -> conv3x3(4w)   (7x7 or 8x8 maps)
+    -> deconv4x4/2(2w) -> conv3x3(2w) -> deconv4x4/2(C) -> Tanh,
+    BatchNorm + ReLU after every layer but the last. (Iizuka et al. run a few more convs at
+    full resolution; here those would cost most of the CPU time.) The dilated convolutions widen the
+    receptive field without further downsampling: at 1/4 resolution the middle stack sees a
+    17x17 window, i.e. 68x68 input pixels, more than the whole 28x28 or 32x32 image, so every
+    hole pixel is computed from the entire context.
+
+    Shape: (N, C+1, size, size) -> (N, C, size, size) in [-1, 1]; size must be a multiple of 4.
+    """
+    if size % 4:
+        raise ValueError(f"CompletionNetwork: image side must be a multiple of 4, got {size}")
+
+    def block(c_in, c_out, k, stride=1, dilation=1):
+        pad = dilation * (k - 1) // 2
+        return [Conv2d(c_in, c_out, k, stride, pad, dilation, dtype=dtype), BatchNorm2d(c_out, dtype=dtype), ReLU()]
+
+    def up(c_in, c_out):
+        return [ConvTranspose2d(c_in, c_out, 4, 2, 1, dtype=dtype), BatchNorm2d(c_out, dtype=dtype), ReLU()]
+
+    w2, w4 = 2 * width, 4 * width
+    layers = block(channels + 1, width, 5) + block(width, w2, 3, stride=2) + block(w2, w4, 3, stride=2)
+    layers += block(w4, w4, 3)
+    for d in dilations:
+        layers += block(w4, w4, 3, dilation=d)
+    layers += block(w4, w4, 3)
+    layers += up(w4, w2) + block(w2, w2, 3)
+    layers += [ConvTranspose2d(w2, channels, 4, 2, 1, dtype=dtype), Tanh()]
+    return dcgan_init(Sequential(*layers))
+
+
+def crop_forward(x, top, left, patch):
+    """Per-sample crops: out[n] = x[n, :, top[n]:top[n]+patch, left[n]:left[n]+patch].
+
+    x: (N, C, H, W); top, left: (N,) integer arrays -> (N, C, patch, patch).
+    """
+    xp = get_array_module(x)
+    r = xp.arange(patch)
+    rows = (top[:, None] + r)[:, :, None]                                       # (N, P, 1)
+    cols = (left[:, None] + r)[:, None, :]                                      # (N, 1, P)
+    n = xp.arange(x.shape[0])[:, None, None]
+    out = x[n, :, rows, cols]                                                   # (N, P, P, C)
+    return xp.ascontiguousarray(out.transpose(0, 3, 1, 2)), (x.shape, n, rows, cols)
+
+
+def crop_backward(dout, cache):
+    """The crop's adjoint: dout pasted into zeros at the crop positions (one crop per sample,
+    so no position is written twice)."""
+    x_shape, n, rows, cols = cache
+    xp = get_array_module(dout)
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    dx[n, :, rows, cols] = dout.transpose(0, 2, 3, 1)
+    return dx
+
+
+class GlobalLocalDiscriminator(Layer):
+    """Iizuka et al.'s two-branch discriminator, scaled down.
+
+    global: k stride-2 convs on the whole image -> Linear -> ``features`` values;
+    local:  k' stride-2 convs on a ``patch`` x ``patch`` window centred on the hole -> Linear
+            -> ``features`` values;
+    both LeakyReLU(0.2), concatenated (2 * features) -> Linear -> one logit.
+
+    ``forward(x, mask)`` takes the mask to place the local window (:func:`hole_boxes`);
+    ``backward(dout)`` returns d(logit)/dx, the two branches' gradients summed (the local
+    one pasted back where its patch came from).
+
+    Shape: x (N, C, size, size), mask (N, 1, size, size) -> (N, 1).
+    """
+
+    def __init__(self, channels=1, size=28, patch=16, width=32, features=64, dtype=None):
+        self.patch = patch
+        self.global_branch = self._branch(channels, size, width, features, dtype)
+        self.local_branch = self._branch(channels, patch, width, features, dtype)
+        self.act = LeakyReLU(0.2)
+        self.head = Linear(2 * features, 1, dtype=dtype)
+        dcgan_init(self)
+        self.cache = None
+
+    @staticmethod
+    def _branch(channels, size, width, features, dtype):
+        k = _downsamplings(size)
+        layers, c_in = [], channels
+        for i in range(k):
+            c = width * 2 ** i
+            layers += [Conv2d(c_in, c, 4, 2, 1, dtype=dtype)]
+            layers += [BatchNorm2d(c, dtype=dtype)] if i else []
+            layers += [LeakyReLU(0.2)]
+            c_in = c
+        s = size // 2 ** k
+        return Sequential(*layers, Flatten(), Linear(c_in * s * s, features, dtype=dtype))
+
+    def forward(self, x, mask):
+        xp = get_array_module(x)
+        top, left = hole_boxes(mask, self.patch)
+        patch, crop_cache = crop_forward(x, top, left, self.patch)              # (N, C, P, P)
+        g = self.global_branch.forward(x)                                        # (N, F)
+        loc = self.local_branch.forward(patch)                                   # (N, F)
+        h = self.act.forward(xp.concatenate([g, loc], axis=1))                   # (N, 2F)
+        self.cache = (crop_cache, g.shape[1])
+        return self.head.forward(h)                                              # (N, 1)
+
+    def backward(self, dout):
+        crop_cache, f = self.cache
+        dh = self.act.backward(self.head.backward(dout))                         # (N, 2F)
+        dx = self.global_branch.backward(dh[:, :f])
+        dpatch = self.local_branch.backward(dh[:, f:])
+        return dx + crop_backward(dpatch, crop_cache)
+
+
+def discriminate(D, x, mask):
+    """D's logits for images ``x``; the mask is passed on to discriminators that use it."""
+    return D.forward(x, mask) if isinstance(D, GlobalLocalDiscriminator) else D.forward(x)
+
+
+# ---- a DCGAN for 32x32 images ---------------------------------------------------------------
+def Generator32(z_dim=100, channels=3, width=64, dtype=None):
+    """z (N, z_dim) -> Linear -> (4w, 4, 4) -> three deconv4x4/2 (2w, w, C) -> Tanh:
+    (N, C, 32, 32) in [-1, 1]. BatchNorm + ReLU in between, DCGAN init."""
+    g = Sequential(
+        Linear(z_dim, 4 * width * 16, dtype=dtype), BatchNorm1d(4 * width * 16, dtype=dtype), ReLU(),
+        Unflatten(1, (4 * width, 4, 4)),
+        ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, dtype=dtype), BatchNorm2d(2 * width, dtype=dtype), ReLU(),
+        ConvTranspose2d(2 * width, width, 4, 2, 1, dtype=dtype), BatchNorm2d(width, dtype=dtype), ReLU(),
+        ConvTranspose2d(width, channels, 4, 2, 1, dtype=dtype), Tanh(),
+    )
+    return dcgan_init(g)
+
+
+def Discriminator32(channels=3, width=64, dtype=None):
+    """(N, C, 32, 32) -> three conv4x4/2 (w, 2w, 4w), LeakyReLU(0.2), BatchNorm after the
+    first -> Linear -> one logit (N, 1)."""
+    return PatchDiscriminator(channels, 32, width, dtype)

@@ -1,0 +1,108 @@
+"""Pictures of inpainting runs: comparison panels and loss curves (host arrays only)."""
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..backend import asnumpy
+
+HOLE_GREY = 0.5       # how a hole is shown in the "masked" column (in [0, 1])
+
+
+def to_uint8_hwc(images):
+    """(N, C, H, W) floats in [-1, 1] -> (N, H, W, 3) uint8 (grey images repeated to RGB)."""
+    x = ((np.asarray(images, np.float32) + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+    x = x.transpose(0, 2, 3, 1)
+    return np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x
+
+
+def show_masked(images, masks):
+    """The inpainter's view: known pixels, the hole in flat grey. Shapes as the inputs."""
+    return images * (1 - masks) + (2 * HOLE_GREY - 1) * masks
+
+
+def save_panel(columns, labels, path, scale=3, max_examples=10, pad=2, label_width=170):
+    """A comparison picture: one row per variant (labelled on the left), one column per example.
+
+    Args:
+        columns: list of (N, C, H, W) host arrays in [-1, 1], one per variant
+            (e.g. masked | completions | ground truth).
+        labels: one short title per variant.
+        path: PNG to write. scale: pixel magnification. max_examples: examples shown.
+    """
+    rows = [to_uint8_hwc(asnumpy(c)[:max_examples]) for c in columns]
+    n, h, w, _ = rows[0].shape
+    tile_h, tile_w = h * scale, w * scale
+    canvas = Image.new("RGB", (label_width + n * (tile_w + pad) + pad, len(rows) * (tile_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (row, label) in enumerate(zip(rows, labels)):
+        y0 = pad + i * (tile_h + pad)
+        lines = _wrap(label, label_width // 6 - 1)[:max(1, tile_h // 12)]
+        for k, line in enumerate(lines):
+            draw.text((4, y0 + (tile_h - 12 * len(lines)) // 2 + 12 * k), line, fill="black")
+        for j in range(n):
+            tile = Image.fromarray(row[j]).resize((tile_w, tile_h), Image.NEAREST)
+            canvas.paste(tile, (label_width + pad + j * (tile_w + pad), y0))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+
+
+def _wrap(text, width):
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + [line] if line else lines
+
+
+def plot_losses(history, path, title=None):
+    """Loss curves of an inpainting run: reconstruction on top, adversarial / discriminator
+    terms below (when present); GLCIC's phases are shaded.
+
+    Args:
+        history: list of dicts with 'step', 'phase' and any of 'rec', 'adv', 'd_loss',
+            'loss_G', 'D_real', 'D_fake' (missing keys are skipped).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = lambda k: any(r.get(k) is not None for r in history)
+    keys_top = [k for k in ("rec", "loss_G") if present(k)]
+    keys_bottom = [k for k in ("adv", "d_loss") if present(k)]
+    rows = 1 + bool(keys_bottom)
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 3 * rows + 0.5), sharex=True, squeeze=False)
+    names = {"rec": "masked L2 (hole)", "loss_G": "loss G", "adv": "adversarial (G)", "d_loss": "loss D"}
+    for ax, keys in zip(axes[:, 0], (keys_top, keys_bottom)):
+        for k in keys:
+            pts = [(r["step"], r[k]) for r in history if k in r and r[k] is not None and math.isfinite(r[k])]
+            if pts:
+                ax.plot(*zip(*pts), label=names[k])
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right")
+        _shade_phases(ax, history)
+    axes[0, 0].set_yscale("log") if keys_top == ["rec"] else None
+    axes[-1, 0].set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _shade_phases(ax, history):
+    phases = [(r["step"], r.get("phase")) for r in history]
+    if len({p for _, p in phases}) < 2:
+        return
+    colours = {"C": "tab:blue", "D": "tab:red", "joint": "tab:green"}
+    start, current = phases[0]
+    for step, p in phases[1:] + [(phases[-1][0], None)]:
+        if p != current:
+            ax.axvspan(start, step, color=colours.get(current, "grey"), alpha=0.08, label=None)
+            ax.text(start, 1.0, f" {current}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+            start, current = step, p

@@ -1,0 +1,223 @@
+"""Run configurations, checkpoints and the inpainters a run directory provides.
+
+A run directory (``runs/NAME``) written by ``python -m npgan.inpaint train`` holds
+
+- ``config.json``: the :class:`Config` (method, data, mask kind, sizes, hyper-parameters);
+- ``checkpoint.npz``: the networks' ``state_dict()`` under ``net.`` / ``D.`` (Context
+  Encoder, GLCIC) or ``G.`` / ``D.`` (latent optimisation), plus the config as ``meta``;
+- ``losses.csv`` and ``losses.png``, ``samples.png`` (masked | completion | ground truth);
+- after ``eval``: ``metrics.json``, ``metrics.md`` and ``eval_panel.png``.
+
+:func:`load_inpainters` turns a run directory into callables ``fill(images, masks)`` that
+complete (N, C, H, W) images in [-1, 1] (hole mask (N, 1, H, W), 1 = missing) and keep the
+known pixels, which is all ``eval`` and ``fill`` need.
+"""
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from .. import backend
+from ..checkpoint import atomic_savez
+from ..models import dcgan
+from .blend import poisson_blend
+from .latent import LAMBDA, latent_generate
+from .models import (CompletionNetwork, ContextEncoder, Discriminator32, Generator32, GlobalLocalDiscriminator,
+                     PatchDiscriminator, composite, network_input)
+
+METHODS = ("context-encoder", "context-encoder-l2", "glcic", "latent")
+LABELS = {"context-encoder": "Context Encoder (L2 + adv)", "context-encoder-l2": "Context Encoder (L2 only)",
+          "glcic": "GLCIC", "latent": "latent optimisation"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines a run. Defaults: see :func:`default_config`.
+
+    Attributes (the hyper-parameters used by each method are noted):
+        method, dataset, mask: what is trained on what ('centre', 'rect', 'strokes', 'mixed').
+        channels, size, hole: image shape and centre-hole side (filled in from the data).
+        fill: per-channel pre-fill of the hole (the training mean pixel), in [-1, 1].
+        steps: completion-network updates (Context Encoder) / DCGAN updates (latent).
+        phases: GLCIC's (T_C, T_D, T_joint): completion-only, discriminator-only and joint steps.
+        batch_size, lr_g, lr_d, optimizer ('adam' or 'adadelta'; Adam uses betas (0.5, 0.999)).
+        adv_weight: weight of the adversarial term (reconstruction weight 1 - adv_weight for the
+            Context Encoder, 1 for GLCIC); 0 for context-encoder-l2.
+        width: base channel count of the networks; patch: GLCIC local-discriminator window.
+        z_dim, latent_steps, latent_lr, latent_lambda: latent optimisation.
+        gan_checkpoint: a ``python -m npgan.train`` checkpoint used instead of training a DCGAN.
+        seed: seeds weights, batches and masks.
+    """
+    method: str
+    dataset: str
+    mask: str = "centre"
+    channels: int = 1
+    size: int = 28
+    hole: int = 14
+    fill: tuple = (0.0,)
+    steps: int = 1500
+    phases: tuple = (800, 100, 500)
+    batch_size: int = 64
+    lr_g: float = 1e-3
+    lr_d: float = 1e-4
+    optimizer: str = "adam"
+    adv_weight: float = 0.001
+    width: int = 32
+    patch: int = 16
+    z_dim: int = 100
+    latent_steps: int = 300
+    latent_lr: float = 0.03
+    latent_lambda: float = LAMBDA
+    gan_checkpoint: str = None
+    seed: int = 0
+
+    @property
+    def label(self):
+        return LABELS[self.method]
+
+    def to_json(self):
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
+        return cls(**d)
+
+
+def default_config(method, dataset, **overrides):
+    """The defaults for one method (each trains in a few minutes on a 2-core CPU).
+
+    ``overrides`` with value None are ignored, so argparse results can be passed as they are.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    base = {
+        "context-encoder": dict(steps=1500, lr_g=1e-3, lr_d=1e-4, adv_weight=0.001),
+        "context-encoder-l2": dict(steps=1500, lr_g=1e-3, adv_weight=0.0),
+        "glcic": dict(phases=(800, 100, 500), lr_g=1e-3, lr_d=1e-4, adv_weight=0.0004, width=16),
+        "latent": dict(steps=2000, lr_g=2e-4, lr_d=2e-4, width=32),
+    }[method]
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return Config(method=method, dataset=dataset, **base)
+
+
+# ---- networks -------------------------------------------------------------------------------
+def build_models(cfg):
+    """Fresh networks for a config: {'net', 'D'} (D absent for context-encoder-l2) or {'G', 'D'}."""
+    c, s, w = cfg.channels, cfg.size, cfg.width
+    if cfg.method in ("context-encoder", "context-encoder-l2"):
+        models = {"net": ContextEncoder(c, s, w)}
+        if cfg.method == "context-encoder":
+            models["D"] = PatchDiscriminator(c, s, w)
+        return models
+    if cfg.method == "glcic":
+        return {"net": CompletionNetwork(c, s, w), "D": GlobalLocalDiscriminator(c, s, cfg.patch, w)}
+    if s == 28:
+        return {"G": dcgan.Generator(cfg.z_dim, c, w), "D": dcgan.Discriminator(c, w)}
+    if s == 32:
+        return {"G": Generator32(cfg.z_dim, c, w), "D": Discriminator32(c, w)}
+    raise ValueError(f"latent optimisation has DCGANs for 28x28 and 32x32 images, not {s}x{s}")
+
+
+def save_run(run_dir, cfg, models):
+    """Write ``config.json`` and ``checkpoint.npz`` (atomically) into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{role}.{k}": v for role, m in models.items() for k, v in m.state_dict().items()}
+    arrays["meta"] = np.array(cfg.to_json())
+    atomic_savez(run_dir / "checkpoint.npz", arrays)
+    (run_dir / "config.json").write_text(cfg.to_json() + "\n")
+
+
+def load_run(run_dir):
+    """(Config, models in eval mode) from a run directory written by :func:`save_run`.
+
+    Raises:
+        FileNotFoundError / ValueError with a plain message for a missing or foreign directory.
+    """
+    path = Path(run_dir) / "checkpoint.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory written by "
+                                f"`python -m npgan.inpaint train`?")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        cfg = Config.from_dict(json.loads(str(arrays.pop("meta"))))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not an npgan.inpaint checkpoint ({err})") from err
+    models = build_models(cfg)
+    for role, m in models.items():
+        m.load_state_dict({k[len(role) + 1:]: v for k, v in arrays.items() if k.startswith(role + ".")})
+        m.eval()
+    return cfg, models
+
+
+def load_gan_checkpoint(path, channels=1):
+    """G and D of a ``python -m npgan.train`` DCGAN checkpoint (28x28), widths and z size read
+    from the weight shapes. Returns (G, D, z_dim)."""
+    from ..checkpoint import load_checkpoint
+    ckpt = load_checkpoint(path)
+    g_state, d_state = ckpt["G"], ckpt["D"]
+    if "0.weight" not in g_state or "0.weight" not in d_state:
+        raise ValueError(f"{path}: expected a DCGAN checkpoint (G.0.weight, D.0.weight)")
+    z_dim = g_state["0.weight"].shape[1]
+    g_width = g_state["0.weight"].shape[0] // (2 * 7 * 7)
+    d_width = d_state["0.weight"].shape[0]
+    G = dcgan.Generator(z_dim, channels, g_width)
+    D = dcgan.Discriminator(channels, d_width)
+    G.load_state_dict(g_state)
+    D.load_state_dict(d_state)
+    return G, D, z_dim
+
+
+# ---- inpainters -----------------------------------------------------------------------------
+def network_fill(net, cfg, images, masks, blend=False, batch_size=500):
+    """Complete images with a completion network (eval mode): the hole from the network's
+    prediction, optionally Poisson-blended into the known pixels. The networks are trained on
+    the hole only, so their output outside it carries no information: the blend uses the
+    prediction's gradients inside the hole (``guidance='hole'``)."""
+    xp = backend.get_array_module(images)
+    fill = xp.asarray(np.asarray(cfg.fill, np.float32))
+    out = []
+    for a in range(0, images.shape[0], batch_size):
+        x, m = images[a:a + batch_size], masks[a:a + batch_size]
+        pred = net.forward(network_input(x, m, fill))
+        out.append(poisson_blend(pred, x, m, guidance="hole") if blend else composite(pred, x, m))
+    return xp.concatenate(out)
+
+
+def load_inpainters(run_dir, latent_steps=None, progress=False):
+    """The ways a run can fill holes, as a list of (label, fill(images, masks)) pairs.
+
+    Context Encoder: the network's raw fill (Pathak et al. paste the prediction in).
+    GLCIC: raw fill and with Poisson blending (Iizuka et al.'s post-processing).
+    Latent optimisation: G(z*) pasted in, and Poisson-blended (Yeh et al.).
+
+    Returns (config, pairs).
+    """
+    cfg, models = load_run(run_dir)
+    if cfg.method == "latent":
+        G, D = models["G"], models["D"]
+        steps = cfg.latent_steps if latent_steps is None else latent_steps
+        kw = dict(steps=steps, lam=cfg.latent_lambda, lr=cfg.latent_lr, z_dim=cfg.z_dim, seed=cfg.seed,
+                  progress=progress)
+        cache = {}
+
+        def solve(images, masks, blend):
+            # both variants share one optimisation: reuse z* when called on the same arrays
+            key = (id(images), id(masks))
+            if key not in cache:
+                cache.clear()
+                cache[key] = (images, masks, latent_generate(G, D, images, masks, **kw))
+            g = cache[key][2]
+            return poisson_blend(g, images, masks) if blend else composite(g, images, masks)
+
+        return cfg, [(f"{cfg.label} + Poisson blend", lambda x, m: solve(x, m, True)),
+                     (cfg.label, lambda x, m: solve(x, m, False))]
+    net = models["net"]
+    pairs = [(cfg.label, lambda x, m: network_fill(net, cfg, x, m))]
+    if cfg.method == "glcic":
+        pairs.append((f"{cfg.label} + Poisson blend", lambda x, m: network_fill(net, cfg, x, m, blend=True)))
+    return cfg, pairs

@@ -1,0 +1,262 @@
+"""Training loops: Context Encoder, GLCIC's three phases, and the DCGAN behind latent inpainting.
+
+One step of the completion methods, top to bottom::
+
+    x, m   = batch of images and hole masks (host -> device)
+    pred   = net(network_input(x, m, fill))                    # the whole predicted image
+    fake   = composite(pred, x, m)                             # known pixels kept
+    D step:  BCE(D(x), 1) + BCE(D(fake), 0)          (joint phase / GLCIC phase 2)
+    C step:  w_rec * masked_mse(pred, x, m) + w_adv * BCE(D(fake), 1)  -> d pred -> net.backward
+
+Context Encoder (Pathak et al.): w_rec = 0.999, w_adv = 0.001, D and C trained together from
+the start (``context-encoder-l2``: w_adv = 0, no D). GLCIC (Iizuka et al.): phase C trains the
+completion network on the reconstruction loss alone for T_C steps, phase D the global+local
+discriminator alone for T_D steps, then both jointly with w_rec = 1, w_adv = 0.0004.
+"""
+import csv
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import backend
+from ..data import scale_images
+from ..functional import sigmoid_forward
+from ..losses import (bce_with_logits_backward, bce_with_logits_forward, gan_generator_loss_backward,
+                      gan_generator_loss_forward, masked_mse_backward, masked_mse_forward)
+from ..optim import Adadelta, Adam
+from .masks import make_masks
+from .models import composite, discriminate, network_input
+from .plots import plot_losses, save_panel, show_masked
+from .runs import build_models, load_gan_checkpoint, save_run
+
+
+# ---- the losses, forward and backward -------------------------------------------------------
+def completion_loss(pred, x, mask, D=None, rec_weight=1.0, adv_weight=0.0, backward=True):
+    """The completion network's objective on one batch and its gradient with respect to ``pred``.
+
+        L = rec_weight * sum m (pred - x)^2 / sum m  +  adv_weight * BCE(D(composite), 1)
+
+    Args:
+        pred: (N, C, H, W) the network's output; x: ground truth; mask: (N, 1, H, W), 1 = hole.
+        D: discriminator (Sequential or GlobalLocalDiscriminator); None or adv_weight 0 drops
+            the adversarial term. Its backward adds into D's parameter gradients, which the
+            caller zeroes before D's own update.
+    Returns:
+        (loss 0-d, {'rec': 0-d, 'adv': 0-d or None}, dpred (N, C, H, W) or None)
+    """
+    rec, rec_cache = masked_mse_forward(pred, x, mask)
+    loss, adv, adv_cache = rec_weight * rec, None, None
+    use_adv = D is not None and adv_weight > 0
+    if use_adv:
+        logits = discriminate(D, composite(pred, x, mask), mask)                  # (N, 1)
+        adv, adv_cache = gan_generator_loss_forward(logits)
+        loss = loss + adv_weight * adv
+    dpred = None
+    if backward:
+        dpred = masked_mse_backward(rec_weight, rec_cache)
+        if use_adv:
+            dfake = D.backward(gan_generator_loss_backward(adv_weight, adv_cache))
+            dpred = dpred + dfake * mask                                          # d composite / d pred = m
+    return loss, {"rec": rec, "adv": adv}, dpred
+
+
+def discriminator_loss(D, real, fake, mask=None, backward=True):
+    """BCE(D(real), 1) + BCE(D(fake), 0); real and fake pass through D separately (BatchNorm
+    statistics are never mixed). With ``backward`` D's parameter gradients are accumulated.
+
+    Returns (loss 0-d, mean sigmoid(D(real)), mean sigmoid(D(fake))) as device scalars.
+    """
+    total, probs = 0.0, []
+    for images, target in ((real, 1.0), (fake, 0.0)):
+        logits = discriminate(D, images, mask)
+        loss, cache = bce_with_logits_forward(logits, target)
+        if backward:
+            D.backward(bce_with_logits_backward(1.0, cache))
+        total = total + loss
+        probs.append(sigmoid_forward(logits)[0].mean())
+    return total, probs[0], probs[1]
+
+
+def make_optimizer(name, params, lr):
+    """Adam (betas 0.5, 0.999, as DCGAN) or Adadelta (Iizuka et al.'s choice; lr 1.0 is its default)."""
+    if name == "adam":
+        return Adam(params, lr=lr, betas=(0.5, 0.999))
+    if name == "adadelta":
+        return Adadelta(params, lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}: 'adam' or 'adadelta'")
+
+
+# ---- batches --------------------------------------------------------------------------------
+def sample_batch(images, cfg, rng):
+    """Random images (with replacement) and masks of the run's kind, on the device.
+
+    Returns x (B, C, H, W) float32 in [-1, 1] and m (B, 1, H, W)."""
+    idx = rng.integers(0, len(images), cfg.batch_size)
+    x = backend.to_device(scale_images(images[idx]))
+    m = backend.to_device(make_masks(cfg.mask, cfg.batch_size, cfg.size, rng, cfg.hole))
+    return x, m
+
+
+def preview_batch(images, cfg, n=10, seed=1234):
+    """A fixed set of held-out images and masks for the pictures (same every run)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(images), size=min(n, len(images)), replace=False)
+    x = scale_images(images[np.sort(idx)])
+    m = make_masks(cfg.mask, len(x), cfg.size, rng, cfg.hole)
+    return backend.to_device(x), backend.to_device(m)
+
+
+# ---- the loops ------------------------------------------------------------------------------
+def schedule(cfg):
+    """The phase of every step: 'C' (completion only), 'D' (discriminator only) or 'joint'."""
+    if cfg.method == "glcic":
+        tc, td, tj = cfg.phases
+        return ["C"] * tc + ["D"] * td + ["joint"] * tj
+    if cfg.method == "context-encoder":
+        return ["joint"] * cfg.steps
+    return ["C"] * cfg.steps
+
+
+def _progress(n, desc, enabled):
+    if not enabled:
+        return range(n)
+    from tqdm import tqdm
+    return tqdm(range(n), desc=desc, dynamic_ncols=True)
+
+
+def train_completion(cfg, data, run_dir, progress=True, log_every=25):
+    """Train a Context Encoder (with or without D) or a GLCIC; write the run directory.
+
+    Returns the loss history (list of dicts)."""
+    backend.seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    models = build_models(cfg)
+    net, D = models["net"], models.get("D")
+    opt_G = make_optimizer(cfg.optimizer, net.parameters(), cfg.lr_g)
+    opt_D = make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d) if D is not None else None
+    fill = backend.to_device(np.asarray(cfg.fill, np.float32))
+    rec_weight = 1 - cfg.adv_weight if cfg.method.startswith("context-encoder") else 1.0
+    phases = schedule(cfg)
+    history = []
+    bar = _progress(len(phases), f"{cfg.method} on {cfg.dataset}", progress)
+    for step in bar:
+        phase = phases[step]
+        x, m = sample_batch(data.train, cfg, rng)
+        pred = net.forward(network_input(x, m, fill))                           # (B, C, H, W)
+        record = {"step": step, "phase": phase}
+        if phase in ("D", "joint"):
+            D.zero_grad()
+            d_loss, p_real, p_fake = discriminator_loss(D, x, composite(pred, x, m), m)
+            opt_D.step()
+            record.update(d_loss=d_loss, D_real=p_real, D_fake=p_fake)
+        if phase in ("C", "joint"):
+            adv_weight = cfg.adv_weight if phase == "joint" else 0.0
+            loss, parts, dpred = completion_loss(pred, x, m, D, rec_weight, adv_weight)
+            net.zero_grad()
+            net.backward(dpred)
+            opt_G.step()
+            record.update(rec=parts["rec"], adv=parts["adv"])
+        if step % log_every == 0 or step == len(phases) - 1:
+            record = {k: (float(v) if hasattr(v, "dtype") else v) for k, v in record.items()}   # one sync
+            history.append(record)
+            if progress and "rec" in record:
+                bar.set_postfix(rec=f"{record['rec']:.4f}", phase=phase)
+            elif not progress and step % (10 * log_every) == 0:
+                print(_log_line(record, len(phases)), flush=True)
+    net.eval()
+    if D is not None:
+        D.eval()
+    save_run(run_dir, cfg, models)
+    return history
+
+
+def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
+    """Train the DCGAN that latent-optimisation inpainting searches (or load ``cfg.gan_checkpoint``).
+
+    The plain DCGAN step: D on real then fake (BCE), then G with the non-saturating loss.
+    Returns the loss history.
+    """
+    backend.seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.gan_checkpoint:
+        G, D, z_dim = load_gan_checkpoint(cfg.gan_checkpoint, cfg.channels)
+        models = build_models(dataclasses.replace(cfg, z_dim=z_dim))
+        models["G"].load_state_dict(G.state_dict())
+        models["D"].load_state_dict(D.state_dict())
+        steps = 0
+    else:
+        models = build_models(cfg)
+        steps = cfg.steps
+    G, D = models["G"], models["D"]
+    opt_G = make_optimizer("adam", G.parameters(), cfg.lr_g)
+    opt_D = make_optimizer("adam", D.parameters(), cfg.lr_d)
+    history = []
+    bar = _progress(steps, f"DCGAN on {cfg.dataset}", progress)
+    for step in bar:
+        idx = rng.integers(0, len(data.train), cfg.batch_size)
+        real = backend.to_device(scale_images(data.train[idx]))
+        z = backend.rng().standard_normal((cfg.batch_size, cfg.z_dim), dtype=np.float32)
+        fake = G.forward(z)
+        D.zero_grad()
+        d_loss, p_real, p_fake = discriminator_loss(D, real, fake)
+        opt_D.step()
+        g_loss, cache = gan_generator_loss_forward(D.forward(fake))
+        G.zero_grad()
+        G.backward(D.backward(gan_generator_loss_backward(1.0, cache)))
+        opt_G.step()
+        if step % log_every == 0 or step == steps - 1:
+            history.append({"step": step, "phase": "joint", "loss_G": float(g_loss), "d_loss": float(d_loss),
+                            "D_real": float(p_real), "D_fake": float(p_fake)})
+            if progress:
+                bar.set_postfix(D=f"{history[-1]['d_loss']:.3f}", G=f"{history[-1]['loss_G']:.3f}")
+            elif step % (10 * log_every) == 0:
+                print(_log_line(history[-1], steps), flush=True)
+    G.eval(), D.eval()
+    save_run(run_dir, dataclasses.replace(cfg, z_dim=G.parameters()[0].shape[1]), models)
+    return history
+
+
+def _log_line(record, total):
+    parts = [f"{k} {v:.4f}" for k, v in record.items() if k not in ("step", "phase") and v is not None]
+    return f"step {record['step']}/{total} [{record['phase']}] " + ", ".join(parts)
+
+
+def train(cfg, data, run_dir, progress=True):
+    """Train ``cfg.method`` on ``data``; write checkpoint, config, losses and the sample panel.
+
+    Returns the loss history."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    loop = train_dcgan if cfg.method == "latent" else train_completion
+    history = loop(cfg, data, run_dir, progress)
+    minutes = (time.time() - start) / 60
+    write_history(history, run_dir / "losses.csv")
+    if history:
+        plot_losses(history, run_dir / "losses.png", title=f"{cfg.label} on {cfg.dataset} ({cfg.mask} holes)")
+    write_samples(run_dir, data)
+    print(f"trained {cfg.label} on {cfg.dataset} in {minutes:.1f} min; wrote {run_dir}/ "
+          f"(checkpoint.npz, config.json, losses.csv, losses.png, samples.png)")
+    return history
+
+
+def write_history(history, path):
+    keys = ["step", "phase", "rec", "adv", "d_loss", "loss_G", "D_real", "D_fake"]
+    keys = [k for k in keys if any(k in r for r in history)]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(history)
+
+
+def write_samples(run_dir, data, n=10):
+    """``samples.png``: masked | completion(s) | ground truth on fixed held-out images."""
+    from .runs import load_inpainters
+    cfg, inpainters = load_inpainters(run_dir, latent_steps=None)
+    x, m = preview_batch(data.test, cfg, n)
+    fills = [backend.asnumpy(fn(x, m)) for _, fn in inpainters]
+    columns = [backend.asnumpy(show_masked(x, m))] + fills + [backend.asnumpy(x)]
+    labels = ["masked"] + [label for label, _ in inpainters] + ["ground truth"]
+    save_panel(columns, labels, Path(run_dir) / "samples.png")

@@ -1,0 +1,401 @@
+"""Inpainting: masks, network shapes, gradient checks of every full loss (including dL/dz),
+Poisson blending against analytic solutions, baselines, metrics, and tiny end-to-end runs of
+each method through the command line (train -> eval -> fill)."""
+import json
+
+import numpy as np
+import pytest
+
+from npgan import backend
+from npgan.gradcheck import assert_gradients_close, check_function
+from npgan.inpaint.baselines import biharmonic_fill, harmonic_fill, mean_fill
+from npgan.inpaint.blend import poisson_blend
+from npgan.inpaint.evaluate import image_metrics
+from npgan.inpaint.latent import latent_loss, optimise_latent
+from npgan.inpaint.masks import (box_sum, canonical_kind, centre_masks, contextual_weights, hole_boxes,
+                                 make_masks, rect_masks, stroke_masks)
+from npgan.inpaint.models import (CompletionNetwork, ContextEncoder, GlobalLocalDiscriminator, Generator32,
+                                  PatchDiscriminator, crop_backward, crop_forward, network_input)
+from npgan.inpaint.train import completion_loss, discriminator_loss
+from npgan.layers import ChannelwiseLinear, Conv2d
+from npgan.models import dcgan
+
+
+# ---- masks ----------------------------------------------------------------------------------
+def test_centre_mask_is_the_middle_square():
+    m = centre_masks(3, 28)
+    assert m.shape == (3, 1, 28, 28) and m.dtype == np.float32
+    assert m.sum() == 3 * 14 * 14
+    assert m[0, 0, 7:21, 7:21].all() and m[0, 0, 6].sum() == 0 and m[0, 0, :, 21].sum() == 0
+    assert centre_masks(1, 32, 16)[0, 0, 8:24, 8:24].all()
+
+
+@pytest.mark.parametrize("kind", ["centre", "rect", "strokes", "mixed"])
+def test_masks_are_binary_nonempty_and_not_full(kind, host_rng):
+    m = make_masks(kind, 40, 32, host_rng)
+    assert m.shape == (40, 1, 32, 32) and m.dtype == np.float32
+    assert set(np.unique(m)) <= {0.0, 1.0}
+    frac = m.mean(axis=(1, 2, 3))
+    assert (frac > 0).all() and (frac < 0.8).all()
+
+
+def test_rect_masks_respect_side_bounds(host_rng):
+    m = rect_masks(200, 28, host_rng, min_side=5, max_side=9)
+    rows, cols = m[:, 0].any(axis=2).sum(1), m[:, 0].any(axis=1).sum(1)
+    assert rows.min() >= 5 and rows.max() <= 9 and cols.min() >= 5 and cols.max() <= 9
+    assert (m.sum(axis=(1, 2, 3)) == rows * cols).all()                        # one solid rectangle
+
+
+def test_stroke_masks_vary_and_mixed_draws_every_kind(host_rng):
+    m = stroke_masks(20, 28, host_rng)
+    assert len({m[i].tobytes() for i in range(20)}) == 20
+    mixed = make_masks("mixed", 60, 28, host_rng)
+    n_centre = sum((mixed[i] == centre_masks(1, 28)[0]).all() for i in range(60))
+    assert 5 < n_centre < 40
+
+
+def test_mask_kind_names():
+    assert canonical_kind("center") == "centre" and canonical_kind("free-form") == "strokes"
+    with pytest.raises(ValueError, match="unknown mask kind"):
+        make_masks("circle", 1, 28, np.random.default_rng(0))
+
+
+def test_contextual_weights_count_missing_neighbours(xp, host_rng):
+    m = (host_rng.random((2, 1, 12, 12)) < 0.3).astype(np.float64)
+    w = backend.asnumpy(contextual_weights(xp.asarray(m), 7))
+    padded = np.pad(m, ((0, 0), (0, 0), (3, 3), (3, 3)))
+    brute = np.zeros_like(m)
+    for y in range(12):
+        for x in range(12):
+            brute[:, :, y, x] = padded[:, :, y:y + 7, x:x + 7].sum(axis=(2, 3))
+    np.testing.assert_allclose(w, (1 - m) * brute / 49, atol=1e-12)
+    c = backend.asnumpy(contextual_weights(xp.asarray(centre_masks(1, 28))))
+    assert (c[centre_masks(1, 28) > 0] == 0).all()                              # 0 in the hole
+    assert c[0, 0, 0, 0] == 0 and c[0, 0, 6, 14] > c[0, 0, 4, 14] > 0          # near the hole counts more
+
+
+def test_box_sum_matches_ones_count(xp):
+    ones = xp.ones((1, 1, 5, 5))
+    s = backend.asnumpy(box_sum(ones, 3))[0, 0]
+    assert s[0, 0] == 4 and s[0, 2] == 6 and s[2, 2] == 9
+
+
+def test_hole_boxes_centre_on_hole_and_stay_inside(xp):
+    top, left = hole_boxes(xp.asarray(centre_masks(2, 28)), 16)
+    assert backend.asnumpy(top).tolist() == [6, 6] and backend.asnumpy(left).tolist() == [6, 6]
+    m = np.zeros((1, 1, 28, 28), np.float32)
+    m[0, 0, 0:4, 24:28] = 1                                                      # a corner hole
+    top, left = hole_boxes(xp.asarray(m), 16)
+    assert int(top[0]) == 0 and int(left[0]) == 12
+
+
+# ---- network shapes -------------------------------------------------------------------------
+def test_channelwise_linear_and_dilated_conv_shapes(xp):
+    x = xp.asarray(np.random.default_rng(0).standard_normal((2, 8, 7, 7)), dtype=np.float32)
+    cw = ChannelwiseLinear(8, 7)
+    assert cw.weight.shape == (8, 49, 49) and cw.forward(x).shape == (2, 8, 7, 7)
+    assert ChannelwiseLinear(8, 7, out_size=(3, 5)).forward(x).shape == (2, 8, 3, 5)
+    assert cw.backward(xp.ones((2, 8, 7, 7), dtype=np.float32)).shape == x.shape
+    for d in (1, 2, 4, 8):
+        conv = Conv2d(8, 4, 3, padding=d, dilation=d)
+        assert conv.forward(x).shape == (2, 4, 7, 7)                            # "same" padding
+        assert conv.backward(xp.ones((2, 4, 7, 7), dtype=np.float32)).shape == x.shape
+    assert Conv2d(8, 4, 3, dilation=2).forward(x).shape == (2, 4, 3, 3)         # 7 - 2*(3-1)
+
+
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32)])
+def test_inpainting_network_shapes(xp, channels, size):
+    x = xp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, channels, size, size)), dtype=np.float32)
+    m = xp.asarray(centre_masks(2, size))
+    inp = network_input(x, m, 0.0)
+    assert inp.shape == (2, channels + 1, size, size)
+    for net in (ContextEncoder(channels, size, 8), CompletionNetwork(channels, size, 8)):
+        out = net.forward(inp)
+        assert out.shape == x.shape and out.dtype == np.float32 and float(abs(out).max()) <= 1
+    assert PatchDiscriminator(channels, size, 8).forward(x).shape == (2, 1)
+    assert GlobalLocalDiscriminator(channels, size, 16, 8).forward(x, m).shape == (2, 1)
+    if size == 32:
+        assert Generator32(10, 3, 8).forward(xp.zeros((2, 10), dtype=np.float32)).shape == (2, 3, 32, 32)
+
+
+def test_crop_backward_is_the_adjoint_of_crop(xp, host_rng):
+    x = xp.asarray(host_rng.standard_normal((3, 2, 10, 10)))
+    top, left = xp.asarray([0, 3, 6]), xp.asarray([5, 0, 6])
+    patch, cache = crop_forward(x, top, left, 4)
+    assert patch.shape == (3, 2, 4, 4)
+    np.testing.assert_array_equal(backend.asnumpy(patch[1]), backend.asnumpy(x[1, :, 3:7, 0:4]))
+    y = xp.asarray(host_rng.standard_normal(patch.shape))
+    assert abs(float((patch * y).sum()) - float((x * crop_backward(y, cache)).sum())) < 1e-10
+
+
+# ---- gradient checks through the full losses (float64) --------------------------------------
+def _param_gradcheck(models, loss_and_backward, loss_only, entries=4, rtol=1e-4, atol=1e-8, eps=1e-7):
+    """Analytic parameter gradients from ``loss_and_backward()`` vs centred differences of
+    ``loss_only()`` at a few entries of every parameter of every model.
+
+    The networks are piecewise smooth (ReLU, LeakyReLU): a step that carries some unit across
+    its kink changes the slope, so eps is kept small (1e-7, float64); ``atol`` covers the
+    finite difference's rounding noise (~1e-16 * |L| / eps)."""
+    params = [(f"{i}.{name}", p) for i, m in enumerate(models) for name, p in m.named_parameters()]
+    for _, p in params:
+        p.grad[...] = 0
+    loss_and_backward()
+    rng = np.random.default_rng(0)
+    bad = []
+    for name, p in params:
+        grad = backend.asnumpy(p.grad).copy()
+        for flat in rng.choice(p.data.size, size=min(entries, p.data.size), replace=False):
+            idx = np.unravel_index(flat, p.data.shape)
+            old = float(p.data[idx])
+            p.data[idx] = old + eps
+            plus = float(loss_only())
+            p.data[idx] = old - eps
+            minus = float(loss_only())
+            p.data[idx] = old
+            numeric = (plus - minus) / (2 * eps)
+            if not np.isclose(grad[idx], numeric, rtol=rtol, atol=atol):
+                bad.append(f"{name}{tuple(int(i) for i in idx)}: analytic {grad[idx]:.8g}, numeric {numeric:.8g}")
+    assert not bad, "\n".join(bad)
+
+
+def _batch(xp, channels, size, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = xp.asarray(rng.uniform(-1, 1, (n, channels, size, size)))
+    m = xp.asarray(make_masks("mixed", n, size, rng).astype(np.float64))
+    return x, m
+
+
+@pytest.mark.parametrize("method", ["context-encoder", "glcic"])
+def test_gradcheck_full_completion_loss(xp, method):
+    """L = w_rec * masked MSE + w_adv * BCE(D(composite), 1), through net and D (GLCIC: both branches
+    and the local crop); weights made comparable so both terms are exercised."""
+    x, m = _batch(xp, 1, 28, n=3)
+    if method == "context-encoder":
+        net, D = ContextEncoder(1, 28, 4).to("float64"), PatchDiscriminator(1, 28, 4).to("float64")
+    else:
+        net, D = CompletionNetwork(1, 28, 4).to("float64"), GlobalLocalDiscriminator(1, 28, 16, 4, 8).to("float64")
+    fill = xp.asarray([0.1])
+
+    def forward():
+        pred = net.forward(network_input(x, m, fill))
+        return pred, completion_loss(pred, x, m, D, rec_weight=0.6, adv_weight=0.4, backward=False)[0]
+
+    def loss_and_backward():
+        pred = net.forward(network_input(x, m, fill))
+        loss, parts, dpred = completion_loss(pred, x, m, D, rec_weight=0.6, adv_weight=0.4)
+        assert parts["adv"] is not None
+        net.backward(dpred)
+
+    _param_gradcheck([net], loss_and_backward, lambda: forward()[1], entries=3)
+
+
+@pytest.mark.parametrize("method", ["context-encoder", "glcic"])
+def test_gradcheck_discriminator_loss(xp, method):
+    x, m = _batch(xp, 3, 32, seed=1)
+    fake = x[::-1].copy()
+    D = (PatchDiscriminator(3, 32, 4) if method == "context-encoder"
+         else GlobalLocalDiscriminator(3, 32, 16, 4, 8)).to("float64")
+    _param_gradcheck([D], lambda: discriminator_loss(D, x, fake, m),
+                     lambda: discriminator_loss(D, x, fake, m, backward=False)[0])
+
+
+def test_gradcheck_latent_loss_wrt_z(xp):
+    """Yeh et al.'s contextual + lambda * perceptual loss, differentiated with respect to z through
+    D.backward and G.backward (eval-mode BatchNorm, as during the optimisation)."""
+    backend.seed(3)
+    G = dcgan.Generator(z_dim=6, width=4).to("float64").eval()
+    D = dcgan.Discriminator(width=4).to("float64").eval()
+    y, m = _batch(xp, 1, 28, n=3, seed=2)
+    w = contextual_weights(m)
+    z = xp.asarray(np.random.default_rng(5).standard_normal((3, 6)))
+    lam = 0.5                                                                    # make the D term matter
+    result = check_function(lambda z_: latent_loss(G, D, z_, y, w, lam, backward=False)[0],
+                            lambda dout: latent_loss(G, D, z, y, w, lam)[3] * dout, [z], names=["z"])
+    assert_gradients_close(result, tol=1e-6)
+
+
+def test_latent_optimisation_fits_the_context(xp):
+    """Codes found by optimise_latent make G(z) match the known pixels of an image that G can
+    produce exactly, and the parameter gradients are left as they were."""
+    backend.seed(0)
+    G = dcgan.Generator(z_dim=8, width=4).eval()
+    D = dcgan.Discriminator(width=4).eval()
+    target = G.forward(xp.asarray(np.random.default_rng(9).standard_normal((4, 8)), dtype=np.float32))
+    m = xp.asarray(centre_masks(4, 28))
+    w = contextual_weights(m)
+    before = float(latent_loss(G, D, xp.zeros((4, 8), dtype=np.float32), target, w, 0.0, backward=False)[0])
+    z, history = optimise_latent(G, D, target, m, steps=150, lam=0.0, lr=0.05)
+    after = float(latent_loss(G, D, z, target, w, 0.0, backward=False)[0])
+    assert after < 0.2 * before and history[-1] < history[0]
+    assert all(float(abs(p.grad).max()) == 0 for p in G.parameters() + D.parameters())
+
+
+# ---- Poisson blending and baselines ---------------------------------------------------------
+def _grid(h, w):
+    return np.mgrid[0:h, 0:w].astype(np.float64)
+
+
+def test_poisson_blend_matches_analytic_solution(xp):
+    """Source s = quadratic, target t = s + a linear function on the hole's border.
+    The discrete Laplacian of a quadratic is exact and that of a linear function is 0, so the
+    unique solution of  Lap f = Lap s,  f = t on the border  is f = t in the whole hole."""
+    y, x = _grid(20, 24)
+    s = np.stack([x ** 2 - 0.5 * y ** 2 + x * y, 0.3 * y ** 2 - x])[None]       # (1, 2, H, W)
+    t = s + np.stack([3 * x - 2 * y + 5, -x + 0.5 * y])[None]
+    m = np.zeros((1, 1, 20, 24))
+    m[0, 0, 4:15, 3:12] = 1
+    m[0, 0, 10:13, 12:20] = 1                                                     # an L-shaped hole
+    out = poisson_blend(xp.asarray(s), xp.asarray(t), xp.asarray(m))
+    np.testing.assert_allclose(backend.asnumpy(out), t, atol=1e-9)
+
+
+def test_poisson_blend_hole_guidance_ignores_the_source_outside_the_hole(xp):
+    """guidance='hole' never reads the source outside the hole: changing it there changes
+    nothing, and a fill that is off by a constant is pulled back onto a flat target exactly
+    (the harmonic correction with border values t_q - s_p = -offset is the constant -offset)."""
+    rng = np.random.default_rng(0)
+    y, x = _grid(14, 14)
+    m = np.zeros((1, 1, 14, 14))
+    m[0, 0, 3:10, 2:9] = 1
+    t = np.full_like(m, 0.3)
+    s = 0.3 + 5 * m + 100 * (1 - m) * rng.random(m.shape)
+    out = backend.asnumpy(poisson_blend(xp.asarray(s), xp.asarray(t), xp.asarray(m), guidance="hole"))
+    np.testing.assert_allclose(out, t, atol=1e-9)
+    t2 = (np.sin(x / 3) + y / 7)[None, None]
+    s2 = t2 + rng.standard_normal(m.shape)
+    s3 = s2 + 50 * (1 - m) * rng.random(m.shape)
+    a, b = (backend.asnumpy(poisson_blend(xp.asarray(v), xp.asarray(t2), xp.asarray(m), guidance="hole"))
+            for v in (s2, s3))
+    np.testing.assert_allclose(a, b, atol=1e-9)
+    assert np.abs(backend.asnumpy(poisson_blend(xp.asarray(s3), xp.asarray(t2), xp.asarray(m))) - a).max() > 1
+    with pytest.raises(ValueError, match="guidance"):
+        poisson_blend(xp.asarray(s), xp.asarray(t), xp.asarray(m), guidance="mixed")
+
+
+def test_harmonic_fill_reproduces_harmonic_functions(xp):
+    y, x = _grid(16, 16)
+    u = (x ** 2 - y ** 2 + 2 * x * y + 3 * x)[None, None]                        # Lap u = 0 exactly
+    m = np.zeros_like(u)
+    m[0, 0, 3:13, 4:11] = 1
+    np.testing.assert_allclose(backend.asnumpy(harmonic_fill(xp.asarray(u), xp.asarray(m))), u, atol=1e-9)
+    # a quadratic with Lap = 4 is *not* harmonic: the fill differs inside, agrees outside
+    q = (x ** 2 + y ** 2)[None, None]
+    f = backend.asnumpy(harmonic_fill(xp.asarray(q), xp.asarray(m)))
+    assert np.abs(f - q)[m > 0].max() > 1 and np.array_equal(f[m == 0], q[m == 0])
+
+
+def test_baselines_keep_known_pixels_and_fill_ramps(xp):
+    y, x = _grid(28, 28)
+    ramp = np.broadcast_to((x / 27 * 2 - 1)[None, None], (2, 3, 28, 28)).astype(np.float32)
+    m = centre_masks(2, 28)
+    for fill in (mean_fill, harmonic_fill, biharmonic_fill):
+        out = backend.asnumpy(fill(xp.asarray(ramp), xp.asarray(m)))
+        assert out.shape == ramp.shape and out.dtype == np.float32
+        np.testing.assert_array_equal(out[np.broadcast_to(m, out.shape) == 0], ramp[np.broadcast_to(m, out.shape) == 0])
+        if fill is not mean_fill:
+            np.testing.assert_allclose(out, ramp, atol=1e-4)                       # linear functions are exact
+    mean = backend.asnumpy(mean_fill(xp.asarray(ramp), xp.asarray(m)))
+    np.testing.assert_allclose(mean[0, 0, 14, 14], ramp[0, 0][m[0, 0] == 0].mean(), atol=1e-6)
+    shifted = backend.asnumpy(mean_fill(xp.asarray(ramp + 0.5), xp.asarray(m)))
+    np.testing.assert_allclose(shifted[1, 2, 10, 10], 0.5, rtol=1e-5)
+
+
+def test_metrics_perfect_and_imperfect_fills():
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 1, 28, 28)).astype(np.float32)
+    m = centre_masks(3, 28)
+    perfect = image_metrics(x, x, m)
+    assert perfect["psnr_hole"].min() >= 99 and np.allclose(perfect["ssim_all"], 1) and perfect["l1_all"].max() == 0
+    worse = image_metrics(mean_fill(x, m), x, m)
+    assert (worse["psnr_hole"] < worse["psnr_all"]).all()                       # errors only in the hole
+    np.testing.assert_allclose(worse["l1_all"], worse["l1_hole"] * m.mean(axis=(1, 2, 3)), rtol=1e-6)
+
+
+# ---- end to end through the command line ----------------------------------------------------
+# (dataset, extra arguments): LFW and the natural crops ship with scikit-image, so these run anywhere
+TINY = {
+    "context-encoder": ("lfw", ["--steps", "3"]),
+    "context-encoder-l2": ("lfw", ["--steps", "3", "--mask", "strokes"]),
+    "glcic": ("natural", ["--phases", "2", "2", "2", "--mask", "mixed"]),
+    "latent": ("lfw", ["--steps", "3", "--latent-steps", "3"]),
+}
+
+
+def _write_png(path, array):
+    from PIL import Image
+    Image.fromarray(array).save(path)
+
+
+@pytest.mark.parametrize("method", list(TINY))
+def test_train_eval_fill_end_to_end(tmp_path, method, capsys):
+    from PIL import Image
+
+    from npgan.inpaint.cli import main
+
+    dataset, extra = TINY[method]
+    assert main(["train", "--dataset", dataset, "--method", method, "--batch-size", "8", "--width", "8",
+                 "--runs-dir", str(tmp_path), "--name", "run", "--no-progress"] + extra) == 0
+    run = tmp_path / "run"
+    for f in ("checkpoint.npz", "config.json", "losses.csv", "losses.png", "samples.png"):
+        assert (run / f).is_file(), f
+    assert main(["eval", str(run), "--n", "6"]) == 0
+    table = capsys.readouterr().out
+    assert "biharmonic fill" in table and "PSNR hole" in table
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["rows"]) >= 4 and all(np.isfinite(r["psnr_hole"]) for r in metrics["rows"])
+    assert (run / "eval_panel.png").is_file()
+
+    size, shape = (32, (32, 32, 3)) if dataset == "natural" else (28, (28, 28))
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    mask = np.zeros((size, size), np.uint8)
+    mask[8:20, 8:20] = 255
+    _write_png(tmp_path / "in.png", image)
+    _write_png(tmp_path / "mask.png", mask)
+    out = tmp_path / "out.png"
+    assert main(["fill", "--checkpoint", str(run), "--image", str(tmp_path / "in.png"), "--mask",
+                 str(tmp_path / "mask.png"), "--out", str(out), "--panel", str(tmp_path / "panel.png")]) == 0
+    result = np.asarray(Image.open(out))
+    assert result.shape == shape and (tmp_path / "panel.png").is_file()
+    assert np.array_equal(result[mask == 0], image[mask == 0])                   # known pixels untouched
+
+
+def test_fill_reports_clear_errors(tmp_path, capsys):
+    from npgan.inpaint.cli import main
+
+    assert main(["train", "--dataset", "lfw", "--method", "context-encoder-l2", "--steps", "1",
+                 "--batch-size", "4", "--width", "4", "--runs-dir", str(tmp_path), "--name", "r",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    good = np.zeros((28, 28), np.uint8)
+    mask = np.zeros((28, 28), np.uint8)
+    mask[10:18, 10:18] = 255
+    grey_mask = mask.copy()
+    grey_mask[0, 0] = 128
+    files = {"in.png": good, "mask.png": mask, "big.png": np.zeros((32, 32), np.uint8),
+             "rgb.png": np.zeros((28, 28, 3), np.uint8), "grey_mask.png": grey_mask}
+    for name, a in files.items():
+        _write_png(tmp_path / name, a)
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    cases = [("big.png", "mask.png", "is 32x32 pixels but this model inpaints 28x28"),
+             ("rgb.png", "mask.png", "is RGB (3 channels) but this model was trained on grey"),
+             ("in.png", "grey_mask.png", "not binary"),
+             ("in.png", "big.png", "mask"),
+             ("broken.png", "mask.png", "cannot read image"),
+             ("missing.png", "mask.png", "does not exist")]
+    for image, m, message in cases:
+        code = main(["fill", "--checkpoint", str(tmp_path / "r"), "--image", str(tmp_path / image),
+                     "--mask", str(tmp_path / m), "--out", str(tmp_path / "o.png")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (image, m, err)
+    code = main(["fill", "--checkpoint", str(tmp_path / "nope"), "--image", str(tmp_path / "in.png"),
+                 "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "o.png")])
+    assert code == 2 and "checkpoint.npz not found" in capsys.readouterr().err
+
+
+def test_natural_crops_come_from_different_photos():
+    from npgan.inpaint.datasets import TEST_PHOTOS, TRAIN_PHOTOS, load_inpaint_data
+    assert not set(TRAIN_PHOTOS) & set(TEST_PHOTOS)
+    data = load_inpaint_data("natural", n_train_crops=50, n_test_crops=20, verbose=False)
+    assert data.train.shape == (50, 3, 32, 32) and data.test.shape == (20, 3, 32, 32) and data.hole == 16
+    assert data.train.dtype == np.uint8 and data.train.std() > 10
+    lfw = load_inpaint_data("lfw", verbose=False)
+    assert lfw.train.shape == (160, 1, 28, 28) and lfw.test.shape == (20, 1, 28, 28)
