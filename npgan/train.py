@@ -20,7 +20,7 @@ logits) and Adam. The run directory (``--out``, default ``runs/<dataset>-<model>
     checkpoint.npz    G, D, both Adam states, the RNG state, the step and the config
                       (every --checkpoint-every steps, at the end and on Ctrl-C)
     metrics.json      the final evaluation (see ``npgan.metrics``), unless --no-eval
-    tensorboard/      with --tensorboard: the scalars and sample grids
+    tensorboard/      with --tensorboard: the scalars, the sample grids and the final scores
 
 **Run directories.** A directory that already holds a run (config.json or checkpoint.npz)
 is never silently reused: pass ``--resume`` to continue it or ``--overwrite`` to delete
@@ -134,10 +134,12 @@ def _dataset_name(text):
 def check_args(args, parser):
     """Reject impossible values with exit status 2 (``parser.error``)."""
     positive = {"--steps": args.steps, "--batch-size": args.batch_size, "--sample-every": args.sample_every,
-                "--checkpoint-every": args.checkpoint_every, "--log-every": args.log_every, "--eval-n": args.eval_n}
+                "--checkpoint-every": args.checkpoint_every, "--log-every": args.log_every}
     for flag, value in positive.items():
         if value is not None and value < 1:
             parser.error(f"{flag} must be a positive integer, got {value}")
+    if args.eval_n < 2:                                        # a covariance needs two samples
+        parser.error(f"--eval-n must be at least 2, got {args.eval_n}")
     if args.epochs is not None and not (args.epochs > 0 and math.isfinite(args.epochs)):
         parser.error(f"--epochs must be positive, got {args.epochs}")
     if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
@@ -471,8 +473,8 @@ def write_final_outputs(out, history, title):
     from .viz import plot_history, save_gif
     frames = sorted((out / "samples").glob("step_*.png"))
     if frames:
-        last = Image.open(frames[-1])
-        last.resize((last.width * 2, last.height * 2), Image.NEAREST).save(out / "samples.png")
+        with Image.open(frames[-1]) as last:
+            last.resize((last.width * 2, last.height * 2), Image.NEAREST).save(out / "samples.png")
         save_gif(frames, out / "progress.gif")
     if history:
         plot_history(history, out / "losses.png", title=title)
@@ -496,10 +498,13 @@ def main(argv=None):
     set_length(config, args, len(dataset.train_images), start_step, parser)
     config["data"] = dataset.source
     out = Path(config["out"])
-    if args.overwrite:
-        _delete_outputs(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    try:
+        if args.overwrite:
+            _delete_outputs(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    except OSError as err:                                     # a file in the way, no permission, ...
+        parser.error(f"--out {out}: cannot write the run directory ({err.strerror or err})")
 
     backend.seed(config["seed"])
     G, D = build_models(config["model"])
@@ -518,6 +523,16 @@ def main(argv=None):
           f"writing to {out}", flush=True)
 
     writer = open_tensorboard(out, start_step) if args.tensorboard else None
+    try:
+        return _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer):
+    """``fit``, then the final pictures and the evaluation; returns the exit status."""
+    out = Path(config["out"])
     started = time.perf_counter()
     try:
         step = fit(config, dataset, G, D, opt_G, opt_D, start_step, progress=not args.no_progress, writer=writer)
@@ -530,9 +545,6 @@ def main(argv=None):
         print(f"\ninterrupted twice: stopped without saving; {out / 'checkpoint.npz'} holds step "
               f"{_saved_step(out)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        if writer is not None:
-            writer.close()
     seconds = time.perf_counter() - started
     if step < config["steps"]:
         print(f"\ninterrupted: saved step {step} to {out / 'checkpoint.npz'}; continue with "
@@ -550,6 +562,9 @@ def main(argv=None):
         scores.update(step=step, train_seconds=round(seconds, 1))
         (out / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
         print(metrics.format_scores(scores, class_names(config["dataset"])))
+        if writer is not None:
+            for key in ("frechet_distance", "kl_from_uniform", "mean_confidence"):
+                writer.add_scalar(f"eval/{key}", scores[key], step)
     print(f"outputs in {out}: samples.png, losses.png, progress.gif, metrics.jsonl, "
           f"{'' if args.no_eval else 'metrics.json, '}config.json, checkpoint.npz")
     return 0

@@ -73,14 +73,19 @@ def save_gif(frames, path, duration_ms=200, last_frame_ms=1500):
     The last frame is held for ``last_frame_ms`` so the final samples can be seen.
     Returns the number of frames written (0 writes nothing).
     """
-    pictures = [Image.open(f).convert("L") if isinstance(f, (str, Path)) else Image.fromarray(f)
-                for f in frames]
+    pictures = [_load_grey(f) if isinstance(f, (str, Path)) else Image.fromarray(f) for f in frames]
     if not pictures:
         return 0
     durations = [duration_ms] * (len(pictures) - 1) + [last_frame_ms]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
     return len(pictures)
+
+
+def _load_grey(path):
+    """A PNG as an 'L' image, its file closed."""
+    with Image.open(path) as picture:
+        return picture.convert("L")
 
 
 def plot_history(history, path, title=None):

@@ -82,6 +82,22 @@ def weights(ckpt):
 
 
 # ---- outputs ----------------------------------------------------------------------------
+def tensorboard_tags(folder):
+    """{(kind, tag): [steps]} of the TensorBoard event files in ``folder`` (TFRecord framing:
+    length u64, its CRC u32, the Event proto, its CRC u32)."""
+    from tensorboardX.proto import event_pb2
+    tags = {}
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            n = int.from_bytes(data[i:i + 8], "little")
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            for value in event.summary.value:
+                tags.setdefault(("image" if value.HasField("image") else "scalar", value.tag), []).append(event.step)
+    return tags
+
+
 def test_end_to_end_run_writes_every_output(tmp_path, quick_classifier, capsys):
     out = tmp_path / "run"
     args = tiny_args(out, "--tensorboard", "--eval-n", "50")
@@ -93,8 +109,9 @@ def test_end_to_end_run_writes_every_output(tmp_path, quick_classifier, capsys):
         assert (out / name).is_file(), name
     grids = sorted(p.name for p in (out / "samples").glob("*.png"))
     assert grids == ["step_000000.png", "step_000003.png", "step_000006.png"]
-    assert Image.open(out / "samples" / "step_000006.png").size == (302, 302)      # 10 x 10 grid of 28 px
-    assert Image.open(out / "progress.gif").n_frames == 3
+    with Image.open(out / "samples" / "step_000006.png") as grid, Image.open(out / "progress.gif") as gif:
+        assert grid.size == (302, 302)                                          # 10 x 10 grid of 28 px
+        assert gif.n_frames == 3
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4, 6]
     assert all(np.isfinite(r[k]) for r in records for k in ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s"))
@@ -104,7 +121,10 @@ def test_end_to_end_run_writes_every_output(tmp_path, quick_classifier, capsys):
     scores = json.loads((out / "metrics.json").read_text())
     assert scores["n"] == 50 and abs(sum(scores["class_histogram"]) - 1) < 1e-3
     assert scores["frechet_distance"] > 0 and 0 <= scores["kl_from_uniform"] <= np.log(10) + 1e-9
-    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    tags = tensorboard_tags(out / "tensorboard")
+    assert tags[("image", "samples")] == [0, 3, 6]
+    assert tags[("scalar", "train/loss_D")] == [2, 4, 6]
+    assert tags[("scalar", "eval/frechet_distance")] == [6]
     assert "Frechet distance" in capsys.readouterr().out
 
 
@@ -231,6 +251,8 @@ def test_nan_gradient_names_step_and_layer_and_keeps_checkpoint(tmp_path, monkey
     assert all(np.isfinite(v).all() for v in weights(ckpt).values())
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
 def test_absurd_learning_rate_stops_with_a_named_layer(tmp_path, capsys):
     out = tmp_path / "run"
     assert train.main(tiny_args(out, "--lr", "1e30", "--checkpoint-every", "1")) == train.EXIT_NONFINITE
@@ -257,12 +279,33 @@ def test_absurd_learning_rate_stops_with_a_named_layer(tmp_path, capsys):
     (["mnist", "--backend", "tpu"], "invalid choice"),
     (["mnist", "--resume"], "no checkpoint"),
     (["mnist", "--resume", "--overwrite"], "not allowed with argument"),
+    (["mnist", "--eval-n", "1"], "--eval-n must be at least 2"),
 ])
 def test_bad_arguments_exit_2(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         train.main(argv + ["--out", str(tmp_path / "run")])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_truncated_idx_in_data_dir_exits_2_naming_the_file(dataset, tmp_path, capsys):
+    from npgan.data import write_idx
+    from npgan.data.mnist import FILES
+    rng = np.random.default_rng(0)
+    (tmp_path / "data").mkdir()
+    for key, stem in FILES.items():                                    # Fashion-MNIST uses the same names
+        n = 20 if key.startswith("train") else 10
+        shape = (n, 28, 28) if key.endswith("images") else (n,)
+        write_idx(tmp_path / "data" / f"{stem}.gz", rng.integers(0, 10, shape, dtype=np.uint8))
+    bad = tmp_path / "data" / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-20])                            # cut the gzip stream short
+    with pytest.raises(SystemExit) as exc:
+        train.main([dataset, "--data-dir", str(tmp_path / "data"), "--steps", "1", "--out", str(tmp_path / "run")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad}:" in err and "truncated" in err, err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
 
 
 def test_existing_run_dir_needs_resume_or_overwrite(tmp_path, capsys):
@@ -273,6 +316,15 @@ def test_existing_run_dir_needs_resume_or_overwrite(tmp_path, capsys):
     assert exc.value.code == 2 and "already holds a run" in capsys.readouterr().err
     assert train.main(tiny_args(out, "--overwrite", "--lr", "1e-3", steps=2)) == 0
     assert json.loads((out / "config.json").read_text())["lr"] == 1e-3
+
+
+def test_unwritable_run_directory_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as exc:
+        train.main(tiny_args(blocker / "run", steps=1))
+    assert exc.value.code == 2
+    assert f"--out {blocker / 'run'}: cannot write the run directory" in capsys.readouterr().err
 
 
 def test_bad_arguments_exit_2_from_the_shell(tmp_path):
