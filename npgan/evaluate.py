@@ -6,14 +6,12 @@ divergence from uniform and the mean confidence (see :mod:`npgan.metrics`). The
 evaluation classifier is trained on first use (well under a minute for the MNIST subset)
 and cached. ``--json`` prints the scores as one JSON object instead.
 """
-import argparse
 import json
 import sys
-from pathlib import Path
 
-from . import backend, metrics
+from . import metrics
 from .data import load_dataset
-from .sample import generate, load_generator
+from .sample import generate, load_generator, parse_run_args, run_parser
 
 
 def evaluate_run(G, config, n=2000, seed=0, dataset=None, verbose=True):
@@ -29,24 +27,10 @@ def evaluate_run(G, config, n=2000, seed=0, dataset=None, verbose=True):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m npgan.evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="a run directory written by `python -m npgan.train`")
-    parser.add_argument("--n", type=int, default=2000, help="generated images to score (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    # A Frechet distance needs a covariance, so at least two images.
+    parser = run_parser("python -m npgan.evaluate", __doc__.split("\n")[0], n_default=2000, n_min=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
-                        help="array backend (default: $NPGAN_BACKEND or numpy)")
-    args = parser.parse_args(argv)
-    if args.n < 2:
-        parser.error(f"--n must be at least 2, got {args.n}")
-    if not (Path(args.run) / "checkpoint.npz").is_file():
-        parser.error(f"no checkpoint.npz in {args.run}: is it a training run directory?")
-    if args.backend:
-        try:
-            backend.use(args.backend)
-        except backend.BackendError as err:
-            parser.error(str(err))
-    return args
+    return parse_run_args(parser, argv)
 
 
 def main(argv=None):

@@ -60,18 +60,25 @@ def generate(G, n, z_dim=100, seed=0, batch_size=500):
     return np.concatenate(images).astype(np.float32, copy=False)
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m npgan.sample", description=__doc__.split("\n")[0])
+def run_parser(prog, description, n_default, n_min):
+    """The arguments every command reading a training run shares: the run, ``--n``, ``--seed``
+    and ``--backend``; ``parse_run_args`` checks them."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("run", help="a run directory written by `python -m npgan.train`")
-    parser.add_argument("--n", type=int, default=10000, help="number of images (default 10000)")
-    parser.add_argument("--out", default="samples.npy", help="output .npy file (default samples.npy)")
+    parser.add_argument("--n", type=int, default=n_default, help=f"number of images (default {n_default})")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    parser.add_argument("--grid", default=None, help="also save the first 100 images as this PNG")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                         help="array backend (default: $NPGAN_BACKEND or numpy)")
+    parser.set_defaults(n_min=n_min)
+    return parser
+
+
+def parse_run_args(parser, argv=None):
+    """Parse, then exit 2 with a clear message for a too-small --n, a directory without a
+    checkpoint or an unavailable backend."""
     args = parser.parse_args(argv)
-    if args.n < 1:
-        parser.error(f"--n must be at least 1, got {args.n}")
+    if args.n < args.n_min:
+        parser.error(f"--n must be at least {args.n_min}, got {args.n}")
     if not (Path(args.run) / "checkpoint.npz").is_file():
         parser.error(f"no checkpoint.npz in {args.run}: is it a training run directory?")
     if args.backend:
@@ -80,6 +87,13 @@ def parse_args(argv=None):
         except backend.BackendError as err:
             parser.error(str(err))
     return args
+
+
+def parse_args(argv=None):
+    parser = run_parser("python -m npgan.sample", __doc__.split("\n")[0], n_default=10000, n_min=1)
+    parser.add_argument("--out", default="samples.npy", help="output .npy file (default samples.npy)")
+    parser.add_argument("--grid", default=None, help="also save the first 100 images as this PNG")
+    return parse_run_args(parser, argv)
 
 
 def main(argv=None):
