@@ -335,14 +335,20 @@ def test_train_eval_fill_end_to_end(tmp_path, method, capsys):
     assert main(["train", "--dataset", dataset, "--method", method, "--batch-size", "8", "--width", "8",
                  "--runs-dir", str(tmp_path), "--name", "run", "--no-progress"] + extra) == 0
     run = tmp_path / "run"
-    for f in ("checkpoint.npz", "config.json", "losses.csv", "losses.png", "samples.png"):
+    for f in ("checkpoint.npz", "config.json", "train_time.json", "losses.csv", "losses.png", "samples.png"):
         assert (run / f).is_file(), f
     assert main(["eval", str(run), "--n", "6"]) == 0
     table = capsys.readouterr().out
     assert "biharmonic fill" in table and "PSNR hole" in table
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(metrics["rows"]) >= 4 and all(np.isfinite(r["psnr_hole"]) for r in metrics["rows"])
+    assert metrics["rows"][0]["train_s"] >= 0 and metrics["rows"][-1]["train_s"] is None     # a run, a baseline
     assert (run / "eval_panel.png").is_file()
+    label = metrics["rows"][0]["method"]
+    assert main(["panel", str(run), "--methods", label, "biharmonic fill", "--n", "3",
+                 "--out", str(tmp_path / "side.png")]) == 0
+    side = 32 if dataset == "natural" else 28
+    assert Image.open(tmp_path / "side.png").size[1] > 4 * 3 * side                # 4 rows of 3x tiles
 
     size, shape = (32, (32, 32, 3)) if dataset == "natural" else (28, (28, 28))
     image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)

@@ -1,9 +1,10 @@
-"""``python -m npgan.inpaint train|eval|fill``: the command line of the inpainting experiments.
+"""``python -m npgan.inpaint train|eval|fill|panel``: the command line of the inpainting experiments.
 
     python -m npgan.inpaint train --dataset fashion-mnist --method context-encoder
     python -m npgan.inpaint train --dataset natural --method glcic --optimizer adadelta --lr 1.0
     python -m npgan.inpaint eval runs/inpaint-fashion-mnist-context-encoder [more runs ...]
     python -m npgan.inpaint fill --checkpoint runs/NAME --image in.png --mask mask.png --out out.png
+    python -m npgan.inpaint panel runs/NAME --methods "biharmonic fill" GLCIC --out side_by_side.png
 """
 import argparse
 import dataclasses
@@ -59,7 +60,23 @@ def build_parser():
     f.add_argument("--out", required=True)
     f.add_argument("--no-blend", action="store_true", help="paste the raw fill (no Poisson blending)")
     f.add_argument("--panel", help="also write masked | completion | input as this PNG")
+    p = sub.add_parser("panel", help="redraw an eval picture with chosen methods side by side")
+    p.add_argument("eval_dir", help="the directory `eval` wrote (holds eval_examples.npz)")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--methods", nargs="+", help="row labels as in metrics.md (default: all)")
+    p.add_argument("--n", type=int, help="examples shown (default all, at most 10)")
+    p.add_argument("--scale", type=int, default=3, help="pixel magnification (default 3)")
     return parser
+
+
+def cmd_panel(args, parser):
+    from .plots import panel_from_eval
+    try:
+        panel_from_eval(args.eval_dir, args.out, args.methods, args.n, args.scale)
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    print(f"wrote {args.out}")
+    return 0
 
 
 def cmd_train(args, parser):
@@ -103,7 +120,7 @@ def cmd_eval(args, parser):
     out = write_outputs(rows, context, args.out or args.runs[0])
     print(f"\n{context['dataset']}, {context['mask']} holes, {context['n']} held-out images\n")
     print(format_table(rows, markdown=False))
-    print(f"\nwrote {out}/metrics.json, metrics.md, eval_panel.png")
+    print(f"\nwrote {out}/metrics.json, metrics.md, eval_panel.png, eval_examples.npz")
     return 0
 
 
@@ -127,4 +144,4 @@ def main(argv=None):
             backend.use(args.backend)
         except backend.BackendError as err:
             parser.error(str(err))
-    return {"train": cmd_train, "eval": cmd_eval, "fill": cmd_fill}[args.command](args, parser)
+    return {"train": cmd_train, "eval": cmd_eval, "fill": cmd_fill, "panel": cmd_panel}[args.command](args, parser)

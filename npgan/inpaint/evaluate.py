@@ -13,6 +13,7 @@ All metrics are computed per image on pixels in [0, 1] and averaged over the ima
     >>> print(format_table(rows))
 """
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -117,17 +118,26 @@ def evaluate(run_dirs, n=1000, mask=None, latent_steps=None, baselines=True, pro
     for label, run, fn in methods:
         if progress:
             print(f"  evaluating {label} ({run}) on {len(x_host)} images ...", flush=True)
+        start = time.time()
         out = backend.asnumpy(fn(x, m))                   # each inpainter batches internally
+        seconds = time.time() - start
         fills[(label, run)] = out
-        rows.append({"method": label, "run": run, **summarise(image_metrics(out, x_host, m_host))})
+        rows.append({"method": label, "run": run, **summarise(image_metrics(out, x_host, m_host)),
+                     "train_s": _train_seconds(run), "fill_s": seconds})
     context = {"dataset": cfg0.dataset, "mask": kind, "n": len(x_host), "images": x_host, "masks": m_host,
                "fills": fills}
     return rows, context
 
 
+def _train_seconds(run):
+    """Training time recorded by ``train`` (train_time.json), or None (baselines, older runs)."""
+    path = Path(run) / "train_time.json"
+    return json.loads(path.read_text())["seconds"] if run != "-" and path.is_file() else None
+
+
 def format_table(rows, markdown=True):
     """The metrics as a Markdown table (best value per column in bold)."""
-    head = ["method", "run"] + [name for _, name, _ in COLUMNS]
+    head = ["method", "run"] + [name for _, name, _ in COLUMNS] + ["train (s)", "fill (s)"]
     best = {}
     for key, _, _ in COLUMNS:
         vals = [r[key] for r in rows]
@@ -142,12 +152,15 @@ def format_table(rows, markdown=True):
         for key, _, fmt in COLUMNS:
             s = fmt.format(r[key])
             cells.append(f"**{s}**" if markdown and best[key] == i else s)
+        cells.append("-" if r.get("train_s") is None else f"{r['train_s']:.0f}")
+        cells.append("-" if r.get("fill_s") is None else f"{r['fill_s']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def write_outputs(rows, context, out_dir, n_panel=10):
-    """metrics.json, metrics.md and eval_panel.png (masked | every method | ground truth)."""
+    """metrics.json, metrics.md, eval_panel.png (masked | every method | ground truth) and
+    eval_examples.npz (the pictured images, masks and fills)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {k: context[k] for k in ("dataset", "mask", "n")}
@@ -158,4 +171,7 @@ def write_outputs(rows, context, out_dir, n_panel=10):
     columns = [show_masked(x[:n_panel], m[:n_panel])] + [f[:n_panel] for f in context["fills"].values()] + [x[:n_panel]]
     labels = ["masked"] + [label for label, _ in context["fills"]] + ["ground truth"]
     save_panel(columns, labels, out_dir / "eval_panel.png")
+    # the pictured examples, so `python -m npgan.inpaint panel` can redraw any subset of rows
+    fills = {f"fill/{label}": f[:n_panel] for (label, _), f in context["fills"].items()}
+    np.savez_compressed(out_dir / "eval_examples.npz", images=x[:n_panel], masks=m[:n_panel], **fills)
     return out_dir

@@ -106,3 +106,29 @@ def _shade_phases(ax, history):
             ax.axvspan(start, step, color=colours.get(current, "grey"), alpha=0.08, label=None)
             ax.text(start, 1.0, f" {current}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
             start, current = step, p
+
+
+def panel_from_eval(eval_dir, out, methods=None, n=None, scale=3):
+    """Redraw an ``eval`` picture with chosen rows: masked | ``methods`` | ground truth.
+
+    Args:
+        eval_dir: a directory holding ``eval_examples.npz`` (written by ``eval``).
+        out: PNG to write. methods: row labels as in metrics.md (default: all, in table order).
+        n: examples shown (default all, at most 10). scale: pixel magnification.
+    Raises:
+        ValueError naming the known labels when a method is not in the file.
+    """
+    path = Path(eval_dir) / "eval_examples.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `python -m npgan.inpaint eval` first")
+    with np.load(path) as npz:
+        images, masks = npz["images"], npz["masks"]
+        fills = {k[len("fill/"):]: npz[k] for k in npz.files if k.startswith("fill/")}
+    methods = list(fills) if not methods else list(methods)
+    unknown = [m for m in methods if m not in fills]
+    if unknown:
+        raise ValueError(f"{unknown} not in {path}; it holds {list(fills)}")
+    n = len(images) if n is None else n
+    columns = [show_masked(images[:n], masks[:n])] + [fills[m][:n] for m in methods] + [images[:n]]
+    save_panel(columns, ["masked"] + methods + ["ground truth"], out, scale=scale, max_examples=n)
+    return out

@@ -15,6 +15,7 @@ discriminator alone for T_D steps, then both jointly with w_rec = 1, w_adv = 0.0
 """
 import csv
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -232,13 +233,16 @@ def train(cfg, data, run_dir, progress=True):
     start = time.time()
     loop = train_dcgan if cfg.method == "latent" else train_completion
     history = loop(cfg, data, run_dir, progress)
-    minutes = (time.time() - start) / 60
+    seconds = time.time() - start
+    steps = (0 if cfg.gan_checkpoint else cfg.steps) if cfg.method == "latent" else len(schedule(cfg))
+    (run_dir / "train_time.json").write_text(json.dumps(
+        {"seconds": round(seconds, 1), "steps": steps, "backend": backend.name()}) + "\n")
     write_history(history, run_dir / "losses.csv")
     if history:
         plot_losses(history, run_dir / "losses.png", title=f"{cfg.label} on {cfg.dataset} ({cfg.mask} holes)")
     write_samples(run_dir, data)
-    print(f"trained {cfg.label} on {cfg.dataset} in {minutes:.1f} min; wrote {run_dir}/ "
-          f"(checkpoint.npz, config.json, losses.csv, losses.png, samples.png)")
+    print(f"trained {cfg.label} on {cfg.dataset} in {seconds / 60:.1f} min ({seconds:.0f} s); wrote {run_dir}/ "
+          f"(checkpoint.npz, config.json, train_time.json, losses.csv, losses.png, samples.png)")
     return history
 
 
