@@ -238,6 +238,7 @@ def npgan_step(batch, xp, seed=0):
     opt_d = optim.Adam(D.parameters(), lr=dcgan.LR, betas=dcgan.BETAS)
     real = backend.rng().uniform(-1, 1, size=(batch, 1, 28, 28)).astype(numpy.float32)
     first = D[0]  # the images need no gradient in the D step; in the G step dx flows into G
+    G[0].needs_input_grad = False  # nor does the noise z (PyTorch skips both: they do not require grad)
 
     def step():
         z = backend.rng().standard_normal((batch, dcgan.Z_DIM), dtype=numpy.float32)

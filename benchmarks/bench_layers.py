@@ -79,8 +79,8 @@ def main():
                    "torch": torch_case(tmake, shape, batch, device) if use_torch else None}
             t = C.time_interleaved(fns, xp, rounds=args.rounds or 8, block=5)
             rows.append((name, batch, C.fmt_ms(t["npgan"]), C.fmt_ms(t["torch"]), C.ratio(t["npgan"], t["torch"])))
-            print(f"  {name:24s} batch {batch:4d}: npgan {C.fmt_ms(t['npgan'])} ms, torch {C.fmt_ms(t['torch'])} ms",
-                  flush=True)
+            print(f"  {name:24s} batch {batch:4d}: npgan {C.fmt_ms(t['npgan'])} ms, torch {C.fmt_ms(t['torch'])} ms, "
+                  f"ratio {C.ratio(t['npgan'], t['torch'])}", flush=True)
     print()
     print(C.table(("layer (forward + backward)", "batch", "npgan ms", "torch ms", "npgan/torch"), rows))
 

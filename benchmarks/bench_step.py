@@ -120,7 +120,8 @@ def main():
         if t.get("npgan graph") is not None:
             rows.append((f"CUDA graph, batch {batch}", C.fmt_ms(t["npgan graph"]), C.fmt_ms(t.get("torch graph")),
                          C.ratio(t["npgan graph"], t.get("torch graph")), f"{gflop / t['npgan graph'] * 1e3:.0f}"))
-        print(f"  batch {batch}: " + ", ".join(f"{k} {C.fmt_ms(v)} ms" for k, v in t.items()), flush=True)
+        print(f"  batch {batch}: " + ", ".join(f"{k} {C.fmt_ms(v)} ms" for k, v in t.items())
+              + f", npgan/torch {C.ratio(t['npgan'], t['torch'])}", flush=True)
         peak = C.peak_memory(ours, xp)
         tpeak = C.torch_peak_memory(theirs, device) if use_torch else None
         mem_rows.append((batch, C.mib(peak), C.mib(tpeak)))

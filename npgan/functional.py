@@ -26,15 +26,50 @@ def linear_forward(x, w, b):
     return out, (x, w, b is not None)
 
 
-def linear_backward(dout, cache):
-    """dx = dout @ w;  dw = dout^T x (summed over leading dims);  db = sum dout."""
+def linear_backward(dout, cache, need_dx=True):
+    """dx = dout @ w;  dw = dout^T x (summed over leading dims);  db = sum dout.
+
+    ``need_dx=False`` skips dx (returned as None), e.g. for a generator's input noise.
+    """
     x, w, has_bias = cache
     x2 = x.reshape(-1, x.shape[-1])
     d2 = dout.reshape(-1, dout.shape[-1])
-    dx = _matmul(d2, w).reshape(x.shape)
+    dx = None
+    if need_dx:
+        # one output feature (a discriminator's logit): the product has inner size 1, where a
+        # broadcast multiply is ~10x faster than BLAS (0.04 against 0.45 ms at 64 x 6272)
+        dx = (d2 * w if w.shape[0] == 1 else _matmul(d2, w)).reshape(x.shape)
     dw = _matmul(d2.T, x2)
     db = d2.sum(axis=0) if has_bias else None
     return dx, dw, db
+
+
+# ---------------------------------------------------------------- per-channel sums
+def _channel_rows(a):
+    """(N, C, *) -> its (M, C) channel rows as a view, or None when channels are not its fastest axis."""
+    if a.ndim == 2:
+        return a
+    rows = a.transpose((0,) + tuple(range(2, a.ndim)) + (1,))
+    return rows.reshape(-1, a.shape[1]) if rows.flags.c_contiguous else None
+
+
+def _channel_sum(a):
+    """sum of a over every axis but 1 -> (C,).
+
+    On (M, C) rows (channels-last or 2-D arrays) as the product ones(M) @ rows: BLAS reads
+    the rows once on every core, ~3x faster than NumPy's axis-0 reduction (0.10 against
+    0.30 ms at 12544 x 64)."""
+    xp = get_array_module(a)
+    rows = _channel_rows(a)
+    if rows is None or kernels.available(xp):
+        return a.sum(axis=(0,) + tuple(range(2, a.ndim)))
+    return xp.ones(rows.shape[0], dtype=a.dtype) @ rows
+
+
+def _channel_dot(a, b):
+    """sum over every axis but 1 of a * b, per channel, without an (a * b) temporary."""
+    idx = "nchwdl"[:a.ndim]
+    return get_array_module(a).einsum(f"{idx},{idx}->c", a, b)
 
 
 # ---------------------------------------------------------------- convolution
@@ -58,7 +93,8 @@ def _col2im_of_products(rows, w_taps, x_shape, grid, stride, padding, dilation):
 
     rows (N*OH*OW, K) on the grid (OH, OW), w_taps (KH, KW, K, C): every tap's product
     rows @ w_taps[ky, kx] is added onto the pixels that tap reads -> (N, C, H, W) channels-last.
-    NumPy: one product per tap (tap-major, so col2im adds contiguous blocks).
+    NumPy: one product per tap (tap-major, so col2im adds contiguous blocks), or, for kernels
+    that are a multiple of the stride (DCGAN's k4 s2), one product on space-to-depth blocks.
     CuPy kernels: one product (N*OH*OW, KH*KW*C) and one gather kernel.
     """
     xp = get_array_module(rows)
@@ -67,8 +103,50 @@ def _col2im_of_products(rows, w_taps, x_shape, grid, stride, padding, dilation):
     if kernels.available(xp):
         cols = kernels.matmul(rows, w_taps.transpose(2, 0, 1, 3).reshape(k, -1))  # (N*OH*OW, KH*KW*C)
         return kernels.col2im_rows(cols, x_shape, (kh, kw), pair(stride), pair(padding), pair(dilation), grid)
+    if _phase_form_fits(w_taps.shape, x_shape, grid, stride, padding, dilation):
+        return _col2im_of_products_by_phase(rows, w_taps, x_shape, grid, stride, padding)
     cols = xp.matmul(rows, w_taps.reshape(kh * kw, k, c))              # (KH*KW, N*OH*OW, C)
     return col2im_taps(cols.reshape(kh, kw, n, oh, ow, c), x_shape, stride, padding, dilation)
+
+
+def _phase_form_fits(taps_shape, x_shape, grid, stride, padding, dilation):
+    """Whether ``_col2im_of_products_by_phase`` applies and pays: kernel a multiple of a stride > 1,
+    no dilation, the grid tiling the padded image exactly, and its im2col no bigger than the
+    per-tap products it replaces (K <= SH*SW*C; DCGAN's k4 s2 p1 layers with C >= K/4)."""
+    kh, kw, k, c = taps_shape
+    (sh, sw), (ph, pw) = pair(stride), pair(padding)
+    return (pair(dilation) == (1, 1) and sh * sw > 1 and kh % sh == 0 and kw % sw == 0 and k <= sh * sw * c
+            and sh * (grid[0] + kh // sh - 1) == x_shape[2] + 2 * ph
+            and sw * (grid[1] + kw // sw - 1) == x_shape[3] + 2 * pw)
+
+
+def _col2im_of_products_by_phase(rows, w_taps, x_shape, grid, stride, padding):
+    """``_col2im_of_products`` when the kernel spans T = KH/SH taps per stride phase (NumPy path).
+
+    Cut the padded image into stride x stride blocks (space-to-depth, a grid of HS = OH + T - 1
+    blocks of SH*SW*C values). Block (Y, X) receives rows[oy, ox] @ w_taps[sh*a + dy, ...] from
+    the T x T rows oy = Y - a: a stride-1 convolution of the (zero-padded) rows. So
+      blocks = im2col(rows, T x T, padding T-1) @ w2,  w2[(a', b', k), (dy, dx, c)] = w_taps[sh*(T-1-a') + dy, ...]
+    one product with SH*SW*C output columns (efficient), and the image is read off the blocks
+    phase by phase. Against the per-tap form: no zero-filled buffer and no accumulation passes.
+    """
+    xp = get_array_module(rows)
+    kh, kw, k, c = w_taps.shape
+    (sh, sw), (ph, pw) = pair(stride), pair(padding)
+    th, tw = kh // sh, kw // sw
+    n, _, h, w = x_shape
+    (oh, ow), hs, ws = grid, grid[0] + th - 1, grid[1] + tw - 1
+    cols = im2col_nhwc(_from_rows(rows, n, oh, ow), (th, tw), 1, (th - 1, tw - 1))   # (N*HS*WS, TH*TW*K)
+    w2 = w_taps.reshape(th, sh, tw, sw, k, c)[::-1, :, ::-1].transpose(0, 2, 4, 1, 3, 5).reshape(th * tw * k, -1)
+    blocks = (cols @ w2).reshape(n, hs, ws, sh, sw, c)                # [:, Y, X, dy, dx] = padded dx[:, Y*sh+dy, X*sw+dx]
+    dx = xp.empty((n, h, w, c), dtype=rows.dtype)
+    for ry in range(sh):                                               # image row ry + sh*j is padded row sh*(y0+j) + dy
+        y0, dy = divmod(ry + ph, sh)
+        for rx in range(sw):
+            x0, dxx = divmod(rx + pw, sw)
+            phase = dx[:, ry::sh, rx::sw]
+            phase[...] = blocks[:, y0:y0 + phase.shape[1], x0:x0 + phase.shape[2], dy, dxx]
+    return dx.transpose(0, 3, 1, 2)                                    # (N, C, H, W) view, channels-last
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
@@ -101,7 +179,7 @@ def conv2d_backward(dout, cache, need_dx=True):
     n, _, oh, ow = dout.shape
     d_rows = _rows(dout)                                              # (N*OH*OW, F)
     dw = _matmul(d_rows.T, cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
-    db = d_rows.sum(axis=0) if has_bias else None
+    db = _channel_sum(d_rows) if has_bias else None
     dx = None
     if need_dx:
         dx = _col2im_of_products(d_rows, w.transpose(2, 3, 0, 1), x_shape, (oh, ow), stride, padding, dilation)
@@ -136,7 +214,7 @@ def conv_transpose2d_backward(dout, cache, need_dx=True):
     _, cout, kh, kw = w.shape
     cols = im2col_nhwc(dout, (kh, kw), stride, padding, dilation, out_size=(h, wd))  # (N*H*W, KH*KW*Cout)
     dw = _matmul(x_rows.T, cols).reshape(cin, kh, kw, cout).transpose(0, 3, 1, 2)
-    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    db = _channel_sum(dout) if has_bias else None
     dx = None
     if need_dx:
         w_rows = w.transpose(0, 2, 3, 1).reshape(cin, -1)             # (Cin, KH*KW*Cout)
@@ -145,12 +223,6 @@ def conv_transpose2d_backward(dout, cache, need_dx=True):
 
 
 # ---------------------------------------------------------------- batch normalisation
-def _channel_dot(a, b):
-    """sum over every axis but 1 of a * b, per channel, without an (a * b) temporary."""
-    idx = "nchwdl"[:a.ndim]
-    return get_array_module(a).einsum(f"{idx},{idx}->c", a, b)
-
-
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1, eps=1e-5):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, statistics per channel (axis 1).
 
@@ -158,19 +230,19 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
     statistics (updated in place) take the unbiased variance, as in PyTorch:
     running = (1 - momentum) * running + momentum * batch.
     Eval: the running statistics. x: (N, C) or (N, C, *) -> y: same shape and memory layout.
+    The cache keeps xc = x - mean (xhat = xc * inv_std is never stored: one pass fewer).
     """
     xp = get_array_module(x)
     if kernels.available(xp):
         return kernels.batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps)
-    axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)                              # broadcast (C,) over x
     if training:
         count = x.size // x.shape[1]
         if count < 2:
             raise ValueError(f"BatchNorm: expected more than 1 value per channel when training, got input shape {tuple(x.shape)}")
-        mean = x.mean(axis=axes)
-        xc = x - mean.reshape(shape)
-        var = _channel_dot(xc, xc) / count
+        mean = _channel_sum(x) / count
+        xc = x - mean.reshape(shape)                                   # two passes for the variance: no
+        var = _channel_dot(xc, xc) / count                             # cancellation when |mean| >> std
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mean
@@ -180,38 +252,34 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
         mean, var = running_mean, running_var
         xc = x - mean.reshape(shape)
     inv_std = 1 / xp.sqrt(var + eps)                                   # (C,)
-    xhat = xc
-    xhat *= inv_std.reshape(shape)                                     # in place: xc is ours
-    if gamma is None:
-        return xhat, (xhat, inv_std, gamma, training)
-    out = xhat * gamma.reshape(shape)
-    out += beta.reshape(shape)
-    return out, (xhat, inv_std, gamma, training)
+    scale = inv_std if gamma is None else gamma * inv_std
+    out = xc * scale.reshape(shape)                                    # = gamma * xhat
+    if beta is not None:
+        out += beta.reshape(shape)
+    return out, (xc, inv_std, gamma, training)
 
 
 def batchnorm_backward(dout, cache):
-    """With M values per channel, k = gamma * inv_std:
+    """With M values per channel, xhat = xc * inv_std and k = gamma * inv_std:
 
     training: dx = k * (dout - mean(dout) - xhat * mean(dout * xhat))   (the cross-batch terms)
+                 = k * dout - xc * (k * inv_std * dgamma / M) - k * dbeta / M
     eval:     dx = k * dout
-    dgamma = sum(dout * xhat), dbeta = sum(dout).
+    dgamma = sum(dout * xhat) = inv_std * sum(dout * xc), dbeta = sum(dout).
     """
     xp = get_array_module(dout)
     if kernels.available(xp):
         return kernels.batchnorm_backward(dout, cache)
-    xhat, inv_std, gamma, training = cache
-    axes = (0,) + tuple(range(2, dout.ndim))
+    xc, inv_std, gamma, training = cache
     shape = (1, -1) + (1,) * (dout.ndim - 2)
-    dbeta = dout.sum(axis=axes)
-    dgamma = _channel_dot(dout, xhat)
+    dbeta = _channel_sum(dout)
+    dgamma = _channel_dot(dout, xc) * inv_std
     k = inv_std * gamma if gamma is not None else inv_std
+    dx = dout * k.reshape(shape)
     if training:
-        m = xhat.size // xhat.shape[1]
-        dx = dout - (dbeta / m).reshape(shape)                        # 4 passes over x-sized arrays, one temporary
-        dx *= k.reshape(shape)
-        dx -= xhat * (k * dgamma / m).reshape(shape)
-    else:
-        dx = dout * k.reshape(shape)
+        m = xc.size // xc.shape[1]
+        dx -= xc * (k * inv_std * dgamma / m).reshape(shape)          # 4 passes over x-sized arrays, one temporary
+        dx -= (k * dbeta / m).reshape(shape)
     return dx, (dgamma if gamma is not None else None), (dbeta if gamma is not None else None)
 
 

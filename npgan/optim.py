@@ -175,6 +175,7 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas!r}")
         self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
         self.weight_decay = float(weight_decay)
+        self._scratch_arrays = {}                                             # id(p) -> work array
 
     def _update(self, p, state):
         xp = get_array_module(p.data)
@@ -185,17 +186,29 @@ class Adam(Optimizer):
         t = state["step"]
         g = self._grad(p)
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        buf = self._scratch(p)                                                # every temporary goes here
         m *= beta1
-        m += (1 - beta1) * g
+        m += xp.multiply(g, 1 - beta1, out=buf)
         v *= beta2
-        v += (1 - beta2) * (g * g)
-        step_size = self.lr / (1 - beta1 ** t)
-        denom = xp.sqrt(v)                                                    # the one full-size temporary
-        denom /= math.sqrt(1 - beta2 ** t)
-        denom += self.eps
-        xp.divide(m, denom, out=denom)                                        # denom now holds m / denom
-        denom *= step_size
-        p.data -= denom
+        xp.multiply(g, g, out=buf)
+        buf *= 1 - beta2
+        v += buf
+        # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), with bc = 1 - beta^t, written with one
+        # pass fewer (equal up to rounding): p -= (lr * sqrt(bc2) / bc1) * m / (sqrt(v) + eps * sqrt(bc2))
+        root_bc2 = math.sqrt(1 - beta2 ** t)
+        xp.sqrt(v, out=buf)
+        buf += self.eps * root_bc2
+        xp.divide(m, buf, out=buf)
+        buf *= self.lr * root_bc2 / (1 - beta1 ** t)
+        p.data -= buf
+
+    def _scratch(self, p):
+        """A work array like p.data, kept between steps (not part of the state: nothing to save)."""
+        scratch = self._scratch_arrays
+        buf = scratch.get(id(p))
+        if buf is None or buf.shape != p.data.shape or buf.dtype != p.data.dtype or type(buf) is not type(p.data):
+            buf = scratch[id(p)] = get_array_module(p.data).empty_like(p.data)
+        return buf
 
 
 class RMSprop(Optimizer):

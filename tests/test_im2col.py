@@ -108,3 +108,21 @@ def test_col2im_taps_is_adjoint_of_im2col_nhwc(geom):
     rhs = float((x * col2im_taps(taps, x.shape, s, p, d)).sum())
     assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
 
+
+
+def test_transposed_conv_by_phase_matches_per_tap_form():
+    """The space-to-depth form of col2im(rows @ w_taps) (kernel a multiple of the stride) gives
+    the per-tap form's result, DCGAN's k4 s2 p1 and less regular geometries."""
+    from npgan.im2col import col2im_taps
+    rng = np.random.default_rng(0)
+    for n, k, c, (h, w), (kh, kw), (sh, sw), (ph, pw) in [
+            (2, 6, 3, (14, 14), (4, 4), (2, 2), (1, 1)), (3, 4, 2, (9, 9), (6, 6), (3, 3), (0, 0)),
+            (2, 3, 4, (12, 10), (4, 6), (2, 3), (2, 1)), (2, 5, 3, (8, 8), (2, 2), (2, 2), (0, 0))]:
+        grid = (conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw))
+        rows = rng.standard_normal((n * grid[0] * grid[1], k))
+        w_taps = rng.standard_normal((kh, kw, k, c))
+        assert F._phase_form_fits(w_taps.shape, (n, c, h, w), grid, (sh, sw), (ph, pw), 1)
+        got = F._col2im_of_products_by_phase(rows, w_taps, (n, c, h, w), grid, (sh, sw), (ph, pw))
+        cols = np.matmul(rows, w_taps.reshape(kh * kw, k, c)).reshape(kh, kw, n, *grid, c)
+        want = col2im_taps(cols, (n, c, h, w), (sh, sw), (ph, pw))
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

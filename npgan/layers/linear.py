@@ -10,7 +10,11 @@ class Linear(Layer):
         in_features, out_features: sizes of each input and output sample.
         bias: learn an additive bias (default True).
     Shape: (N, *, in_features) -> (N, *, out_features). Weight (out_features, in_features).
+    Attributes:
+        needs_input_grad: when False, ``backward`` skips dx and returns None (a generator's
+            first layer, fed with noise that needs no gradient).
     """
+    needs_input_grad = True
 
     def __init__(self, in_features, out_features, bias=True, dtype=None):
         self.in_features, self.out_features = in_features, out_features
@@ -24,7 +28,7 @@ class Linear(Layer):
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.linear_backward(dout, self.cache)
+        dx, dw, db = F.linear_backward(dout, self.cache, self.needs_input_grad)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
