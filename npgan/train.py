@@ -257,12 +257,16 @@ def train_step(G, D, opt_G, opt_D, real, z, check=False):
         its update).
     """
     xp = backend.get_array_module(real)
+    # Gradients nobody reads are skipped, as PyTorch skips inputs that do not require grad:
+    # the noise's (G's first layer) and, in the D step, the images' (D's first layer).
+    G[0].needs_input_grad = False
     fake = G.forward(z)                                                      # (B, 1, 28, 28)
 
     # D step: minimise BCE(D(x), 1) + BCE(D(G(z)), 0). G is not updated here, so its
     # backward is not called. Each D.forward overwrites D's cache, so the real pass is
     # backpropagated before the fake pass runs; the parameter gradients of both add up.
     opt_D.zero_grad()
+    D[0].needs_input_grad = False
     real_logits = D.forward(real)                                            # (B, 1)
     loss_real, cache = bce_with_logits_forward(real_logits, 1.0)
     D.backward(bce_with_logits_backward(1.0, cache))
@@ -277,6 +281,7 @@ def train_step(G, D, opt_G, opt_D, real, z, check=False):
     # G step: minimise BCE(D(G(z)), 1) through the updated D, reusing G's forward pass.
     # D.backward also adds into D's gradients; they are zeroed before D's next update.
     opt_G.zero_grad()
+    D[0].needs_input_grad = True                                             # dD/dG(z) flows into G
     loss_G, cache = gan_generator_loss_forward(D.forward(fake))
     G.backward(D.backward(gan_generator_loss_backward(1.0, cache)))
     if check:
