@@ -90,9 +90,9 @@ def ContextEncoder(channels=1, size=28, width=32, dtype=None):
     return dcgan_init(Sequential(*layers))
 
 
-def PatchDiscriminator(channels=1, size=28, width=32, dtype=None):
-    """DCGAN-style critic of a whole image: k stride-2 convs (LeakyReLU 0.2, BatchNorm after
-    the first), Flatten, Linear -> one logit. Shape: (N, C, size, size) -> (N, 1)."""
+def conv_critic(channels, size, width, out_features, dtype=None):
+    """k stride-2 4x4 convs (width, 2*width, ...; BatchNorm after all but the first,
+    LeakyReLU 0.2), Flatten, Linear. Shape: (N, C, size, size) -> (N, out_features)."""
     k = _downsamplings(size)
     layers, c_in = [], channels
     for i in range(k):
@@ -102,8 +102,12 @@ def PatchDiscriminator(channels=1, size=28, width=32, dtype=None):
         layers += [LeakyReLU(0.2)]
         c_in = c
     s = size // 2 ** k
-    layers += [Flatten(), Linear(c_in * s * s, 1, dtype=dtype)]
-    return dcgan_init(Sequential(*layers))
+    return Sequential(*layers, Flatten(), Linear(c_in * s * s, out_features, dtype=dtype))
+
+
+def PatchDiscriminator(channels=1, size=28, width=32, dtype=None):
+    """DCGAN-style critic of a whole image -> one logit. Shape: (N, C, size, size) -> (N, 1)."""
+    return dcgan_init(conv_critic(channels, size, width, 1, dtype))
 
 
 # ---- Globally and locally consistent completion --------------------------------------------
@@ -183,25 +187,12 @@ class GlobalLocalDiscriminator(Layer):
 
     def __init__(self, channels=1, size=28, patch=16, width=32, features=64, dtype=None):
         self.patch = patch
-        self.global_branch = self._branch(channels, size, width, features, dtype)
-        self.local_branch = self._branch(channels, patch, width, features, dtype)
+        self.global_branch = conv_critic(channels, size, width, features, dtype)
+        self.local_branch = conv_critic(channels, patch, width, features, dtype)
         self.act = LeakyReLU(0.2)
         self.head = Linear(2 * features, 1, dtype=dtype)
         dcgan_init(self)
         self.cache = None
-
-    @staticmethod
-    def _branch(channels, size, width, features, dtype):
-        k = _downsamplings(size)
-        layers, c_in = [], channels
-        for i in range(k):
-            c = width * 2 ** i
-            layers += [Conv2d(c_in, c, 4, 2, 1, dtype=dtype)]
-            layers += [BatchNorm2d(c, dtype=dtype)] if i else []
-            layers += [LeakyReLU(0.2)]
-            c_in = c
-        s = size // 2 ** k
-        return Sequential(*layers, Flatten(), Linear(c_in * s * s, features, dtype=dtype))
 
     def forward(self, x, mask):
         xp = get_array_module(x)
