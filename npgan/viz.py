@@ -116,9 +116,15 @@ def plot_history(history, path, title=None):
     bottom.set_ylabel("mean D output")
     bottom.legend(loc="upper right")
     bottom.grid(alpha=0.3)
+    save_figure(fig, path, title)
+
+
+def save_figure(fig, path, title=None, dpi=100):
+    """Title, tight layout, write ``path`` (creating its folder) and free the figure."""
+    import matplotlib.pyplot as plt
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)

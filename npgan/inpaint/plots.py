@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..backend import asnumpy
+from ..viz import save_figure
 
 HOLE_GREY = 0.5       # how a hole is shown in the "masked" column (in [0, 1])
 
@@ -87,12 +88,7 @@ def plot_losses(history, path, title=None):
         _shade_phases(ax, history)
     axes[0, 0].set_yscale("log") if keys_top == ["rec"] else None
     axes[-1, 0].set_xlabel("step")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, title, dpi=90)
 
 
 def _shade_phases(ax, history):
