@@ -230,34 +230,20 @@ def npgan_step(batch, xp, seed=0):
     ``real`` is a fixed batch of uniform noise in [-1, 1] (the data pipeline is not timed);
     z is drawn afresh every step, as a training loop would.
     """
-    from npgan import backend, losses, optim
+    from npgan import backend, optim
     from npgan.models import dcgan
+    from npgan.train import train_step
     backend.seed(seed)
     G, D = dcgan.Generator(), dcgan.Discriminator()
     opt_g = optim.Adam(G.parameters(), lr=dcgan.LR, betas=dcgan.BETAS)
     opt_d = optim.Adam(D.parameters(), lr=dcgan.LR, betas=dcgan.BETAS)
     real = backend.rng().uniform(-1, 1, size=(batch, 1, 28, 28)).astype(numpy.float32)
-    first = D[0]  # the images need no gradient in the D step; in the G step dx flows into G
-    G[0].needs_input_grad = False  # nor does the noise z (PyTorch skips both: they do not require grad)
 
     def step():
+        # The training job's own step (npgan.train.train_step), so the benchmark times what
+        # `python -m npgan.train` runs, input-gradient skipping included.
         z = backend.rng().standard_normal((batch, dcgan.Z_DIM), dtype=numpy.float32)
-        fake = G.forward(z)
-        # D step: real -> 1, fake -> 0 (fake treated as data: no gradient into G)
-        opt_d.zero_grad()
-        first.needs_input_grad = False
-        loss_real, cache = losses.bce_with_logits_forward(D.forward(real), 1.0)
-        D.backward(losses.bce_with_logits_backward(1.0, cache))
-        loss_fake, cache = losses.bce_with_logits_forward(D.forward(fake), 0.0)
-        D.backward(losses.bce_with_logits_backward(1.0, cache))
-        opt_d.step()
-        # G step: fake -> 1, through D into G
-        opt_g.zero_grad()
-        first.needs_input_grad = True
-        loss_g, cache = losses.bce_with_logits_forward(D.forward(fake), 1.0)
-        G.backward(D.backward(losses.bce_with_logits_backward(1.0, cache)))
-        opt_g.step()
-        return loss_real + loss_fake, loss_g
+        return train_step(G, D, opt_g, opt_d, real, z)
 
     step.models = (G, D)
     step.optimizers = (opt_g, opt_d)

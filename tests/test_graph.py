@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from npgan import backend, losses, optim
+from npgan import backend, optim
 from npgan.models import dcgan
+from npgan.train import train_step
 
 
 def make_step(batch=8, seed=3):
@@ -13,19 +14,9 @@ def make_step(batch=8, seed=3):
     opt_d = optim.Adam(D.parameters(), lr=dcgan.LR, betas=dcgan.BETAS)
     real = backend.rng().uniform(-1, 1, size=(batch, 1, 28, 28)).astype(np.float32)
 
-    def step():
-        fake = G.forward(backend.rng().standard_normal((batch, dcgan.Z_DIM), dtype=np.float32))
-        opt_d.zero_grad()
-        loss_r, c_r = losses.bce_with_logits_forward(D.forward(real), 1.0)
-        D.backward(losses.bce_with_logits_backward(1.0, c_r))
-        loss_f, c_f = losses.bce_with_logits_forward(D.forward(fake), 0.0)
-        D.backward(losses.bce_with_logits_backward(1.0, c_f))
-        opt_d.step()
-        opt_g.zero_grad()
-        loss_g, c_g = losses.bce_with_logits_forward(D.forward(fake), 1.0)
-        G.backward(D.backward(losses.bce_with_logits_backward(1.0, c_g)))
-        opt_g.step()
-        return loss_r + loss_f, loss_g
+    def step():                                          # the training job's own step
+        z = backend.rng().standard_normal((batch, dcgan.Z_DIM), dtype=np.float32)
+        return train_step(G, D, opt_g, opt_d, real, z)
 
     return step, (G, D), (opt_g, opt_d)
 
