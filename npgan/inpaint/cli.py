@@ -36,6 +36,9 @@ def build_parser():
     t.add_argument("--optimizer", choices=["adam", "adadelta"], help="default adam (GLCIC used adadelta, lr 1.0)")
     t.add_argument("--adv-weight", type=float, help="weight of the adversarial loss")
     t.add_argument("--width", type=int, help="base channel count of the networks")
+    t.add_argument("--prefill", choices=["mean", "biharmonic"],
+                   help="completion networks: the hole at the input holds the mean pixel (default, as in the "
+                        "papers) or a biharmonic fill that the network learns to correct")
     t.add_argument("--gan-checkpoint", help="latent: use this `python -m npgan.train` checkpoint.npz "
                                             "instead of training a DCGAN (28x28 data only)")
     t.add_argument("--latent-steps", type=int, help="latent: z-optimisation steps per image batch")
@@ -90,8 +93,11 @@ def cmd_train(args, parser):
     if args.gan_checkpoint and not Path(args.gan_checkpoint).is_file():
         parser.error(f"--gan-checkpoint {args.gan_checkpoint}: no such file")
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr_g", "lr_d", "optimizer", "adv_weight",
-                                               "width", "gan_checkpoint", "latent_steps", "latent_lambda")}
+                                               "width", "gan_checkpoint", "latent_steps", "latent_lambda",
+                                               "prefill")}
     overrides["phases"] = tuple(args.phases) if args.phases else None
+    if args.prefill and args.method == "latent":
+        parser.error("--prefill applies to the completion networks (context-encoder*, glcic), not to latent")
     if args.optimizer == "adadelta" and args.lr_g is None:
         overrides.update(lr_g=1.0, lr_d=args.lr_d or 0.1)
     data = load_inpaint_data(dataset)
@@ -100,7 +106,8 @@ def cmd_train(args, parser):
                               fill=tuple(float(v) for v in data.mean_pixel()))
     if cfg.gan_checkpoint and cfg.size != 28:
         parser.error("--gan-checkpoint holds a 28x28 DCGAN; it cannot inpaint the 32x32 natural crops")
-    name = args.name or f"inpaint-{dataset}-{args.method}" + ("" if mask == "centre" else f"-{mask}")
+    name = args.name or (f"inpaint-{dataset}-{args.method}" + ("" if cfg.prefill == "mean" else f"-{cfg.prefill}")
+                         + ("" if mask == "centre" else f"-{mask}"))
     run_dir = Path(args.runs_dir) / name
     if (run_dir / "checkpoint.npz").exists():
         print(f"note: overwriting the run in {run_dir}")

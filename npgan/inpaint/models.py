@@ -17,12 +17,16 @@
 Every network takes and returns (N, C, H, W) arrays; the completion networks see the
 image with its hole pre-filled plus the mask as an extra channel (:func:`network_input`)
 and predict a whole image, of which only the hole is used (:func:`composite`).
+:func:`complete` runs a completion network with either pre-fill (:data:`PREFILLS`).
 """
 from ..backend import get_array_module
 from ..init import dcgan_init
 from ..layers import (BatchNorm1d, BatchNorm2d, ChannelwiseLinear, Conv2d, ConvTranspose2d, Flatten, Layer,
                       LeakyReLU, Linear, ReLU, Sequential, Tanh, Unflatten)
+from .blend import biharmonic_solve
 from .masks import hole_boxes
+
+PREFILLS = ("mean", "biharmonic")
 
 
 # ---- glue between images, masks and networks ------------------------------------------------
@@ -34,10 +38,31 @@ def prefill(x, mask, fill):
     return x * (1 - mask) + fill * mask
 
 
-def network_input(x, mask, fill):
-    """[pre-filled image, mask] along the channels: (N, C, H, W), (N, 1, H, W) -> (N, C+1, H, W)."""
+def network_input(x, mask, fill=None):
+    """[pre-filled image, mask] along the channels: (N, C, H, W), (N, 1, H, W) -> (N, C+1, H, W).
+    ``fill``: the hole's value (see :func:`prefill`), or None when x's hole is already filled."""
     xp = get_array_module(x)
-    return xp.concatenate([prefill(x, mask, fill), mask.astype(x.dtype)], axis=1)
+    filled = x if fill is None else prefill(x, mask, fill)
+    return xp.concatenate([filled, mask.astype(x.dtype)], axis=1)
+
+
+def complete(net, x, mask, prefill="mean", fill=0.0):
+    """A completion network's predicted image, for one of two pre-fills of the hole:
+
+    'mean' (Pathak et al., Iizuka et al.): pred = net([x with the hole set to ``fill``, m]);
+    'biharmonic': pred = b + net([b, m]), b = x with the hole filled by
+        :func:`~npgan.inpaint.blend.biharmonic_solve`: the network predicts a correction to a
+        smooth interpolation of the border instead of the whole hole, so smooth regions, which
+        it would otherwise have to reproduce from scratch, start right.
+    Either way d pred / d (network output) is the identity: ``net.backward(dpred)`` is the
+    whole backward pass. Shapes: x (N, C, H, W), mask (N, 1, H, W) -> (N, C, H, W).
+    """
+    if prefill == "mean":
+        return net.forward(network_input(x, mask, fill))
+    if prefill == "biharmonic":
+        base = biharmonic_solve(x, mask)
+        return base + net.forward(network_input(base, mask))
+    raise ValueError(f"unknown prefill {prefill!r}; choose one of {PREFILLS}")
 
 
 def composite(pred, x, mask):

@@ -23,8 +23,8 @@ from ..checkpoint import atomic_savez
 from ..models import dcgan
 from .blend import poisson_blend
 from .latent import LAMBDA, latent_generate
-from .models import (CompletionNetwork, ContextEncoder, Discriminator32, Generator32, GlobalLocalDiscriminator,
-                     PatchDiscriminator, composite, network_input)
+from .models import (PREFILLS, CompletionNetwork, ContextEncoder, Discriminator32, Generator32,
+                     GlobalLocalDiscriminator, PatchDiscriminator, complete, composite)
 
 METHODS = ("context-encoder", "context-encoder-l2", "glcic", "latent")
 LABELS = {"context-encoder": "Context Encoder (L2 + adv)", "context-encoder-l2": "Context Encoder (L2 only)",
@@ -38,6 +38,9 @@ class Config:
     Attributes (the hyper-parameters used by each method are noted):
         method, dataset, mask: what is trained on what ('centre', 'rect', 'strokes', 'mixed').
         channels, size, hole: image shape and centre-hole side (filled in from the data).
+        prefill: what the hole holds at a completion network's input: 'mean' (``fill``, as in
+            the papers) or 'biharmonic' (a smooth fill that the network then corrects; see
+            :func:`npgan.inpaint.models.complete`).
         fill: per-channel pre-fill of the hole (the training mean pixel), in [-1, 1].
         steps: completion-network updates (Context Encoder) / DCGAN updates (latent).
         phases: GLCIC's (T_C, T_D, T_joint): completion-only, discriminator-only and joint steps.
@@ -55,6 +58,7 @@ class Config:
     channels: int = 1
     size: int = 28
     hole: int = 14
+    prefill: str = "mean"
     fill: tuple = (0.0,)
     steps: int = 1500
     phases: tuple = (800, 100, 500)
@@ -74,7 +78,7 @@ class Config:
 
     @property
     def label(self):
-        return LABELS[self.method]
+        return LABELS[self.method] + ("" if self.prefill == "mean" else f", {self.prefill} prefill")
 
     def to_json(self):
         return json.dumps(asdict(self), indent=2)
@@ -100,6 +104,8 @@ def default_config(method, dataset, **overrides):
         "latent": dict(steps=2000, lr_g=2e-4, lr_d=2e-4, width=32),
     }[method]
     base.update({k: v for k, v in overrides.items() if v is not None})
+    if base.get("prefill", "mean") not in PREFILLS:
+        raise ValueError(f"unknown prefill {base['prefill']!r}; choose one of {PREFILLS}")
     return Config(method=method, dataset=dataset, **base)
 
 
@@ -183,7 +189,7 @@ def network_fill(net, cfg, images, masks, blend=False, batch_size=500):
     out = []
     for a in range(0, images.shape[0], batch_size):
         x, m = images[a:a + batch_size], masks[a:a + batch_size]
-        pred = net.forward(network_input(x, m, fill))
+        pred = xp.clip(complete(net, x, m, cfg.prefill, fill), -1, 1)          # a corrected prefill may overshoot
         out.append(poisson_blend(pred, x, m, guidance="hole") if blend else composite(pred, x, m))
     return xp.concatenate(out)
 

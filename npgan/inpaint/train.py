@@ -3,7 +3,7 @@
 One step of the completion methods, top to bottom::
 
     x, m   = batch of images and hole masks (host -> device)
-    pred   = net(network_input(x, m, fill))                    # the whole predicted image
+    pred   = net([x with hole pre-filled, m])  (+ the pre-fill)  # the whole predicted image
     fake   = composite(pred, x, m)                             # known pixels kept
     D step:  BCE(D(x), 1) + BCE(D(fake), 0)          (joint phase / GLCIC phase 2)
     C step:  w_rec * masked_mse(pred, x, m) + w_adv * BCE(D(fake), 1)  -> d pred -> net.backward
@@ -28,7 +28,7 @@ from ..losses import (bce_with_logits_backward, bce_with_logits_forward, gan_gen
                       gan_generator_loss_forward, masked_mse_backward, masked_mse_forward)
 from ..optim import Adadelta, Adam
 from .masks import make_masks
-from .models import composite, discriminate, network_input
+from .models import complete, composite, discriminate
 from .plots import plot_losses, save_panel, show_masked
 from .runs import build_models, load_gan_checkpoint, save_run
 
@@ -145,7 +145,7 @@ def train_completion(cfg, data, run_dir, progress=True, log_every=25):
     for step in bar:
         phase = phases[step]
         x, m = sample_batch(data.train, cfg, rng)
-        pred = net.forward(network_input(x, m, fill))                           # (B, C, H, W)
+        pred = complete(net, x, m, cfg.prefill, fill)                           # (B, C, H, W)
         record = {"step": step, "phase": phase}
         if phase in ("D", "joint"):
             D.zero_grad()
