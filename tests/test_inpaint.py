@@ -436,3 +436,24 @@ def test_natural_crops_come_from_different_photos():
     assert data.train.dtype == np.uint8 and data.train.std() > 10
     lfw = load_inpaint_data("lfw", verbose=False)
     assert lfw.train.shape == (160, 1, 28, 28) and lfw.test.shape == (20, 1, 28, 28)
+
+
+def test_latent_run_from_a_training_checkpoint_of_another_width(tmp_path):
+    """`--gan-checkpoint` takes a `python -m npgan.train` checkpoint whatever its widths and z size
+    (the main job's DCGAN is 64 wide, the latent default 32): the run keeps its exact weights."""
+    from npgan.checkpoint import save_checkpoint
+    from npgan.inpaint.cli import main
+    from npgan.inpaint.runs import load_run
+    from npgan.optim import Adam
+
+    G, D = dcgan.Generator(z_dim=6, width=8), dcgan.Discriminator(width=8)
+    ckpt = tmp_path / "dcgan.npz"
+    save_checkpoint(ckpt, G=G, D=D, opt_G=Adam(G.parameters()), opt_D=Adam(D.parameters()), step=1,
+                    config={"model": "dcgan"}, rng_state=backend.get_rng_state())
+    assert main(["train", "--dataset", "lfw", "--method", "latent", "--gan-checkpoint", str(ckpt),
+                 "--latent-steps", "2", "--runs-dir", str(tmp_path), "--name", "run", "--no-progress"]) == 0
+    cfg, models = load_run(tmp_path / "run")
+    assert (cfg.z_dim, cfg.width) == (6, 8)
+    for mine, theirs in ((models["G"], G), (models["D"], D)):
+        for key, value in theirs.state_dict().items():
+            np.testing.assert_array_equal(backend.asnumpy(mine.state_dict()[key]), backend.asnumpy(value))

@@ -40,7 +40,7 @@ def build_parser():
                    help="completion networks: the hole at the input holds the mean pixel (default, as in the "
                         "papers) or a biharmonic fill that the network learns to correct")
     t.add_argument("--gan-checkpoint", help="latent: use this `python -m npgan.train` checkpoint.npz "
-                                            "instead of training a DCGAN (28x28 data only)")
+                                            "instead of training a DCGAN (28x28 data only; its widths and z size are used)")
     t.add_argument("--latent-steps", type=int, help="latent: z-optimisation steps per image batch")
     t.add_argument("--latent-lambda", type=float, help="latent: weight of the perceptual loss")
     t.add_argument("--seed", type=int, default=0)

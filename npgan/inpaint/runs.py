@@ -161,8 +161,8 @@ def load_run(run_dir):
 
 
 def load_gan_checkpoint(path, channels=1):
-    """G and D of a ``python -m npgan.train`` DCGAN checkpoint (28x28), widths and z size read
-    from the weight shapes. Returns (G, D, z_dim)."""
+    """G and D of a ``python -m npgan.train`` DCGAN checkpoint (28x28), their width and z size
+    read from the weight shapes. Returns (G, D, z_dim, width)."""
     from ..checkpoint import load_checkpoint
     ckpt = load_checkpoint(path)
     g_state, d_state = ckpt["G"], ckpt["D"]
@@ -171,11 +171,14 @@ def load_gan_checkpoint(path, channels=1):
     z_dim = g_state["0.weight"].shape[1]
     g_width = g_state["0.weight"].shape[0] // (2 * 7 * 7)
     d_width = d_state["0.weight"].shape[0]
+    if g_width != d_width:
+        raise ValueError(f"{path}: G has width {g_width} and D width {d_width}; latent inpainting "
+                         f"runs store one width for both")
     G = dcgan.Generator(z_dim, channels, g_width)
     D = dcgan.Discriminator(channels, d_width)
     G.load_state_dict(g_state)
     D.load_state_dict(d_state)
-    return G, D, z_dim
+    return G, D, z_dim, g_width
 
 
 # ---- inpainters -----------------------------------------------------------------------------

@@ -181,11 +181,10 @@ def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
     """
     backend.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    if cfg.gan_checkpoint:
-        G, D, z_dim = load_gan_checkpoint(cfg.gan_checkpoint, cfg.channels)
-        models = build_models(dataclasses.replace(cfg, z_dim=z_dim))
-        models["G"].load_state_dict(G.state_dict())
-        models["D"].load_state_dict(D.state_dict())
+    if cfg.gan_checkpoint:                                  # its shapes, not the defaults, fix z_dim and width
+        G, D, z_dim, width = load_gan_checkpoint(cfg.gan_checkpoint, cfg.channels)
+        cfg = dataclasses.replace(cfg, z_dim=z_dim, width=width)
+        models = {"G": G, "D": D}
         steps = 0
     else:
         models = build_models(cfg)
@@ -215,7 +214,7 @@ def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
             elif step % (10 * log_every) == 0:
                 print(_log_line(history[-1], steps), flush=True)
     G.eval(), D.eval()
-    save_run(run_dir, dataclasses.replace(cfg, z_dim=G.parameters()[0].shape[1]), models)
+    save_run(run_dir, cfg, models)
     return history
 
 
