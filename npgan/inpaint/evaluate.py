@@ -1,13 +1,16 @@
 """Held-out evaluation: PSNR, SSIM and L1 on the hole and on the whole image, for runs and baselines.
 
-All metrics are computed per image on pixels in [0, 1] and averaged over the images:
+Metrics are computed per image on pixels in [0, 1] and averaged over the images (sharpness:
+a ratio of totals, see below):
 
 - ``PSNR`` = 10 log10(1 / MSE) with the MSE over the hole's pixels (``hole``) or all pixels;
 - ``SSIM``: scikit-image's ``structural_similarity`` (7x7 window, data range 1), the SSIM
   map averaged over the hole or over the whole image;
 - ``L1``: mean absolute error;
-- ``sharpness``: mean gradient magnitude of the completion inside the hole divided by that of
-  the ground truth (1 = as much detail as the real image; blurry L2 fills score well below 1).
+- ``sharpness``: mean gradient magnitude of the completions inside the holes divided by that of
+  the ground truth, over all the images (1 = as much detail as the real images; blurry L2
+  fills score well below 1). A ratio of the totals, not a mean of per-image ratios, which a
+  hole on a flat background (ground-truth gradient ~0) would blow up.
 
     >>> rows, context = evaluate(["runs/a", "runs/b"], n=1000)
     >>> print(format_table(rows))
@@ -61,7 +64,7 @@ def image_metrics(completions, truth, masks):
         ssim_all[i] = smap.mean()
         ssim_hole[i] = (smap * m[i]).sum() / hole_count[i]
     out["ssim_hole"], out["ssim_all"] = ssim_hole, ssim_all
-    out["sharpness"] = _gradient_energy(a, m) / np.maximum(_gradient_energy(b, m), 1e-8)
+    out["gradient_fill"], out["gradient_truth"] = _gradient_energy(a, m), _gradient_energy(b, m)
     return out
 
 
@@ -78,7 +81,10 @@ def _gradient_energy(x, m):
 
 
 def summarise(per_image):
-    return {k: float(np.mean(v)) for k, v in per_image.items()}
+    """Means over the images, and sharpness = total fill gradient / total ground-truth gradient."""
+    out = {k: float(np.mean(v)) for k, v in per_image.items() if not k.startswith("gradient_")}
+    out["sharpness"] = float(np.sum(per_image["gradient_fill"]) / max(np.sum(per_image["gradient_truth"]), 1e-12))
+    return out
 
 
 def eval_set(data, mask_kind, n, seed=EVAL_SEED):
