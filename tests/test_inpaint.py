@@ -470,3 +470,21 @@ def test_latent_run_from_a_training_checkpoint_of_another_width(tmp_path):
     for mine, theirs in ((models["G"], G), (models["D"], D)):
         for key, value in theirs.state_dict().items():
             np.testing.assert_array_equal(backend.asnumpy(mine.state_dict()[key]), backend.asnumpy(value))
+
+
+def test_eval_pictures_examples_spread_over_the_set(tmp_path):
+    """The pictured examples come from across the evaluated images (a class-ordered test set must
+    not show one class), and a label shared by two runs keeps the first run's fills."""
+    from npgan.inpaint.evaluate import write_outputs
+    n = 30
+    x = np.broadcast_to(np.linspace(-1, 1, n, dtype=np.float32)[:, None, None, None], (n, 1, 28, 28)).copy()
+    m = centre_masks(n, 28)
+    fills = {("A", "run1"): x, ("A", "run2"): -x, ("mean fill", "-"): mean_fill(x, m)}
+    rows = [{"method": label, "run": run, **summarise(image_metrics(f, x, m)), "train_s": None, "fill_s": 0.0}
+            for (label, run), f in fills.items()]
+    write_outputs(rows, {"dataset": "d", "mask": "centre", "n": n, "images": x, "masks": m, "fills": fills}, tmp_path)
+    shown = np.load(tmp_path / "eval_examples.npz")
+    values = shown["images"][:, 0, 0, 0]
+    assert len(values) == 10 and values[0] == -1 and values[-1] == 1 and np.all(np.diff(values) > 0)
+    np.testing.assert_array_equal(shown["fill/A"], shown["images"])
+    assert (tmp_path / "eval_panel.png").is_file()

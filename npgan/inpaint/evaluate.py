@@ -173,11 +173,15 @@ def write_outputs(rows, context, out_dir, n_panel=10):
     (out_dir / "metrics.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     title = f"{context['dataset']}, {context['mask']} holes, {context['n']} held-out images"
     (out_dir / "metrics.md").write_text(f"### {title}\n\n{format_table(rows)}\n")
-    x, m = context["images"], context["masks"]
-    columns = [show_masked(x[:n_panel], m[:n_panel])] + [f[:n_panel] for f in context["fills"].values()] + [x[:n_panel]]
-    labels = ["masked"] + [label for label, _ in context["fills"]] + ["ground truth"]
-    save_panel(columns, labels, out_dir / "eval_panel.png")
+    # examples spread evenly over the evaluated set: test sets in class order (the MNIST subset)
+    # would otherwise show one class only
+    pick = np.unique(np.linspace(0, context["n"] - 1, min(n_panel, context["n"])).round().astype(int))
+    x, m = context["images"][pick], context["masks"][pick]
+    fills = [(label, f[pick]) for (label, _), f in context["fills"].items()]
+    columns = [show_masked(x, m)] + [f for _, f in fills] + [x]
+    save_panel(columns, ["masked"] + [label for label, _ in fills] + ["ground truth"], out_dir / "eval_panel.png")
     # the pictured examples, so `python -m npgan.inpaint panel` can redraw any subset of rows
-    fills = {f"fill/{label}": f[:n_panel] for (label, _), f in context["fills"].items()}
-    np.savez_compressed(out_dir / "eval_examples.npz", images=x[:n_panel], masks=m[:n_panel], **fills)
+    # (by label: of two runs with one label, the first)
+    np.savez_compressed(out_dir / "eval_examples.npz", images=x, masks=m,
+                        **{f"fill/{label}": f for label, f in reversed(fills)})
     return out_dir
