@@ -441,6 +441,21 @@ def test_fill_reports_clear_errors(tmp_path, capsys):
     assert code == 2 and "checkpoint.npz not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--method", "latent", "--prefill", "biharmonic"], "--prefill applies to the completion networks"),
+    (["--method", "glcic", "--prefill", "harmonic"], "invalid choice"),
+    (["--method", "latent", "--gan-checkpoint", "nope.npz"], "no such file"),
+    (["--mask", "circles"], "unknown mask kind"),
+])
+def test_train_rejects_bad_arguments(tmp_path, capsys, args, message):
+    from npgan.inpaint.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--dataset", "lfw", "--runs-dir", str(tmp_path), "--no-progress"] + args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())                                          # nothing written
+
+
 def test_natural_crops_come_from_different_photos():
     from npgan.inpaint.datasets import TEST_PHOTOS, TRAIN_PHOTOS, load_inpaint_data
     assert not set(TRAIN_PHOTOS) & set(TEST_PHOTOS)
