@@ -503,3 +503,11 @@ def test_eval_pictures_examples_spread_over_the_set(tmp_path):
     assert len(values) == 10 and values[0] == -1 and values[-1] == 1 and np.all(np.diff(values) > 0)
     np.testing.assert_array_equal(shown["fill/A"], shown["images"])
     assert (tmp_path / "eval_panel.png").is_file()
+
+
+def test_run_labels_name_what_differs_from_the_defaults():
+    from npgan.inpaint.runs import default_config
+    assert default_config("context-encoder", "mnist").label == "Context Encoder (L2 + adv)"
+    assert default_config("context-encoder", "mnist", adv_weight=0.01).label.endswith(", adv weight 0.01")
+    assert default_config("glcic", "natural", prefill="biharmonic").label == "GLCIC, biharmonic prefill"
+    assert default_config("context-encoder-l2", "mnist").label == "Context Encoder (L2 only)"
