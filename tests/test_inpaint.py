@@ -511,3 +511,18 @@ def test_run_labels_name_what_differs_from_the_defaults():
     assert default_config("context-encoder", "mnist", adv_weight=0.01).label.endswith(", adv weight 0.01")
     assert default_config("glcic", "natural", prefill="biharmonic").label == "GLCIC, biharmonic prefill"
     assert default_config("context-encoder-l2", "mnist").label == "Context Encoder (L2 only)"
+
+
+def test_diverging_training_stops_with_exit_3_and_keeps_the_earlier_run(tmp_path, capsys):
+    from npgan.inpaint.cli import main
+
+    common = ["train", "--dataset", "lfw", "--method", "context-encoder", "--batch-size", "8", "--width", "4",
+              "--runs-dir", str(tmp_path), "--name", "run", "--no-progress", "--steps", "3"]
+    assert main(common) == 0
+    before = {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir()}
+    capsys.readouterr()
+    with np.errstate(all="ignore"):
+        assert main(common + ["--lr", "1e30"]) == 3
+    err = capsys.readouterr().err
+    assert "training diverged at step 2" in err and "NaN or Inf" in err and "--lr" in err
+    assert {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir()} == before

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .. import backend
+from ..train import EXIT_NONFINITE, NonFiniteError
 from .datasets import DATASETS, canonical_dataset
 from .masks import MASK_KINDS, canonical_kind
 from .runs import METHODS
@@ -111,7 +112,13 @@ def cmd_train(args, parser):
     run_dir = Path(args.runs_dir) / name
     if (run_dir / "checkpoint.npz").exists():
         print(f"note: overwriting the run in {run_dir}")
-    train(cfg, data, run_dir, progress=not args.no_progress)
+    try:
+        train(cfg, data, run_dir, progress=not args.no_progress)
+    except NonFiniteError as err:
+        print(f"\nerror: training diverged at step {err.step}: {err.where} became NaN or Inf. Nothing was "
+              f"written to {run_dir}. Try a smaller --lr (was {cfg.lr_g:g}) or --lr-d (was {cfg.lr_d:g}).",
+              file=sys.stderr)
+        return EXIT_NONFINITE
     return 0
 
 

@@ -16,6 +16,7 @@ discriminator alone for T_D steps, then both jointly with w_rec = 1, w_adv = 0.0
 import csv
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from ..functional import sigmoid_forward
 from ..losses import (bce_with_logits_backward, bce_with_logits_forward, gan_generator_loss_backward,
                       gan_generator_loss_forward, masked_mse_backward, masked_mse_forward)
 from ..optim import Adadelta, Adam
+from ..train import NonFiniteError
 from .masks import make_masks
 from .models import complete, composite, discriminate
 from .plots import plot_losses, save_panel, show_masked
@@ -161,6 +163,7 @@ def train_completion(cfg, data, run_dir, progress=True, log_every=25):
             record.update(rec=parts["rec"], adv=parts["adv"])
         if step % log_every == 0 or step == len(phases) - 1:
             record = {k: (float(v) if hasattr(v, "dtype") else v) for k, v in record.items()}   # one sync
+            _require_finite(record)
             history.append(record)
             if progress and "rec" in record:
                 bar.set_postfix(rec=f"{record['rec']:.4f}", phase=phase)
@@ -209,6 +212,7 @@ def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
         if step % log_every == 0 or step == steps - 1:
             history.append({"step": step, "phase": "joint", "loss_G": float(g_loss), "d_loss": float(d_loss),
                             "D_real": float(p_real), "D_fake": float(p_fake)})
+            _require_finite(history[-1])
             if progress:
                 bar.set_postfix(D=f"{history[-1]['d_loss']:.3f}", G=f"{history[-1]['loss_G']:.3f}")
             elif step % (10 * log_every) == 0:
@@ -216,6 +220,13 @@ def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
     G.eval(), D.eval()
     save_run(run_dir, cfg, models)
     return history
+
+
+def _require_finite(record):
+    """Stop a diverged run before anything is saved: NonFiniteError naming the step, phase and loss."""
+    bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise NonFiniteError(f"{', '.join(bad)} (phase {record['phase']})", record["step"])
 
 
 def _log_line(record, total):
@@ -226,7 +237,9 @@ def _log_line(record, total):
 def train(cfg, data, run_dir, progress=True):
     """Train ``cfg.method`` on ``data``; write checkpoint, config, losses and the sample panel.
 
-    Returns the loss history."""
+    Losses are checked at every log point (every 25 steps); a NaN or Inf raises
+    :class:`~npgan.train.NonFiniteError` before anything is written, so an earlier run in
+    ``run_dir`` is left as it was. Returns the loss history."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
