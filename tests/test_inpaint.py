@@ -2,6 +2,8 @@
 Poisson blending against analytic solutions, baselines, metrics, and tiny end-to-end runs of
 each method through the command line (train -> eval -> fill)."""
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -526,3 +528,33 @@ def test_diverging_training_stops_with_exit_3_and_keeps_the_earlier_run(tmp_path
     err = capsys.readouterr().err
     assert "training diverged at step 2" in err and "NaN or Inf" in err and "--lr" in err
     assert {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir()} == before
+
+
+def test_ctrl_c_saves_the_run_trained_so_far(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from npgan.inpaint.runs import load_run
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                                     os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, "-m", "npgan.inpaint", "train", "--dataset", "lfw", "--method",
+                             "context-encoder-l2", "--steps", "100000", "--batch-size", "4", "--width", "4",
+                             "--runs-dir", str(tmp_path), "--name", "run", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stdout:                                                 # a log line every 250 steps
+            if line.startswith("step 250/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    done = int(re.search(r"interrupted after (\d+) of 100000 steps: saved", out).group(1))
+    assert 250 <= done < 100000
+    assert json.loads((tmp_path / "run" / "train_time.json").read_text())["steps"] == done
+    cfg, models = load_run(tmp_path / "run")                                     # a complete, usable run
+    assert cfg.method == "context-encoder-l2" and (tmp_path / "run" / "samples.png").is_file()

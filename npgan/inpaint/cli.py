@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .. import backend
-from ..train import EXIT_NONFINITE, NonFiniteError
+from ..train import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 from .datasets import DATASETS, canonical_dataset
 from .masks import MASK_KINDS, canonical_kind
 from .runs import METHODS
@@ -119,6 +119,8 @@ def cmd_train(args, parser):
               f"written to {run_dir}. Try a smaller --lr (was {cfg.lr_g:g}) or --lr-d (was {cfg.lr_d:g}).",
               file=sys.stderr)
         return EXIT_NONFINITE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     return 0
 
 

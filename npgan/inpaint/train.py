@@ -122,17 +122,38 @@ def schedule(cfg):
     return ["C"] * cfg.steps
 
 
-def _progress(n, desc, enabled):
-    if not enabled:
-        return range(n)
-    from tqdm import tqdm
-    return tqdm(range(n), desc=desc, dynamic_ncols=True)
+def _run_steps(n, one_step, desc, progress, log_every, shown):
+    """Call ``one_step(step)`` (returns a record: step, phase and losses as device scalars) for
+    step = 0 .. n-1 under a progress bar. Every ``log_every`` steps and at the last one the
+    record is read back (one device sync), kept, and checked: a NaN or Inf raises
+    NonFiniteError. A Ctrl-C stops the loop at the step it arrived in.
+
+    Returns (history, stopped): the kept records, and the step a Ctrl-C stopped or None."""
+    bar = range(n)
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(bar, desc=desc, dynamic_ncols=True)
+    history, step = [], 0
+    try:
+        for step in bar:
+            record = one_step(step)
+            if step % log_every == 0 or step == n - 1:
+                record = {k: (float(v) if hasattr(v, "dtype") else v) for k, v in record.items()}
+                _require_finite(record)
+                history.append(record)
+                if progress:
+                    bar.set_postfix({k: f"{record[k]:.4f}" for k in shown if record.get(k) is not None})
+                elif step % (10 * log_every) == 0:
+                    print(_log_line(record, n), flush=True)
+    except KeyboardInterrupt:
+        return history, step
+    return history, None
 
 
 def train_completion(cfg, data, run_dir, progress=True, log_every=25):
     """Train a Context Encoder (with or without D) or a GLCIC; write the run directory.
 
-    Returns the loss history (list of dicts)."""
+    Returns (history, stopped) as :func:`_run_steps`."""
     backend.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     models = build_models(cfg)
@@ -142,9 +163,8 @@ def train_completion(cfg, data, run_dir, progress=True, log_every=25):
     fill = backend.to_device(np.asarray(cfg.fill, np.float32))
     rec_weight = 1 - cfg.adv_weight if cfg.method.startswith("context-encoder") else 1.0
     phases = schedule(cfg)
-    history = []
-    bar = _progress(len(phases), f"{cfg.method} on {cfg.dataset}", progress)
-    for step in bar:
+
+    def one_step(step):
         phase = phases[step]
         x, m = sample_batch(data.train, cfg, rng)
         pred = complete(net, x, m, cfg.prefill, fill)                           # (B, C, H, W)
@@ -161,26 +181,22 @@ def train_completion(cfg, data, run_dir, progress=True, log_every=25):
             net.backward(dpred)
             opt_G.step()
             record.update(rec=parts["rec"], adv=parts["adv"])
-        if step % log_every == 0 or step == len(phases) - 1:
-            record = {k: (float(v) if hasattr(v, "dtype") else v) for k, v in record.items()}   # one sync
-            _require_finite(record)
-            history.append(record)
-            if progress and "rec" in record:
-                bar.set_postfix(rec=f"{record['rec']:.4f}", phase=phase)
-            elif not progress and step % (10 * log_every) == 0:
-                print(_log_line(record, len(phases)), flush=True)
+        return record
+
+    history, stopped = _run_steps(len(phases), one_step, f"{cfg.method} on {cfg.dataset}", progress, log_every,
+                                  ("rec", "d_loss"))
     net.eval()
     if D is not None:
         D.eval()
     save_run(run_dir, cfg, models)
-    return history
+    return history, stopped
 
 
 def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
     """Train the DCGAN that latent-optimisation inpainting searches (or load ``cfg.gan_checkpoint``).
 
     The plain DCGAN step: D on real then fake (BCE), then G with the non-saturating loss.
-    Returns the loss history.
+    Returns (history, stopped) as :func:`_run_steps`.
     """
     backend.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -195,9 +211,8 @@ def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
     G, D = models["G"], models["D"]
     opt_G = make_optimizer("adam", G.parameters(), cfg.lr_g)
     opt_D = make_optimizer("adam", D.parameters(), cfg.lr_d)
-    history = []
-    bar = _progress(steps, f"DCGAN on {cfg.dataset}", progress)
-    for step in bar:
+
+    def one_step(step):
         idx = rng.integers(0, len(data.train), cfg.batch_size)
         real = backend.to_device(scale_images(data.train[idx]))
         z = backend.rng().standard_normal((cfg.batch_size, cfg.z_dim), dtype=np.float32)
@@ -209,17 +224,14 @@ def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
         G.zero_grad()
         G.backward(D.backward(gan_generator_loss_backward(1.0, cache)))
         opt_G.step()
-        if step % log_every == 0 or step == steps - 1:
-            history.append({"step": step, "phase": "joint", "loss_G": float(g_loss), "d_loss": float(d_loss),
-                            "D_real": float(p_real), "D_fake": float(p_fake)})
-            _require_finite(history[-1])
-            if progress:
-                bar.set_postfix(D=f"{history[-1]['d_loss']:.3f}", G=f"{history[-1]['loss_G']:.3f}")
-            elif step % (10 * log_every) == 0:
-                print(_log_line(history[-1], steps), flush=True)
+        return {"step": step, "phase": "joint", "loss_G": g_loss, "d_loss": d_loss, "D_real": p_real,
+                "D_fake": p_fake}
+
+    history, stopped = _run_steps(steps, one_step, f"DCGAN on {cfg.dataset}", progress, log_every,
+                                  ("d_loss", "loss_G"))
     G.eval(), D.eval()
     save_run(run_dir, cfg, models)
-    return history
+    return history, stopped
 
 
 def _require_finite(record):
@@ -239,22 +251,28 @@ def train(cfg, data, run_dir, progress=True):
 
     Losses are checked at every log point (every 25 steps); a NaN or Inf raises
     :class:`~npgan.train.NonFiniteError` before anything is written, so an earlier run in
-    ``run_dir`` is left as it was. Returns the loss history."""
+    ``run_dir`` is left as it was. A Ctrl-C stops training: the networks trained so far are
+    saved as a complete run directory, then KeyboardInterrupt is raised again.
+    Returns the loss history."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     loop = train_dcgan if cfg.method == "latent" else train_completion
-    history = loop(cfg, data, run_dir, progress)
+    history, stopped = loop(cfg, data, run_dir, progress)
     seconds = time.time() - start
     steps = (0 if cfg.gan_checkpoint else cfg.steps) if cfg.method == "latent" else len(schedule(cfg))
+    done = steps if stopped is None else stopped
     (run_dir / "train_time.json").write_text(json.dumps(
-        {"seconds": round(seconds, 1), "steps": steps, "backend": backend.name()}) + "\n")
+        {"seconds": round(seconds, 1), "steps": done, "backend": backend.name()}) + "\n")
     write_history(history, run_dir / "losses.csv")
     if history:
         plot_losses(history, run_dir / "losses.png", title=f"{cfg.label} on {cfg.dataset} ({cfg.mask} holes)")
     write_samples(run_dir, data)
-    print(f"trained {cfg.label} on {cfg.dataset} in {seconds / 60:.1f} min ({seconds:.0f} s); wrote {run_dir}/ "
+    what = "trained" if stopped is None else f"interrupted after {done} of {steps} steps: saved"
+    print(f"{what} {cfg.label} on {cfg.dataset} in {seconds / 60:.1f} min ({seconds:.0f} s); wrote {run_dir}/ "
           f"(checkpoint.npz, config.json, train_time.json, losses.csv, losses.png, samples.png)")
+    if stopped is not None:
+        raise KeyboardInterrupt
     return history
 
 
