@@ -39,6 +39,13 @@ def test_im2col_matches_index_formula(geom):
     np.testing.assert_array_equal(got, naive_im2col(x, k, s, p, d))
 
 
+def assert_adjoint(x, cols, y, y_back):
+    """<cols, y> == <x, y_back>, with cols = A(x) and y_back = A^T(y): A^T is A's adjoint."""
+    lhs = float((cols * y).sum())
+    rhs = float((x * y_back).sum())
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+
+
 @given(conv_geometry())
 def test_col2im_is_adjoint_of_im2col(geom):
     """<im2col(x), c> == <x, col2im(c)> for every x and c."""
@@ -47,9 +54,7 @@ def test_col2im_is_adjoint_of_im2col(geom):
     x = backend.to_device(rng.standard_normal((n, c, h, w)))
     cols = im2col(x, k, s, p, d)
     y = backend.to_device(rng.standard_normal(cols.shape))
-    lhs = float((cols * y).sum())
-    rhs = float((x * col2im(y, x.shape, k, s, p, d)).sum())
-    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+    assert_adjoint(x, cols, y, col2im(y, x.shape, k, s, p, d))
 
 
 @given(conv_geometry(), st.integers(1, 3))
@@ -104,10 +109,7 @@ def test_col2im_taps_is_adjoint_of_im2col_nhwc(geom):
     oh, ow = conv_output_size(h, k, s, p, d), conv_output_size(w, k, s, p, d)
     y = backend.to_device(rng.standard_normal(cols.shape))
     taps = y.reshape(n, oh, ow, k, k, c).transpose(3, 4, 0, 1, 2, 5)  # (KH, KW, N, OH, OW, C)
-    lhs = float((cols * y).sum())
-    rhs = float((x * col2im_taps(taps, x.shape, s, p, d)).sum())
-    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
-
+    assert_adjoint(x, cols, y, col2im_taps(taps, x.shape, s, p, d))
 
 
 def test_transposed_conv_by_phase_matches_per_tap_form():
