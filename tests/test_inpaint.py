@@ -531,19 +531,17 @@ def test_diverging_training_stops_with_exit_3_and_keeps_the_earlier_run(tmp_path
 
 
 def test_ctrl_c_saves_the_run_trained_so_far(tmp_path):
-    import os
     import signal
     import subprocess
     import sys
 
     from npgan.inpaint.runs import load_run
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
-                                                                     os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen([sys.executable, "-m", "npgan.inpaint", "train", "--dataset", "lfw", "--method",
                              "context-encoder-l2", "--steps", "100000", "--batch-size", "4", "--width", "4",
                              "--runs-dir", str(tmp_path), "--name", "run", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)              # this checkout's npgan
     try:
         for line in proc.stdout:                                                 # a log line every 250 steps
             if line.startswith("step 250/"):

@@ -182,6 +182,8 @@ def write_outputs(rows, context, out_dir, n_panel=10):
     save_panel(columns, ["masked"] + [label for label, _ in fills] + ["ground truth"], out_dir / "eval_panel.png")
     # the pictured examples, so `python -m npgan.inpaint panel` can redraw any subset of rows
     # (by label: of two runs with one label, the first)
-    np.savez_compressed(out_dir / "eval_examples.npz", images=x, masks=m,
-                        **{f"fill/{label}": f for label, f in reversed(fills)})
+    examples = {}
+    for label, f in fills:
+        examples.setdefault(f"fill/{label}", f)
+    np.savez_compressed(out_dir / "eval_examples.npz", images=x, masks=m, **examples)
     return out_dir
