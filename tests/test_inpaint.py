@@ -513,6 +513,17 @@ def test_run_labels_name_what_differs_from_the_defaults():
     assert default_config("context-encoder", "mnist", adv_weight=0.01).label.endswith(", adv weight 0.01")
     assert default_config("glcic", "natural", prefill="biharmonic").label == "GLCIC, biharmonic prefill"
     assert default_config("context-encoder-l2", "mnist").label == "Context Encoder (L2 only)"
+    assert (default_config("glcic", "natural", prefill="biharmonic", phases=(1400, 0, 0), width=32).label
+            == "GLCIC, biharmonic prefill, phases 1400/0/0, width 32")
+    assert (default_config("context-encoder-l2", "fashion-mnist", mask="mixed", seed=1).label
+            == "Context Encoder (L2 only), mixed holes, seed 1")
+    assert default_config("latent", "natural", steps=8000, optimizer="adadelta").label.endswith(", 8000 steps, adadelta")
+    # settings a method does not use never show: GLCIC runs phases, the Context Encoder steps
+    assert default_config("glcic", "mnist", steps=99).label == "GLCIC"
+    assert default_config("context-encoder-l2", "mnist", phases=(1, 1, 1)).label == "Context Encoder (L2 only)"
+    # every run of a sweep gets its own label, so eval's pictures keep one example row per run
+    sweep = [default_config("glcic", "natural", adv_weight=a, width=w) for a in (0.0, 1e-4, 4e-4) for w in (16, 32)]
+    assert len({c.label for c in sweep}) == len(sweep)
 
 
 def test_diverging_training_stops_with_exit_3_and_keeps_the_earlier_run(tmp_path, capsys):

@@ -31,6 +31,12 @@ LABELS = {"context-encoder": "Context Encoder (L2 + adv)", "context-encoder-l2":
           "glcic": "GLCIC", "latent": "latent optimisation"}
 
 
+# how a label names a setting that differs from the method's default, in this order
+LABEL_PARTS = (("mask", lambda v: f"{v} holes"), ("prefill", lambda v: f"{v} prefill"),
+               ("adv_weight", lambda v: f"adv weight {v:g}"), ("steps", lambda v: f"{v} steps"),
+               ("phases", lambda v: "phases " + "/".join(map(str, v))), ("width", lambda v: f"width {v}"),
+               ("optimizer", str), ("seed", lambda v: f"seed {v}"))
+
 # what each method changes from the Config defaults (each trains in a few minutes on a 2-core CPU)
 METHOD_DEFAULTS = {
     "context-encoder": dict(steps=1500, lr_g=1e-3, lr_d=1e-4, adv_weight=0.001),
@@ -87,12 +93,19 @@ class Config:
 
     @property
     def label(self):
-        """The method's name in tables and pictures, with what differs from its defaults."""
-        label = LABELS[self.method] + ("" if self.prefill == "mean" else f", {self.prefill} prefill")
-        default_adv = METHOD_DEFAULTS[self.method].get("adv_weight", 0.0)
-        if self.adv_weight != default_adv and self.method in ("context-encoder", "glcic"):
-            label += f", adv weight {self.adv_weight:g}"
-        return label
+        """The method's name in tables and pictures, with what differs from its defaults (so two
+        runs that differ in what they learn never share a label), e.g. 'GLCIC, biharmonic prefill,
+        phases 1400/0/0'."""
+        defaults = default_config(self.method, self.dataset)
+        trains_gan = self.method != "latent" or self.gan_checkpoint is None     # else its DCGAN is loaded
+        uses = {"adv_weight": self.method in ("context-encoder", "glcic"), "phases": self.method == "glcic",
+                "steps": self.method != "glcic" and trains_gan, "width": trains_gan}
+        parts = [LABELS[self.method]]
+        for name, text in LABEL_PARTS:
+            value = getattr(self, name)
+            if uses.get(name, True) and value != getattr(defaults, name):
+                parts.append(text(value))
+        return ", ".join(parts)
 
     def to_json(self):
         return json.dumps(asdict(self), indent=2)
