@@ -93,9 +93,9 @@ class Config:
 
     @property
     def label(self):
-        """The method's name in tables and pictures, with what differs from its defaults (so two
-        runs that differ in what they learn never share a label), e.g. 'GLCIC, biharmonic prefill,
-        phases 1400/0/0'."""
+        """The method's name in tables and pictures, with the settings of ``LABEL_PARTS`` that differ
+        from its defaults (so the runs of a sweep over them get labels of their own), e.g.
+        'GLCIC, biharmonic prefill, phases 1400/0/0'. Learning rates and batch size are not named."""
         defaults = default_config(self.method, self.dataset)
         trains_gan = self.method != "latent" or self.gan_checkpoint is None     # else its DCGAN is loaded
         uses = {"adv_weight": self.method in ("context-encoder", "glcic"), "phases": self.method == "glcic",
