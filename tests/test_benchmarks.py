@@ -1,0 +1,55 @@
+"""The benchmark scripts still run and print their tables (tiny batch, one round; no timing is asserted)."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+HAVE_TORCH = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
+
+
+def run_benchmark(script, *args):
+    env = dict(os.environ, NPGAN_BACKEND="numpy")
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--backend", "numpy", "--threads", "1",
+                           "--rounds", "1", *args], cwd=BENCHMARKS, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def table_rows(out, first_cell):
+    """Cells of the markdown rows whose first cell starts with ``first_cell``."""
+    return [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if line.startswith("| " + first_cell)]
+
+
+@pytest.mark.parametrize("torch_wanted", [True, False])
+def test_bench_step_prints_the_step_table_ratio_and_breakdown(torch_wanted):
+    if torch_wanted and not HAVE_TORCH:
+        pytest.skip("PyTorch not installed")
+    out = run_benchmark("bench_step.py", "--batch", "4", "--breakdown", *([] if torch_wanted else ["--no-torch"]))
+    (row,) = table_rows(out, "eager, batch 4")
+    npgan_ms, torch_ms, ratio = row[1:4]
+    assert float(npgan_ms) > 0
+    if torch_wanted:
+        assert abs(float(ratio.rstrip("x")) - float(npgan_ms) / float(torch_ms)) < 0.01
+    else:
+        assert torch_ms == ratio == "-"
+    assert "kernels " in out                                          # which BLAS kernel set ran is reported
+    layers = table_rows(out, "G[") + table_rows(out, "D[")
+    assert any("Conv2d" in r[0] for r in layers) and any("BatchNorm" in r[0] for r in layers)
+    (total,) = table_rows(out, "total (synchronised")
+    assert float(total[1]) >= sum(float(r[1]) for r in layers) * 0.999
+
+
+def test_bench_layers_prints_every_dcgan_layer():
+    out = run_benchmark("bench_layers.py", "--batch", "4", *([] if HAVE_TORCH else ["--no-torch"]))
+    names = ["Conv2d 1->64", "Conv2d 64->128", "ConvT2d 128->64", "ConvT2d 64->1", "BatchNorm2d 128",
+             "BatchNorm2d 64", "BatchNorm1d 6272", "LeakyReLU", "Linear 100->6272", "Linear 6272->1"]
+    for name in names:
+        (row,) = table_rows(out, name)
+        assert row[1] == "4" and float(row[2]) > 0
+        assert re.fullmatch(r"\d+\.\d+x", row[4]) if HAVE_TORCH else row[4] == "-"
