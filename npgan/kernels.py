@@ -2,8 +2,8 @@
 
 On the GPU a small array operation costs a kernel launch (about 10-15 us from Python)
 whatever its size, and a DCGAN step at batch 64 is hundreds of small operations. So a
-function in ``im2col.py`` or ``functional.py`` asks ``available(xp)`` and, on CuPy, hands
-its work to the one or few kernels here; on NumPy it never comes here. Each kernel
+function in ``im2col.py``, ``functional.py`` or ``optim.py`` (Adam) asks ``available(xp)``
+and, on CuPy, hands its work to the one or few kernels here; on NumPy it never comes here. Each kernel
 computes exactly the formula in the docstring of the function it replaces, and the same
 tests run on both paths (``NPGAN_KERNELS=0`` turns the kernels off to test CuPy's
 generic path).
@@ -342,6 +342,8 @@ _adam = _elementwise(
 
 def adam_update(p, g, m, v, t, lr, betas, eps, weight_decay):
     """One fused Adam update (``optim.Adam``'s formulas) reading the step count ``t`` (a 1-element
-    float64 device array, already incremented) on the GPU, so a captured CUDA graph replays it
-    with the right bias corrections: PyTorch's ``Adam(capturable=True)``."""
+    float64 device array, already incremented) on the GPU. ``optim.Adam`` calls it on CuPy (one
+    launch per parameter instead of ~13); ``npgan.graph`` passes a device counter that the
+    captured graph itself increments, so replays get the right bias corrections: PyTorch's
+    ``Adam(capturable=True)``."""
     _adam()(g, t, lr, betas[0], betas[1], eps, weight_decay, p, m, v)
