@@ -199,6 +199,49 @@ def torch_peak_memory(fn, device):
     return None  # torch CPU allocations bypass tracemalloc; peak RSS is reported instead
 
 
+def rss_step_peak(library, batch, threads):
+    """Resident memory that two training steps add on the CPU, in a fresh process (bytes).
+
+    Builds the step (models, optimizers, input batch), resets the process's resident high-water
+    mark (Linux: ``/proc/self/clear_refs``), runs two steps, and returns the new high-water
+    mark minus the resident size before them: activations, gradients, optimizer state and
+    whatever the library's allocator keeps, measured the same way for npgan and for PyTorch
+    (PyTorch's CPU allocations are invisible to tracemalloc). None where /proc is unavailable.
+    """
+    import subprocess
+    code = f"""
+import _common as C
+from npgan import backend
+C._limit_blas_threads({threads})
+if {library!r} == "torch":
+    C.torch.set_num_threads({threads})
+    step = C.torch_step({batch}, "cpu")
+else:
+    step = C.npgan_step({batch}, backend.use("numpy"))
+print(C._peak_over_resident(step))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.abspath(__file__)),
+                          capture_output=True, text=True)
+    value = done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout.strip() else "None"
+    return None if value == "None" else int(value)
+
+
+def _peak_over_resident(fn, calls=2):
+    def status(key):
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+    try:
+        gc.collect()
+        before = status("VmRSS:")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")                                                # reset VmHWM to the current RSS
+    except OSError:
+        return None
+    for _ in range(calls):
+        fn()
+    return status("VmHWM:") - before
+
+
 def mib(nbytes):
     return "-" if nbytes is None else f"{nbytes / 2**20:.1f}"
 

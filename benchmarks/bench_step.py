@@ -9,6 +9,7 @@ on both. Prints time per step, the ratio, achieved GFLOP/s, peak memory, and wit
 --breakdown where npgan's step time goes, layer by layer.
 """
 import collections
+import os
 import time
 
 import _common as C
@@ -124,15 +125,24 @@ def main():
               + f", npgan/torch {C.ratio(t['npgan'], t['torch'])}", flush=True)
         peak = C.peak_memory(ours, xp)
         tpeak = C.torch_peak_memory(theirs, device) if use_torch else None
-        mem_rows.append((batch, C.mib(peak), C.mib(tpeak)))
+        row = [batch, C.mib(peak), C.mib(tpeak)]
+        if not gpu:                                                   # both libraries measured alike
+            threads = args.threads or os.cpu_count()
+            row += [C.mib(C.rss_step_peak("npgan", batch, threads)),
+                    C.mib(C.rss_step_peak("torch", batch, threads) if use_torch else None)]
+        mem_rows.append(tuple(row))
         if args.breakdown and batch == batches[0]:
             breakdown_table = breakdown(ours, xp)
     print()
     print(C.table(("DCGAN-MNIST-28 step (D + G)", "npgan ms", "torch ms", "npgan/torch", "npgan GFLOP/s"), rows))
     print()
-    what = "CuPy pool bytes in use / torch.cuda.max_memory_allocated" if gpu else \
-        "tracemalloc (NumPy buffers); torch CPU allocations are not traced"
-    print(C.table(("batch", "npgan peak MiB", "torch peak MiB"), mem_rows) + f"\n(peak memory of one step: {what})")
+    if gpu:
+        print(C.table(("batch", "npgan peak MiB", "torch peak MiB"), mem_rows)
+              + "\n(peak memory of one step: CuPy pool bytes in use / torch.cuda.max_memory_allocated)")
+    else:
+        print(C.table(("batch", "npgan peak MiB", "torch peak MiB", "npgan RSS MiB", "torch RSS MiB"), mem_rows)
+              + "\n(peak: tracemalloc of one step (NumPy buffers; PyTorch's CPU allocations are not traced);"
+              + "\n RSS: resident memory two steps add in a fresh process, both libraries measured alike)")
     if args.breakdown:
         print()
         print(breakdown_table)

@@ -44,6 +44,10 @@ def test_bench_step_prints_the_step_table_ratio_and_breakdown(torch_wanted):
     assert any("Conv2d" in r[0] for r in layers) and any("BatchNorm" in r[0] for r in layers)
     (total,) = table_rows(out, "total (synchronised")
     assert float(total[1]) >= sum(float(r[1]) for r in layers) * 0.999
+    (memory,) = [r for r in table_rows(out, "4 ") if len(r) == 5]     # batch | peak | torch peak | RSS | torch RSS
+    assert float(memory[1]) > 0
+    if Path("/proc/self/clear_refs").exists():
+        assert float(memory[3]) > 0 and (float(memory[4]) > 0 if torch_wanted else memory[4] == "-")
 
 
 def test_bench_layers_prints_every_dcgan_layer():
