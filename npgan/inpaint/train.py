@@ -128,7 +128,8 @@ def _run_steps(n, one_step, desc, progress, log_every, shown):
     record is read back (one device sync), kept, and checked: a NaN or Inf raises
     NonFiniteError. A Ctrl-C stops the loop at the step it arrived in.
 
-    Returns (history, stopped): the kept records, and the step a Ctrl-C stopped or None."""
+    Returns (history, (done, n)): the kept records, and how many of the n steps ran (fewer
+    than n when a Ctrl-C stopped the loop)."""
     bar = range(n)
     if progress:
         from tqdm import tqdm
@@ -146,14 +147,14 @@ def _run_steps(n, one_step, desc, progress, log_every, shown):
                 elif step % (10 * log_every) == 0:
                     print(_log_line(record, n), flush=True)
     except KeyboardInterrupt:
-        return history, step
-    return history, None
+        return history, (step, n)
+    return history, (n, n)
 
 
 def train_completion(cfg, data, run_dir, progress=True, log_every=25):
     """Train a Context Encoder (with or without D) or a GLCIC; write the run directory.
 
-    Returns (history, stopped) as :func:`_run_steps`."""
+    Returns (history, (done, n)) as :func:`_run_steps`."""
     backend.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     models = build_models(cfg)
@@ -183,20 +184,20 @@ def train_completion(cfg, data, run_dir, progress=True, log_every=25):
             record.update(rec=parts["rec"], adv=parts["adv"])
         return record
 
-    history, stopped = _run_steps(len(phases), one_step, f"{cfg.method} on {cfg.dataset}", progress, log_every,
-                                  ("rec", "d_loss"))
+    history, progress_made = _run_steps(len(phases), one_step, f"{cfg.method} on {cfg.dataset}", progress,
+                                        log_every, ("rec", "d_loss"))
     net.eval()
     if D is not None:
         D.eval()
     save_run(run_dir, cfg, models)
-    return history, stopped
+    return history, progress_made
 
 
 def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
     """Train the DCGAN that latent-optimisation inpainting searches (or load ``cfg.gan_checkpoint``).
 
     The plain DCGAN step: D on real then fake (BCE), then G with the non-saturating loss.
-    Returns (history, stopped) as :func:`_run_steps`.
+    Returns (history, (done, n)) as :func:`_run_steps`.
     """
     backend.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -227,11 +228,11 @@ def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
         return {"step": step, "phase": "joint", "loss_G": g_loss, "d_loss": d_loss, "D_real": p_real,
                 "D_fake": p_fake}
 
-    history, stopped = _run_steps(steps, one_step, f"DCGAN on {cfg.dataset}", progress, log_every,
-                                  ("d_loss", "loss_G"))
+    history, progress_made = _run_steps(steps, one_step, f"DCGAN on {cfg.dataset}", progress, log_every,
+                                        ("d_loss", "loss_G"))
     G.eval(), D.eval()
     save_run(run_dir, cfg, models)
-    return history, stopped
+    return history, progress_made
 
 
 def _require_finite(record):
@@ -258,20 +259,18 @@ def train(cfg, data, run_dir, progress=True):
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     loop = train_dcgan if cfg.method == "latent" else train_completion
-    history, stopped = loop(cfg, data, run_dir, progress)
+    history, (done, steps) = loop(cfg, data, run_dir, progress)
     seconds = time.time() - start
-    steps = (0 if cfg.gan_checkpoint else cfg.steps) if cfg.method == "latent" else len(schedule(cfg))
-    done = steps if stopped is None else stopped
     (run_dir / "train_time.json").write_text(json.dumps(
         {"seconds": round(seconds, 1), "steps": done, "backend": backend.name()}) + "\n")
     write_history(history, run_dir / "losses.csv")
     if history:
         plot_losses(history, run_dir / "losses.png", title=f"{cfg.label} on {cfg.dataset} ({cfg.mask} holes)")
     write_samples(run_dir, data)
-    what = "trained" if stopped is None else f"interrupted after {done} of {steps} steps: saved"
+    what = "trained" if done == steps else f"interrupted after {done} of {steps} steps: saved"
     print(f"{what} {cfg.label} on {cfg.dataset} in {seconds / 60:.1f} min ({seconds:.0f} s); wrote {run_dir}/ "
           f"(checkpoint.npz, config.json, train_time.json, losses.csv, losses.png, samples.png)")
-    if stopped is not None:
+    if done < steps:
         raise KeyboardInterrupt
     return history
 
