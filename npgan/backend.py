@@ -55,6 +55,16 @@ def use(name):
     return _current
 
 
+def use_from_cli(name, parser):
+    """For the command lines: switch to ``name`` (their --backend flag) or, when it is None, load
+    the current backend now ($NPGAN_BACKEND unless one was chosen), so that an unusable one exits
+    with status 2 and one line (``parser.error``) instead of a traceback mid-run."""
+    try:
+        use(name) if name else xp()
+    except BackendError as err:
+        parser.error(f"{err} (from {'--backend' if name else '$NPGAN_BACKEND'})")
+
+
 def xp():
     """The current backend's array module."""
     if _current is None:

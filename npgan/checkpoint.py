@@ -20,6 +20,7 @@ never overwrites its last good checkpoint.
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,31 @@ def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state):
     atomic_savez(path, arrays)
 
 
+def read_npz(path):
+    """Every array of an npgan ``.npz`` file (a checkpoint of any kind), as a dict.
+
+    Raises:
+        ValueError naming the file for anything that is not a complete npgan ``.npz``: a
+        missing, truncated or foreign file (a text file, a lone ``.npy``), or one without
+        the ``meta`` entry every npgan checkpoint has.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the checkpoint ({err.strerror or err})") from err
+    if head != b"PK\x03\x04":                            # every .npz is a zip archive
+        raise ValueError(f"{path}: not an .npz checkpoint (the file is not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: the checkpoint is damaged or truncated ({err})") from err
+    if "meta" not in arrays:
+        raise ValueError(f"{path}: not an npgan checkpoint (no 'meta' entry)")
+    return arrays
+
+
 def load_checkpoint(path):
     """Read a checkpoint written by ``save_checkpoint``.
 
@@ -154,14 +180,11 @@ def load_checkpoint(path):
     Raises:
         ValueError: the file is not an npgan checkpoint or cannot be read.
     """
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
-    if "meta" not in arrays:
-        raise ValueError(f"{path}: not an npgan checkpoint (no 'meta' entry)")
+    arrays = read_npz(path)
     meta = json.loads(str(arrays.pop("meta")))
+    if not all(key in meta for key in ("opt_G", "opt_D", "rng", "step", "config")):
+        raise ValueError(f"{path}: not a `python -m npgan.train` checkpoint (it lacks the optimizer "
+                         f"states, step or configuration)")
     models = {prefix: {key[len(prefix) + 1:]: value for key, value in arrays.items()
                        if key.startswith(prefix + ".")} for prefix in ("G", "D")}
     return {
@@ -176,6 +199,6 @@ def load_checkpoint(path):
 
 
 def load_generator_state(path):
-    """Only what sampling needs: ``(G state dict, config)``."""
+    """Only what sampling needs: ``(G state dict, config, step)``."""
     ckpt = load_checkpoint(path)
-    return ckpt["G"], ckpt["config"]
+    return ckpt["G"], ckpt["config"], ckpt["step"]

@@ -11,7 +11,7 @@ import sys
 
 from . import metrics
 from .data import load_dataset
-from .sample import generate, load_generator, parse_run_args, run_parser
+from .sample import generate, parse_run_args, run_parser
 
 
 def evaluate_run(G, config, n=2000, seed=0, dataset=None, verbose=True):
@@ -34,14 +34,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    G, config = load_generator(args.run)
+    args, G, config, step = parse_args(argv)
     scores = evaluate_run(G, config, n=args.n, seed=args.seed, verbose=not args.json)
     if args.json:
         print(json.dumps(scores))
     else:
         from .data import class_names
-        print(f"{args.run}: {config['model']} on {config['dataset']}, step {config.get('steps', '?')}")
+        print(f"{args.run}: {config['model']} on {config['dataset']}, step {step}")
         print(metrics.format_scores(scores, class_names(config["dataset"])))
     return 0
 

@@ -28,14 +28,17 @@ def build_models(name):
 
 
 def load_generator(run_dir):
-    """The generator of ``run_dir/checkpoint.npz`` and the run's configuration."""
+    """The generator of ``run_dir/checkpoint.npz``, the run's configuration and the step the
+    checkpoint was saved at (below ``config['steps']`` for an interrupted run).
+
+    Raises FileNotFoundError or ValueError (a damaged or foreign checkpoint) naming the file."""
     path = Path(run_dir) / "checkpoint.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a training run directory?")
-    state, config = load_generator_state(path)
+    state, config, step = load_generator_state(path)
     G = MODELS[config["model"]].Generator()
     G.load_state_dict(state)
-    return G.eval(), config
+    return G.eval(), config, step
 
 
 def fixed_noise(n, z_dim, seed):
@@ -74,19 +77,23 @@ def run_parser(prog, description, n_default, n_min):
 
 
 def parse_run_args(parser, argv=None):
-    """Parse, then exit 2 with a clear message for a too-small --n, a directory without a
-    checkpoint or an unavailable backend."""
+    """Parse, then load the run's generator. Exits 2 with a clear message for a too-small --n,
+    an unavailable backend, or a missing, damaged or foreign checkpoint.
+
+    Returns (args, G, config, step) as :func:`load_generator`."""
     args = parser.parse_args(argv)
     if args.n < args.n_min:
         parser.error(f"--n must be at least {args.n_min}, got {args.n}")
     if not (Path(args.run) / "checkpoint.npz").is_file():
         parser.error(f"no checkpoint.npz in {args.run}: is it a training run directory?")
-    if args.backend:
-        try:
-            backend.use(args.backend)
-        except backend.BackendError as err:
-            parser.error(str(err))
-    return args
+    if getattr(args, "out", None) is not None and Path(args.out).suffix != ".npy":
+        parser.error(f"--out {args.out}: the samples are saved with np.save, so the name must end in .npy "
+                     f"(--grid writes a PNG)")
+    backend.use_from_cli(args.backend, parser)
+    try:
+        return (args,) + load_generator(args.run)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def parse_args(argv=None):
@@ -97,8 +104,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    G, config = load_generator(args.run)
+    args, G, config, _ = parse_args(argv)
     images = generate(G, args.n, z_dim=config["z_dim"], seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

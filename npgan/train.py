@@ -560,7 +560,9 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
     write_final_outputs(out, history, f"{config['model']} on {config['dataset']}")
     print(f"trained {step - start_step:,} steps in {seconds:.0f} s "
           f"({(step - start_step) * config['batch_size'] / seconds:.0f} img/s)")
-    if not args.no_eval:
+    if args.no_eval:
+        (out / "metrics.json").unlink(missing_ok=True)     # a resumed run's old scores describe an earlier step
+    else:
         from . import metrics
         from .evaluate import evaluate_run
         scores = evaluate_run(G, config, n=args.eval_n, dataset=dataset)

@@ -216,8 +216,10 @@ def test_resume_refuses_a_different_setting_and_extends_steps(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         train.main(tiny_args(out, "--resume", "--lr", "0.1", steps=8))
     assert exc.value.code == 2 and "--lr" in capsys.readouterr().err
+    (out / "metrics.json").write_text('{"step": 4}')                  # scores of the step-4 model
     assert train.main(tiny_args(out, "--resume", steps=8)) == 0
     assert checkpoint.load_checkpoint(out / "checkpoint.npz")["step"] == 8
+    assert not (out / "metrics.json").exists()                         # --no-eval: no scores of step 8
     assert [json.loads(s)["step"] for s in (out / "metrics.jsonl").read_text().splitlines()] == [2, 4, 6, 8]
 
 
@@ -423,4 +425,15 @@ def test_evaluate_prints_the_scores(tiny_run, quick_classifier, capsys):
     for key in ("frechet_distance", "kl_from_uniform", "mean_confidence", "classifier_accuracy"):
         assert np.isfinite(scores[key]), key
     assert evaluate.main([str(tiny_run), "--n", "40"]) == 0
-    assert "KL(histogram || uniform)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "KL(histogram || uniform)" in out and "step 6" in out
+
+
+def test_evaluate_names_the_step_an_interrupted_run_was_saved_at(tmp_path, quick_classifier, capsys):
+    G, D, opt_G, opt_D = _models_and_optimizers()
+    (tmp_path / "run").mkdir()
+    checkpoint.save_checkpoint(tmp_path / "run" / "checkpoint.npz", G=G, D=D, opt_G=opt_G, opt_D=opt_D, step=47,
+                               config={"model": "mlp", "dataset": "mnist", "z_dim": 100, "steps": 2000},
+                               rng_state=backend.get_rng_state())
+    assert evaluate.main([str(tmp_path / "run"), "--n", "40"]) == 0
+    assert "mlp on mnist, step 47" in capsys.readouterr().out
