@@ -444,10 +444,28 @@ def test_fill_reports_clear_errors(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--method", "latent", "--prefill", "biharmonic"], "--prefill applies to the completion networks"),
+    (["--method", "latent", "--prefill", "biharmonic"], "--prefill does not apply to --method latent"),
     (["--method", "glcic", "--prefill", "harmonic"], "invalid choice"),
     (["--method", "latent", "--gan-checkpoint", "nope.npz"], "no such file"),
     (["--mask", "circles"], "unknown mask kind"),
+    (["--method", "glcic", "--steps", "5"], "--steps does not apply to --method glcic"),
+    (["--phases", "1", "2", "3"], "--phases does not apply to --method context-encoder"),
+    (["--method", "context-encoder-l2", "--adv-weight", "0.1"], "--adv-weight does not apply"),
+    (["--method", "latent", "--optimizer", "adadelta"], "--optimizer does not apply"),
+    (["--gan-checkpoint", "x.npz"], "--gan-checkpoint does not apply"),
+    (["--steps", "0"], "--steps must be a positive integer, got 0"),
+    (["--batch-size", "-4"], "--batch-size must be a positive integer"),
+    (["--width", "0"], "--width must be a positive integer"),
+    (["--lr", "-1"], "--lr must be a positive number"),
+    (["--lr-d", "nan"], "--lr-d must be a positive number"),
+    (["--adv-weight", "1"], "--adv-weight must be in [0, 1) for context-encoder"),
+    (["--method", "glcic", "--adv-weight", "-0.1"], "--adv-weight must be in [0, inf) for glcic"),
+    (["--method", "glcic", "--phases", "-1", "2", "2"], "--phases must be three steps counts >= 0"),
+    (["--method", "glcic", "--phases", "0", "0", "0"], "not all 0"),
+    (["--method", "latent", "--latent-steps", "0"], "--latent-steps must be a positive integer"),
+    (["--method", "latent", "--latent-lambda", "-5"], "--latent-lambda must be >= 0"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--name", "../escape"], "must be a plain directory name"),
 ])
 def test_train_rejects_bad_arguments(tmp_path, capsys, args, message):
     from npgan.inpaint.cli import main
@@ -535,7 +553,7 @@ def test_diverging_training_stops_with_exit_3_and_keeps_the_earlier_run(tmp_path
     before = {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir()}
     capsys.readouterr()
     with np.errstate(all="ignore"):
-        assert main(common + ["--lr", "1e30"]) == 3
+        assert main(common + ["--lr", "1e30", "--overwrite"]) == 3
     err = capsys.readouterr().err
     assert "training diverged at step 2" in err and "NaN or Inf" in err and "--lr" in err
     assert {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir()} == before
@@ -567,3 +585,154 @@ def test_ctrl_c_saves_the_run_trained_so_far(tmp_path):
     assert json.loads((tmp_path / "run" / "train_time.json").read_text())["steps"] == done
     cfg, models = load_run(tmp_path / "run")                                     # a complete, usable run
     assert cfg.method == "context-encoder-l2" and (tmp_path / "run" / "samples.png").is_file()
+    assert cfg.steps == done and f"{done} steps" in cfg.label                    # what it holds, not the plan
+
+
+def _tiny_run(tmp_path, name="r", *extra):
+    from npgan.inpaint.cli import main
+    assert main(["train", "--dataset", "lfw", "--method", "context-encoder-l2", "--steps", "1", "--batch-size", "4",
+                 "--width", "4", "--runs-dir", str(tmp_path), "--name", name, "--no-progress", *extra]) == 0
+    return tmp_path / name
+
+
+def test_train_keeps_an_existing_run_unless_told_to_replace_it(tmp_path, capsys):
+    """A second `train` under a name that holds a run is refused (the first run is kept byte for
+    byte); with --overwrite the new run replaces it, and the old run's eval outputs go with it."""
+    from npgan.inpaint.cli import main
+    from npgan.inpaint.runs import load_run
+
+    run = _tiny_run(tmp_path)
+    (run / "metrics.json").write_text("{}")                                      # as `eval` leaves it
+    before = {f.name: f.read_bytes() for f in run.iterdir()}
+    with pytest.raises(SystemExit) as exit_info:
+        _tiny_run(tmp_path, "r", "--seed", "1")
+    assert exit_info.value.code == 2 and "already holds a run; pass --overwrite" in capsys.readouterr().err
+    assert {f.name: f.read_bytes() for f in run.iterdir()} == before
+    _tiny_run(tmp_path, "r", "--seed", "1", "--overwrite")
+    assert load_run(run)[0].seed == 1 and not (run / "metrics.json").exists()
+
+
+def test_trained_config_names_the_steps_a_stopped_run_holds():
+    from npgan.inpaint.runs import default_config
+    from npgan.inpaint.train import trained_config
+
+    glcic = default_config("glcic", "lfw", phases=(10, 5, 20))
+    assert trained_config(glcic, 35).phases == (10, 5, 20)
+    assert trained_config(glcic, 12).phases == (10, 2, 0)
+    assert trained_config(glcic, 12).label == "GLCIC, phases 10/2/0"
+    assert trained_config(default_config("context-encoder", "lfw"), 69).label == "Context Encoder (L2 + adv), 69 steps"
+    loaded = default_config("latent", "mnist", gan_checkpoint="g.npz")
+    assert trained_config(loaded, 0) == loaded                                   # its DCGAN was loaded, not trained
+
+
+def test_damaged_or_foreign_checkpoints_give_one_line_errors(tmp_path, capsys):
+    """A truncated checkpoint, a text file in its place, or a `npgan.train` checkpoint given to
+    `inpaint eval`/`fill` (and the reverse to `npgan.sample`/`npgan.evaluate`): exit 2 naming the file."""
+    from npgan.checkpoint import save_checkpoint
+    from npgan.evaluate import main as evaluate_main
+    from npgan.inpaint.cli import main
+    from npgan.optim import Adam
+    from npgan.sample import main as sample_main
+
+    run = _tiny_run(tmp_path)
+    data = (run / "checkpoint.npz").read_bytes()
+    G, D = dcgan.Generator(z_dim=4, width=2), dcgan.Discriminator(width=2)
+    gan = tmp_path / "gan"
+    gan.mkdir()
+    save_checkpoint(gan / "checkpoint.npz", G=G, D=D, opt_G=Adam(G.parameters()), opt_D=Adam(D.parameters()),
+                    step=1, config={"model": "dcgan", "dataset": "mnist"}, rng_state=backend.get_rng_state())
+    _write_png(tmp_path / "in.png", np.zeros((28, 28), np.uint8))
+    mask = np.zeros((28, 28), np.uint8)
+    mask[10:18, 10:18] = 255
+    _write_png(tmp_path / "mask.png", mask)
+    damaged = {"truncated": data[:5000], "text": b"hello, not a checkpoint\n"}
+    for kind, content in damaged.items():
+        (run / "checkpoint.npz").write_bytes(content)
+        expected = "damaged or truncated" if kind == "truncated" else "not an .npz checkpoint"
+        with pytest.raises(SystemExit) as exit_info:
+            main(["eval", str(run), "--n", "2"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and expected in err and "checkpoint.npz" in err, err
+        code = main(["fill", "--checkpoint", str(run), "--image", str(tmp_path / "in.png"),
+                     "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "o.png")])
+        assert code == 2 and expected in capsys.readouterr().err
+        for cli in (sample_main, evaluate_main):
+            with pytest.raises(SystemExit) as exit_info:
+                cli([str(run), "--n", "2"])
+            assert exit_info.value.code == 2 and expected in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(gan), "--n", "2"])
+    assert exit_info.value.code == 2 and "not a checkpoint of `python -m npgan.inpaint train`" in capsys.readouterr().err
+    (run / "checkpoint.npz").write_bytes(data)
+    with pytest.raises(SystemExit) as exit_info:
+        sample_main([str(run), "--n", "2"])
+    assert exit_info.value.code == 2 and "not a `python -m npgan.train` checkpoint" in capsys.readouterr().err
+
+
+def test_fill_reads_the_checkpoint_file_it_is_given_and_checks_out(tmp_path, capsys):
+    """`--checkpoint some/file.npz` loads that file (not some/checkpoint.npz); an --out that cannot
+    become an image is refused before any work; a 16-bit grey PNG reads as its 8-bit twin."""
+    from PIL import Image
+
+    from npgan.inpaint.cli import main
+    from npgan.inpaint.fill import read_image
+
+    run = _tiny_run(tmp_path)
+    kept = tmp_path / "kept" / "ce_backup.npz"
+    kept.parent.mkdir()
+    (run / "checkpoint.npz").rename(kept)
+    image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    _write_png(tmp_path / "in.png", image)
+    mask = np.zeros((28, 28), np.uint8)
+    mask[10:18, 10:18] = 255
+    _write_png(tmp_path / "mask.png", mask)
+    args = ["fill", "--checkpoint", str(kept), "--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png")]
+    assert main(args + ["--out", str(tmp_path / "o.png")]) == 0
+    assert f"from {kept}" in capsys.readouterr().out
+    for out, message in (("kept", "is a directory"), ("o.npy", "unknown image extension"),
+                         ("noext", "unknown image extension")):
+        assert main(args + ["--out", str(tmp_path / out)]) == 2 and message in capsys.readouterr().err
+
+    Image.fromarray(image.astype(np.uint16) * 257).save(tmp_path / "deep.png")   # 16-bit grey, same picture
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    np.testing.assert_allclose(read_image(tmp_path / "deep.png", 1, 28), read_image(tmp_path / "in.png", 1, 28),
+                               atol=1e-6)
+
+
+def test_eval_and_the_other_commands_reject_bad_arguments(tmp_path, capsys, monkeypatch):
+    from npgan.inpaint.cli import main
+    from npgan.sample import main as sample_main
+
+    run = _tiny_run(tmp_path)
+    for args, message in ((["eval", str(run), "--mask", "blob"], "unknown mask kind"),
+                          (["eval", str(run), "--latent-steps", "0"], "--latent-steps must be a positive integer"),
+                          (["panel", str(run), "--out", str(tmp_path / "p.png"), "--n", "0"], "--n must be")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err, args
+    with pytest.raises(SystemExit) as exit_info:
+        sample_main([str(run), "--out", str(tmp_path / "s.png")])
+    assert exit_info.value.code == 2 and "must end in .npy" in capsys.readouterr().err
+    monkeypatch.setenv("NPGAN_BACKEND", "bogus")
+    monkeypatch.setattr(backend, "_current", None)                               # as in a fresh process
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(run), "--n", "2"])
+    assert exit_info.value.code == 2 and "unknown backend 'bogus'" in capsys.readouterr().err
+
+
+def test_a_latent_run_refuses_a_dcgan_of_another_data_set(tmp_path, capsys):
+    from npgan.checkpoint import save_checkpoint
+    from npgan.inpaint.cli import main
+    from npgan.optim import Adam
+
+    G, D = dcgan.Generator(z_dim=4, width=2), dcgan.Discriminator(width=2)
+    save_checkpoint(tmp_path / "mnist.npz", G=G, D=D, opt_G=Adam(G.parameters()), opt_D=Adam(D.parameters()),
+                    step=1, config={"model": "dcgan", "dataset": "mnist"}, rng_state=backend.get_rng_state())
+    command = ["train", "--dataset", "lfw", "--method", "latent", "--gan-checkpoint", str(tmp_path / "mnist.npz"),
+               "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    for extra, message in (([], "holds a DCGAN trained on mnist; it cannot inpaint lfw"),
+                           (["--steps", "5"], "--steps cannot be combined with --gan-checkpoint")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(command + extra)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

@@ -8,6 +8,7 @@
 """
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def build_parser():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--name", help="run name (default inpaint-DATASET-METHOD[-MASK])")
     t.add_argument("--runs-dir", default="runs")
+    t.add_argument("--overwrite", action="store_true", help="replace a run of the same name (refused otherwise)")
     t.add_argument("--no-progress", action="store_true")
 
     e = sub.add_parser("eval", help="metrics table of runs and the baselines on held-out images")
@@ -58,7 +60,7 @@ def build_parser():
     e.add_argument("--no-baselines", action="store_true")
 
     f = sub.add_parser("fill", help="inpaint your own image")
-    f.add_argument("--checkpoint", required=True, help="a run directory (or its checkpoint.npz)")
+    f.add_argument("--checkpoint", required=True, help="a run directory, or a checkpoint .npz file written by `train`")
     f.add_argument("--image", required=True)
     f.add_argument("--mask", required=True, help="PNG, white (255) = missing, black (0) = known")
     f.add_argument("--out", required=True)
@@ -75,12 +77,85 @@ def build_parser():
 
 def cmd_panel(args, parser):
     from .plots import panel_from_eval
+    for flag, value in {"--n": args.n, "--scale": args.scale}.items():
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be a positive integer, got {value}")
     try:
         panel_from_eval(args.eval_dir, args.out, args.methods, args.n, args.scale)
     except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
     print(f"wrote {args.out}")
     return 0
+
+
+# the train flags each method reads (the others would be silently ignored, so they are refused)
+METHOD_FLAGS = {
+    "--steps": ("context-encoder", "context-encoder-l2", "latent"),
+    "--phases": ("glcic",),
+    "--lr-d": ("context-encoder", "glcic", "latent"),
+    "--optimizer": ("context-encoder", "context-encoder-l2", "glcic"),
+    "--adv-weight": ("context-encoder", "glcic"),
+    "--prefill": ("context-encoder", "context-encoder-l2", "glcic"),
+    "--gan-checkpoint": ("latent",),
+    "--latent-steps": ("latent",),
+    "--latent-lambda": ("latent",),
+}
+# what a loaded --gan-checkpoint fixes (its DCGAN is not trained)
+DCGAN_FLAGS = ("--steps", "--batch-size", "--lr", "--lr-d", "--width")
+
+
+def _given(args):
+    """The train flags given on the command line, by name ('--lr' for lr_g)."""
+    dests = {"--lr": "lr_g"}
+    flags = list(METHOD_FLAGS) + ["--batch-size", "--lr", "--width"]
+    return [f for f in flags if getattr(args, dests.get(f, f[2:].replace("-", "_"))) is not None]
+
+
+def check_train_args(args, parser):
+    """Exit 2 with one line for a value no run can use, or a flag the method would ignore."""
+    given = _given(args)
+    for flag in given:
+        if flag in METHOD_FLAGS and args.method not in METHOD_FLAGS[flag]:
+            users = ", ".join(METHOD_FLAGS[flag])
+            hint = "; GLCIC's length is --phases T_C T_D T_JOINT" if flag == "--steps" else ""
+            parser.error(f"{flag} does not apply to --method {args.method} (only to {users}){hint}")
+    if args.gan_checkpoint:
+        fixed = [f for f in given if f in DCGAN_FLAGS]
+        if fixed:
+            parser.error(f"{', '.join(fixed)} cannot be combined with --gan-checkpoint: its DCGAN is "
+                         f"loaded as trained, not trained here")
+    positive = {"--steps": args.steps, "--batch-size": args.batch_size, "--width": args.width,
+                "--latent-steps": args.latent_steps}
+    for flag, value in positive.items():
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be a positive integer, got {value}")
+    if args.phases and (min(args.phases) < 0 or sum(args.phases) < 1):
+        parser.error(f"--phases must be three steps counts >= 0, not all 0, got {' '.join(map(str, args.phases))}")
+    for flag, value in {"--lr": args.lr_g, "--lr-d": args.lr_d}.items():
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            parser.error(f"{flag} must be a positive number, got {value}")
+    if args.adv_weight is not None:
+        top = 1 if args.method == "context-encoder" else math.inf      # its reconstruction weight is 1 - w
+        if not 0 <= args.adv_weight < top:
+            parser.error(f"--adv-weight must be in [0, {top:g}) for {args.method}, got {args.adv_weight}")
+    if args.latent_lambda is not None and not (args.latent_lambda >= 0 and math.isfinite(args.latent_lambda)):
+        parser.error(f"--latent-lambda must be >= 0, got {args.latent_lambda}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if args.name is not None and (not args.name or Path(args.name).name != args.name or args.name in (".", "..")):
+        parser.error(f"--name {args.name!r} must be a plain directory name (runs go into --runs-dir)")
+
+
+def check_gan_checkpoint(path, dataset, parser):
+    """A `python -m npgan.train` checkpoint of the data set being inpainted, or exit 2."""
+    from ..checkpoint import load_checkpoint
+    try:
+        trained_on = load_checkpoint(path)["config"].get("dataset")
+    except (OSError, ValueError) as err:
+        parser.error(f"--gan-checkpoint {err}")
+    if trained_on is not None and trained_on != dataset:
+        parser.error(f"--gan-checkpoint {path} holds a DCGAN trained on {trained_on}; it cannot inpaint "
+                     f"{dataset} images (train one with `python -m npgan.train {dataset}`)")
 
 
 def cmd_train(args, parser):
@@ -91,14 +166,15 @@ def cmd_train(args, parser):
         dataset, mask = canonical_dataset(args.dataset), canonical_kind(args.mask)
     except ValueError as err:
         parser.error(str(err))
-    if args.gan_checkpoint and not Path(args.gan_checkpoint).is_file():
-        parser.error(f"--gan-checkpoint {args.gan_checkpoint}: no such file")
+    check_train_args(args, parser)
+    if args.gan_checkpoint:
+        if not Path(args.gan_checkpoint).is_file():
+            parser.error(f"--gan-checkpoint {args.gan_checkpoint}: no such file")
+        check_gan_checkpoint(args.gan_checkpoint, dataset, parser)
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr_g", "lr_d", "optimizer", "adv_weight",
                                                "width", "gan_checkpoint", "latent_steps", "latent_lambda",
                                                "prefill")}
     overrides["phases"] = tuple(args.phases) if args.phases else None
-    if args.prefill and args.method == "latent":
-        parser.error("--prefill applies to the completion networks (context-encoder*, glcic), not to latent")
     if args.optimizer == "adadelta" and args.lr_g is None:
         overrides.update(lr_g=1.0, lr_d=args.lr_d or 0.1)
     data = load_inpaint_data(dataset)
@@ -110,8 +186,11 @@ def cmd_train(args, parser):
     name = args.name or (f"inpaint-{dataset}-{args.method}" + ("" if cfg.prefill == "mean" else f"-{cfg.prefill}")
                          + ("" if mask == "centre" else f"-{mask}"))
     run_dir = Path(args.runs_dir) / name
-    if (run_dir / "checkpoint.npz").exists():
-        print(f"note: overwriting the run in {run_dir}")
+    if any((run_dir / f).exists() for f in ("checkpoint.npz", "config.json")):
+        if not args.overwrite:
+            parser.error(f"{run_dir} already holds a run; pass --overwrite to replace it (when the new one is "
+                         f"saved), or --name to choose another")
+        print(f"note: replacing the run in {run_dir} once the new one is trained")
     try:
         train(cfg, data, run_dir, progress=not args.no_progress)
     except NonFiniteError as err:
@@ -131,8 +210,14 @@ def cmd_eval(args, parser):
             parser.error(f"no checkpoint.npz in {r}: is it a run directory written by `python -m npgan.inpaint train`?")
     if args.n < 1:
         parser.error(f"--n must be at least 1, got {args.n}")
-    rows, context = evaluate(args.runs, n=args.n, mask=args.mask, latent_steps=args.latent_steps,
-                             baselines=not args.no_baselines)
+    if args.latent_steps is not None and args.latent_steps < 1:
+        parser.error(f"--latent-steps must be a positive integer, got {args.latent_steps}")
+    try:
+        mask = canonical_kind(args.mask) if args.mask else None
+        rows, context = evaluate(args.runs, n=args.n, mask=mask, latent_steps=args.latent_steps,
+                                 baselines=not args.no_baselines)
+    except (FileNotFoundError, ValueError) as err:          # a foreign or damaged checkpoint, mixed data sets
+        parser.error(str(err))
     out = write_outputs(rows, context, args.out or args.runs[0])
     print(f"\n{context['dataset']}, {context['mask']} holes, {context['n']} held-out images\n")
     print(format_table(rows, markdown=False))
@@ -142,10 +227,8 @@ def cmd_eval(args, parser):
 
 def cmd_fill(args, parser):
     from .fill import FillError, fill_image
-    ckpt = Path(args.checkpoint)
-    run_dir = ckpt.parent if ckpt.suffix == ".npz" else ckpt
     try:
-        fill_image(run_dir, args.image, args.mask, args.out, blend=not args.no_blend, panel=args.panel)
+        fill_image(args.checkpoint, args.image, args.mask, args.out, blend=not args.no_blend, panel=args.panel)
     except FillError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -155,9 +238,5 @@ def cmd_fill(args, parser):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.backend:
-        try:
-            backend.use(args.backend)
-        except backend.BackendError as err:
-            parser.error(str(err))
+    backend.use_from_cli(args.backend, parser)
     return {"train": cmd_train, "eval": cmd_eval, "fill": cmd_fill, "panel": cmd_panel}[args.command](args, parser)

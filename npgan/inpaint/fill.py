@@ -38,8 +38,11 @@ def read_image(path, channels, size):
     if "A" in img.getbands() or img.mode == "P" and "transparency" in img.info:
         raise FillError(f"image {path!r} has an alpha channel (mode {img.mode}); save it without transparency "
                         f"(e.g. as {'grey' if channels == 1 else 'RGB'}) first")
-    if img.mode in ("1", "P", "I;16", "I", "F"):
-        img = img.convert("L" if img.mode != "P" else "RGB")
+    if img.mode == "F":
+        raise FillError(f"image {path!r} holds floating-point pixels (mode F); save it as an 8- or 16-bit "
+                        f"grey or RGB image")
+    if img.mode in ("1", "P"):
+        img = img.convert("L" if img.mode == "1" else "RGB")
     bands = len(img.getbands())
     if bands not in (1, 3):
         raise FillError(f"image {path!r} has mode {img.mode}; expected a grey (L) or RGB image")
@@ -51,7 +54,8 @@ def read_image(path, channels, size):
         raise FillError(f"image {path!r} is {kind[bands]} but this model was trained on {kind[channels]} images; "
                         f"convert it to {'grey' if channels == 1 else 'RGB'} first")
     x = np.asarray(img, np.float32).reshape(size, size, channels).transpose(2, 0, 1)
-    return (x / 127.5 - 1)[None]
+    white = 65535.0 if img.mode.startswith("I") else 255.0      # 16-bit grey PNGs open as I;16 or I
+    return (x / (white / 2) - 1)[None]
 
 
 def read_mask(path, size):
@@ -69,12 +73,22 @@ def read_mask(path, size):
             raise FillError(f"mask {path!r} has coloured pixels; use black (0) for known and white (255) for missing")
         a = a[..., 0]
     values = np.unique(a)
-    top = 255 if values.max() > 1 else 1
-    if not set(values.tolist()) <= {0, top}:
+    top = values.max()                                          # white: 1, 255 or 65535 (16-bit)
+    if len(values) > 2 or values.min() not in (0, top) or top not in (0, 1, 255, 65535):
         shown = ", ".join(str(v) for v in values[:6])
         raise FillError(f"mask {path!r} is not binary: it holds {len(values)} distinct values ({shown}"
                         f"{', ...' if len(values) > 6 else ''}); use only 0 (known) and 255 (missing)")
     return (a == top).astype(np.float32)[None, None]
+
+
+def check_output(path, flag):
+    """Refuse, before any work, an output path that cannot become an image file."""
+    from PIL import Image
+    if Path(path).is_dir():
+        raise FillError(f"{flag} {path!r} is a directory; give a file name such as out.png")
+    if Path(path).suffix.lower() not in Image.registered_extensions():
+        raise FillError(f"{flag} {path!r}: unknown image extension {Path(path).suffix or '(none)'!r}; "
+                        f"use .png")
 
 
 def fill_image(checkpoint, image, mask, out, blend=True, panel=None):
@@ -84,6 +98,9 @@ def fill_image(checkpoint, image, mask, out, blend=True, panel=None):
     False. Writes a masked | completion | input ``panel`` PNG when asked. Returns the
     completion as uint8 (H, W) or (H, W, 3).
     """
+    check_output(out, "--out")
+    if panel:
+        check_output(panel, "--panel")
     try:
         cfg, inpainters = load_inpainters(checkpoint)
     except (FileNotFoundError, ValueError) as err:
@@ -102,8 +119,11 @@ def fill_image(checkpoint, image, mask, out, blend=True, panel=None):
     pixels = ((result[0] + 1) * 127.5).round().clip(0, 255).astype(np.uint8).transpose(1, 2, 0)
     pixels = pixels[..., 0] if cfg.channels == 1 else pixels
     from PIL import Image
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(out)
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(out)
+    except OSError as err:
+        raise FillError(f"cannot write --out {out!r}: {err.strerror or err}") from None
     if panel:
         save_panel([show_masked(x, m), result, x], ["masked", label, "input"], panel, scale=6)
     print(f"wrote {out} ({label}, {cfg.dataset} model from {checkpoint})")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from ..checkpoint import atomic_savez
+from ..checkpoint import atomic_savez, read_npz
 from ..models import dcgan
 from .blend import poisson_blend
 from .latent import LAMBDA, latent_generate
@@ -160,21 +160,26 @@ def save_run(run_dir, cfg, models):
 
 
 def load_run(run_dir):
-    """(Config, models in eval mode) from a run directory written by :func:`save_run`.
+    """(Config, models in eval mode) from a run directory written by :func:`save_run`, or from
+    a checkpoint file itself (a path ending in ``.npz``, e.g. a copy kept under another name).
 
     Raises:
-        FileNotFoundError / ValueError with a plain message for a missing or foreign directory.
+        FileNotFoundError / ValueError with a plain message for a missing, damaged or foreign
+        checkpoint.
     """
-    path = Path(run_dir) / "checkpoint.npz"
+    path = Path(run_dir)
+    if path.suffix != ".npz":
+        path = path / "checkpoint.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory written by "
                                 f"`python -m npgan.inpaint train`?")
+    arrays = read_npz(path)
+    meta = json.loads(str(arrays.pop("meta")))
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        cfg = Config.from_dict(json.loads(str(arrays.pop("meta"))))
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not an npgan.inpaint checkpoint ({err})") from err
+        cfg = Config.from_dict(meta)
+    except TypeError:                                       # a `python -m npgan.train` checkpoint, ...
+        raise ValueError(f"{path}: not a checkpoint of `python -m npgan.inpaint train` (its metadata "
+                         f"names no inpainting method)") from None
     models = build_models(cfg)
     for role, m in models.items():
         m.load_state_dict({k[len(role) + 1:]: v for k, v in arrays.items() if k.startswith(role + ".")})

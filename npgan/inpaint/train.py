@@ -189,7 +189,7 @@ def train_completion(cfg, data, run_dir, progress=True, log_every=25):
     net.eval()
     if D is not None:
         D.eval()
-    save_run(run_dir, cfg, models)
+    save_run(run_dir, trained_config(cfg, progress_made[0]), models)
     return history, progress_made
 
 
@@ -231,8 +231,22 @@ def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
     history, progress_made = _run_steps(steps, one_step, f"DCGAN on {cfg.dataset}", progress, log_every,
                                         ("d_loss", "loss_G"))
     G.eval(), D.eval()
-    save_run(run_dir, cfg, models)
+    save_run(run_dir, trained_config(cfg, progress_made[0]), models)
     return history, progress_made
+
+
+def trained_config(cfg, done):
+    """The config of what a run holds after ``done`` steps (fewer than planned when a Ctrl-C
+    stopped it), so its label and config.json name the steps it trained, not the planned ones."""
+    if cfg.method == "glcic":
+        phases, left = [], done
+        for planned in cfg.phases:
+            phases.append(min(planned, left))
+            left -= phases[-1]
+        return dataclasses.replace(cfg, phases=tuple(phases))
+    if cfg.method == "latent" and cfg.gan_checkpoint:       # a loaded DCGAN: nothing was trained
+        return cfg
+    return dataclasses.replace(cfg, steps=done)
 
 
 def _require_finite(record):
@@ -245,6 +259,10 @@ def _require_finite(record):
 def _log_line(record, total):
     parts = [f"{k} {v:.4f}" for k, v in record.items() if k not in ("step", "phase") and v is not None]
     return f"step {record['step']}/{total} [{record['phase']}] " + ", ".join(parts)
+
+
+# what eval and an earlier training left in a run directory that a new training invalidates
+STALE_OUTPUTS = ("losses.png", "metrics.json", "metrics.md", "eval_panel.png", "eval_examples.npz")
 
 
 def train(cfg, data, run_dir, progress=True):
@@ -261,6 +279,9 @@ def train(cfg, data, run_dir, progress=True):
     loop = train_dcgan if cfg.method == "latent" else train_completion
     history, (done, steps) = loop(cfg, data, run_dir, progress)
     seconds = time.time() - start
+    cfg = trained_config(cfg, done)
+    for name in STALE_OUTPUTS:                  # a replaced run's eval and plots describe the old networks
+        (run_dir / name).unlink(missing_ok=True)
     (run_dir / "train_time.json").write_text(json.dumps(
         {"seconds": round(seconds, 1), "steps": done, "backend": backend.name()}) + "\n")
     write_history(history, run_dir / "losses.csv")
