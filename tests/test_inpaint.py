@@ -456,6 +456,7 @@ def test_fill_reports_clear_errors(tmp_path, capsys):
     (["--steps", "0"], "--steps must be a positive integer, got 0"),
     (["--batch-size", "-4"], "--batch-size must be a positive integer"),
     (["--width", "0"], "--width must be a positive integer"),
+    (["--batch-size", "161"], "--batch-size 161 is larger than the 160 training images of lfw"),
     (["--lr", "-1"], "--lr must be a positive number"),
     (["--lr-d", "nan"], "--lr-d must be a positive number"),
     (["--adv-weight", "1"], "--adv-weight must be in [0, 1) for context-encoder"),

@@ -178,6 +178,9 @@ def cmd_train(args, parser):
     if args.optimizer == "adadelta" and args.lr_g is None:
         overrides.update(lr_g=1.0, lr_d=args.lr_d or 0.1)
     data = load_inpaint_data(dataset)
+    if args.batch_size is not None and args.batch_size > len(data.train):
+        parser.error(f"--batch-size {args.batch_size} is larger than the {len(data.train):,} training images "
+                     f"of {dataset}")
     cfg = default_config(args.method, dataset, mask=mask, seed=args.seed, **overrides)
     cfg = dataclasses.replace(cfg, channels=data.channels, size=data.size, hole=data.hole,
                               fill=tuple(float(v) for v in data.mean_pixel()))
