@@ -1,7 +1,7 @@
 """Why learned fills struggle against the biharmonic fill on the natural crops, measured.
 
     python benchmarks/inpaint_natural_diagnostics.py runs/inpaint-natural-context-encoder-l2 \
-        runs/inpaint-natural-context-encoder-l2-biharmonic --n 300
+        runs/inpaint-natural-context-encoder-l2-biharmonic --n 300 [--latent runs/inpaint-natural-latent]
 
 Prints, on the held-out crops and masks that ``python -m npgan.inpaint eval --n N`` uses:
 
@@ -17,6 +17,14 @@ Prints, on the held-out crops and masks that ``python -m npgan.inpaint eval --n 
    included, so where even this loses to the biharmonic fill on the test photo, the training
    photos' statistics do not carry over to it.
 
+4. with ``--latent RUN`` (a latent-optimisation run): how much of the detail G(z*) draws in the
+   hole is right. The detail is G(z*) minus the biharmonic fill of G(z*)'s own border (what
+   Poisson blending keeps, on top of a smooth fill); its correlation with the true image's
+   detail (the image minus its biharmonic fill), the least-squares weight beta of that detail,
+   and the hole PSNR of biharmonic fill + beta x detail -- the best any blend of G's detail
+   into the biharmonic fill can do, knowing the answer. Also for the mean of ``--restarts``
+   z searches from different random starts.
+
 Centre holes only (part 3 needs one fixed hole).
 """
 import argparse
@@ -25,11 +33,13 @@ import numpy as np
 
 from npgan.data import scale_images
 from npgan.inpaint.baselines import biharmonic_fill
-from npgan.inpaint.blend import biharmonic_solve
+from npgan.inpaint.blend import biharmonic_solve, poisson_blend
+from npgan.inpaint.latent import latent_generate
 from npgan.inpaint.datasets import load_inpaint_data
 from npgan.inpaint.evaluate import eval_set, image_metrics
 from npgan.inpaint.masks import centre_masks
-from npgan.inpaint.runs import load_inpainters
+from npgan.inpaint.models import composite
+from npgan.inpaint.runs import load_inpainters, load_run
 
 BANDS = ((0, 20), (20, 25), (25, 30), (30, 99))
 
@@ -54,6 +64,8 @@ def main():
     p.add_argument("runs", nargs="*", help="natural-crop run directories (centre holes)")
     p.add_argument("--n", type=int, default=300, help="held-out crops (as eval --n)")
     p.add_argument("--train-crops", type=int, default=30000)
+    p.add_argument("--latent", help="a latent-optimisation run: part 4 (its z searches take minutes)")
+    p.add_argument("--restarts", type=int, default=4, help="z searches from different starts, part 4")
     args = p.parse_args()
 
     data = load_inpaint_data("natural", n_train_crops=args.train_crops, verbose=False)
@@ -102,6 +114,30 @@ def main():
             print(f"{name + f' (ridge {lam:g})':60s}{psnr(mse).mean():8.2f}")
     mse = (((missing(prior_test) - missing(test_x)) / 2) ** 2).mean(axis=1)
     print(f"{'biharmonic fill (npgan.inpaint.blend.biharmonic_solve)':60s}{psnr(mse).mean():8.2f}")
+    if args.latent:
+        latent_detail(args.latent, args.restarts, test_x, m, prior_test)
+
+
+def latent_detail(run, restarts, x, m, prior):
+    """Part 4: is the detail that latent optimisation draws correlated with the truth?"""
+    cfg, models = load_run(run)
+    kw = dict(steps=cfg.latent_steps, lam=cfg.latent_lambda, lr=cfg.latent_lr, z_dim=cfg.z_dim)
+    starts = [latent_generate(models["G"], models["D"], x.astype(np.float32), m, seed=s, **kw).astype(np.float64)
+              for s in range(restarts)]
+    hole = np.broadcast_to(m > 0, x.shape)
+    truth = (x - prior)[hole]
+    print(f"\n4. the detail latent optimisation draws ({run}), against the truth's, {len(x)} held-out crops"
+          f"\n{'':32s}{'pasted':>8s}{'Poisson':>9s}{'correlation':>13s}{'beta':>8s}{'biharmonic + beta x detail':>28s}")
+    for k in sorted({1, 2, restarts} - {0}):
+        g = np.mean(starts[:k], axis=0)
+        detail = (g - biharmonic_solve(g, m))[hole]
+        beta = detail @ truth / (detail @ detail)
+        best = prior.copy()
+        best[hole] += beta * detail
+        cells = [psnr(hole_mse(f, x, m)).mean() for f in (composite(g, x, m), poisson_blend(g, x, m), best)]
+        name = "one z search" if k == 1 else f"mean of {k} z searches"
+        print(f"{name:32s}{cells[0]:8.2f}{cells[1]:9.2f}{np.corrcoef(detail, truth)[0, 1]:+13.3f}{beta:+8.3f}"
+              f"{cells[2]:28.2f}")
 
 
 if __name__ == "__main__":

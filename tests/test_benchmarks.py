@@ -58,3 +58,29 @@ def test_bench_layers_prints_every_dcgan_layer():
         (row,) = table_rows(out, name)
         assert row[1] == "4" and float(row[2]) > 0
         assert re.fullmatch(r"\d+\.\d+x", row[4]) if HAVE_TORCH else row[4] == "-"
+
+
+def test_inpaint_natural_diagnostics_prints_its_four_parts(tmp_path):
+    """The script docs/INPAINTING.md quotes, on a tiny natural-crop run of each kind it reads."""
+    env = dict(os.environ, NPGAN_BACKEND="numpy", OPENBLAS_NUM_THREADS="1")
+    runs = tmp_path / "runs"
+    for method, extra in (("context-encoder-l2", ["--steps", "2"]), ("latent", ["--steps", "2", "--latent-steps", "3"])):
+        subprocess.run([sys.executable, "-m", "npgan.inpaint", "train", "--dataset", "natural", "--method", method,
+                        "--batch-size", "4", "--width", "4", "--runs-dir", str(runs), "--name", method,
+                        "--no-progress", *extra], env=env, check=True, capture_output=True,
+                       cwd=BENCHMARKS.parent, timeout=300)
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "inpaint_natural_diagnostics.py"),
+                           str(runs / "context-encoder-l2"), "--n", "8", "--train-crops", "300",
+                           "--latent", str(runs / "latent"), "--restarts", "2"],
+                          cwd=BENCHMARKS.parent, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for part in ("1. mean hole PSNR", "2. against the biharmonic fill", "3. the best linear fill", "4. the detail"):
+        assert part in out, part
+    rows = {line[:32].strip(): line[32:].split() for line in out.split("4. the detail")[1].splitlines()[2:]}
+    assert set(rows) == {"one z search", "mean of 2 z searches"}
+    for cells in rows.values():
+        pasted, poisson, rho, beta, best = map(float, cells)
+        assert -1 <= rho <= 1 and 0 < pasted < 60 and 0 < poisson < 60
+        biharmonic = float(out.split("biharmonic fill (npgan.inpaint.blend.biharmonic_solve)")[1].split()[0])
+        assert best >= biharmonic - 0.5          # the least-squares weight cannot make the fill much worse
