@@ -28,17 +28,25 @@ movement around the matrix products is what costs, not the products):
 array (PyTorch's ``torch.channels_last`` memory format). Every array operation accepts
 them; ``nhwc(x)`` gets the (N, H, W, C) array back without a copy.
 """
+import numbers
+
 from . import kernels
 from .backend import get_array_module
 
 
-def pair(v):
-    """2 -> (2, 2); (2, 3) -> (2, 3)."""
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"expected an int or a pair, got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
+def pair(v, name="size", minimum=None, layer=None):
+    """2 -> (2, 2); (2, 3) -> (2, 3). Both must be integers (2.5 is refused, not truncated)
+    and, when ``minimum`` is given, at least that; errors name ``layer`` and the argument."""
+    where = f"{layer}: " if layer else ""
+    values = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(values) != 2:
+        raise ValueError(f"{where}{name} must be an int or a pair of ints, got {v!r}")
+    for x in values:
+        if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+            raise TypeError(f"{where}{name} must be an int or a pair of ints, got {v!r}")
+        if minimum is not None and x < minimum:
+            raise ValueError(f"{where}{name} must be at least {minimum}, got {v!r}")
+    return int(values[0]), int(values[1])
 
 
 def conv_output_size(size, kernel, stride=1, padding=0, dilation=1):

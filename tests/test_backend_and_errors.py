@@ -131,3 +131,94 @@ def test_train_eval_propagate_and_parameters_are_named_like_pytorch():
     assert [k for k, _ in D.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias", "3.weight",
                                                      "3.bias", "6.weight", "6.bias"]
     assert sum(p.data.size for p in D.parameters()) == 64 * 16 + 64 + 128 * 64 * 16 + 128 + 256 + 6272 + 1
+
+
+# ---- the layer contract, checked for every layer ---------------------------------------
+def test_sequential_takes_layers_only_and_each_once():
+    lin = L.Linear(3, 2)
+    for entries, message in (((lin, L.ReLU), "entry 1 is <class .*ReLU.*not an npgan layer \\(a class: call it"),
+                             (([lin, L.ReLU()],), "entry 0 is \\[.*pass the layers one by one"),
+                             ((lin, object()), "entry 1 is <object object")):
+        with pytest.raises(TypeError, match=message):
+            L.Sequential(*entries)
+    with pytest.raises(ValueError, match="entries 0 and 2 are the same Linear object"):
+        L.Sequential(lin, L.Tanh(), lin)
+
+
+def test_tied_weights_are_listed_once_and_get_both_gradients():
+    """Sharing a Parameter ties two layers: the model lists it once (an optimizer steps it once)
+    and backward sums its gradient over both uses, which the gradient check confirms."""
+    from npgan.gradcheck import assert_gradients_close, check_layer
+    backend.seed(0)
+    first, second = L.Linear(3, 3), L.Linear(3, 3)
+    second.weight = first.weight
+    model = L.Sequential(first, L.Tanh(), second).to("float64")
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "2.bias"]
+    x = backend.rng().standard_normal((4, 3))
+    assert_gradients_close(check_layer(model, x))
+
+
+def test_backward_checks_dout_and_that_forward_ran(xp):
+    conv = L.Conv2d(1, 2, 3)
+    with pytest.raises(RuntimeError, match="Conv2d.backward called before Conv2d.forward"):
+        conv.backward(xp.zeros((2, 2, 3, 3), dtype=xp.float32))
+    conv.forward(xp.zeros((2, 1, 5, 5), dtype=xp.float32))                    # out (2, 2, 3, 3)
+    with pytest.raises(ValueError, match=r"dout has shape \(2, 2, 9, 1\), the output .* \(2, 2, 3, 3\)"):
+        conv.backward(xp.zeros((2, 2, 9, 1), dtype=xp.float32))                # same size, wrong layout
+    relu = L.ReLU()
+    relu.forward(xp.ones((4, 3), dtype=xp.float32))
+    with pytest.raises(ValueError, match="ReLU.backward: dout has shape"):
+        relu.backward(xp.ones(3, dtype=xp.float32))                           # would broadcast
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: L.Conv2d(4, 4, 0), ValueError, "Conv2d: kernel_size must be at least 1"),
+    (lambda: L.Conv2d(4, 4, 3, stride=0), ValueError, "stride must be at least 1"),
+    (lambda: L.Conv2d(4, 4, 3, padding=-1), ValueError, "padding must be at least 0"),
+    (lambda: L.Conv2d(4, 4, 3, dilation=0), ValueError, "dilation must be at least 1"),
+    (lambda: L.Conv2d(4, 4, 2.5), TypeError, "kernel_size must be an int or a pair of ints, got 2.5"),
+    (lambda: L.Conv2d(4, 4, 3, 1, 1, 1, 2), TypeError, "positional argument"),           # torch's groups slot
+    (lambda: L.Conv2d(0, 4, 3), ValueError, "channel and feature counts must be positive"),
+    (lambda: L.ConvTranspose2d(1, 1, 3, output_padding=-1), ValueError, "output_padding must be at least 0"),
+    (lambda: L.Linear(3, 2.0), ValueError, "positive integers, got 2.0"),
+    (lambda: L.MaxPool2d(2, 2, padding=2), ValueError, "padding \\(2, 2\\) must be at most half"),
+    (lambda: L.AvgPool2d(0), ValueError, "AvgPool2d: kernel_size must be at least 1"),
+    (lambda: L.BatchNorm2d(3, momentum=None), ValueError, "momentum=None, a cumulative average, is not supported"),
+])
+def test_impossible_layer_arguments_are_refused(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_inputs_too_small_for_the_window_are_refused(xp):
+    x = xp.zeros((2, 1, 5, 5), dtype=xp.float32)
+    for pool in (L.MaxPool2d(7), L.AvgPool2d(7)):
+        with pytest.raises(ValueError, match="smaller than the window"):
+            pool.forward(x)
+    with pytest.raises(ValueError, match="ConvTranspose2d: input of shape \\(2, 1, 2, 2\\) gives an empty output"):
+        L.ConvTranspose2d(1, 1, 1, padding=1).forward(x[:, :, :2, :2])
+
+
+def test_integer_inputs_and_dtypes_are_refused(xp):
+    conv = L.Conv2d(1, 2, 3)
+    with pytest.raises(TypeError, match="expected a floating-point input, got dtype int64; cast it"):
+        conv.forward(xp.zeros((1, 1, 5, 5), dtype=xp.int64))
+    with pytest.raises(TypeError, match="layers hold floating-point weights"):
+        conv.to("int64")
+    from npgan.losses import bce_with_logits_forward, mse_forward
+    with pytest.raises(TypeError, match="losses take floating-point inputs"):
+        mse_forward(xp.asarray([1, 2]), xp.asarray([0.5, 0.5]))
+    with pytest.raises(TypeError, match="losses take floating-point inputs"):
+        bce_with_logits_forward(xp.asarray([[3]]), 0.9)
+    empty, _ = mse_forward(xp.zeros((0, 3), dtype=xp.float32), 0.0, reduction="sum")   # a scalar target fits
+    assert float(empty) == 0
+
+
+def test_load_state_dict_checks_buffers_and_changes_nothing_on_error():
+    bn = L.BatchNorm1d(2)
+    state = bn.state_dict()
+    state["weight"] = np.full(2, 7.0, np.float32)
+    state["running_mean"] = np.zeros(1, np.float32)                           # would broadcast into (2,)
+    with pytest.raises(ValueError, match="'running_mean' has shape \\(1,\\), expected \\(2,\\)"):
+        bn.load_state_dict(state)
+    assert np.all(backend.asnumpy(bn.weight.data) == 1)                       # the weight was not loaded either

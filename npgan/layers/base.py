@@ -4,7 +4,15 @@
 - ``backward(dout)`` returns ``dx``, *adds* parameter gradients into ``p.grad`` (so the
   gradients of D(real) and D(fake) in one step sum) and never writes into ``dout``.
 - ``state_dict()`` holds host (NumPy) arrays under PyTorch-style dotted names.
+
+The base class checks the contract for every layer: ``backward`` before any ``forward``, or a
+``dout`` whose shape differs from the last output's, raises naming the layer (a wrong-shaped
+``dout`` of the right size would otherwise be reshaped into wrong gradients without a word).
+A layer keeps one cache, so one layer object may appear only once in a model; sharing a
+``Parameter`` between layers ties weights (its gradient sums both uses, and it is listed once).
 """
+import functools
+import numbers
 from collections import OrderedDict
 
 import numpy
@@ -30,10 +38,41 @@ class Parameter:
         return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
 
 
+def _recording_output_shape(forward):
+    @functools.wraps(forward)
+    def recorded(self, *args, **kwargs):
+        out = forward(self, *args, **kwargs)
+        self._out_shape = getattr(out, "shape", None)
+        return out
+    return recorded
+
+
+def _checking_dout_shape(backward):
+    @functools.wraps(backward)
+    def checked(self, dout):
+        name = type(self).__name__
+        if not hasattr(self, "_out_shape"):
+            raise RuntimeError(f"{name}.backward called before {name}.forward: there is nothing to differentiate")
+        shape = getattr(dout, "shape", None)
+        if self._out_shape is not None and shape != self._out_shape:
+            raise ValueError(f"{name}.backward: dout has shape {shape}, the output of the last forward had shape "
+                             f"{tuple(self._out_shape)}")
+        return backward(self, dout)
+    return checked
+
+
 class Layer:
     """Base class: children, parameters and buffers are found by attribute order."""
 
     training = True
+
+    def __init_subclass__(cls, **kwargs):
+        """Every layer's own ``forward`` records its output shape and its ``backward`` checks ``dout``."""
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = _recording_output_shape(cls.__dict__["forward"])
+        if "backward" in cls.__dict__:
+            cls.backward = _checking_dout_shape(cls.__dict__["backward"])
 
     def __call__(self, x):
         return self.forward(x)
@@ -51,11 +90,20 @@ class Layer:
                 yield key, value
 
     def named_parameters(self, prefix=""):
+        """(name, Parameter) pairs; a Parameter shared by several layers (tied weights) is listed
+        once, under its first name, as PyTorch does, so an optimizer updates it once."""
+        seen = set()
+        for name, p in self._all_parameters(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def _all_parameters(self, prefix):
         for key, value in vars(self).items():
             if isinstance(value, Parameter):
                 yield prefix + key, value
         for key, child in self.named_children():
-            yield from child.named_parameters(prefix + key + ".")
+            yield from child._all_parameters(prefix + key + ".")
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
@@ -103,16 +151,14 @@ class Layer:
         unexpected = [k for k in state if k not in own and k not in buffers and not k.endswith("num_batches_tracked")]
         if strict and (missing or unexpected):
             raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        for k, p in own.items():
-            if k in state:
-                value = numpy.asarray(state[k])
-                if value.shape != p.data.shape:
-                    raise ValueError(f"{type(self).__name__}.load_state_dict: '{k}' has shape {value.shape}, "
-                                     f"expected {tuple(p.data.shape)}")
-                p.data[...] = backend.get_array_module(p.data).asarray(value, dtype=p.data.dtype)
-        for k, b in buffers.items():
-            if k in state:
-                b[...] = backend.get_array_module(b).asarray(numpy.asarray(state[k]), dtype=b.dtype)
+        targets = {k: (p.data if k in own else p) for k, p in list(own.items()) + list(buffers.items()) if k in state}
+        values = {k: numpy.asarray(state[k]) for k in targets}
+        for k, target in targets.items():                     # check everything before changing anything
+            if values[k].shape != target.shape:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: '{k}' has shape {values[k].shape}, "
+                                 f"expected {tuple(target.shape)}")
+        for k, target in targets.items():
+            target[...] = backend.get_array_module(target).asarray(values[k], dtype=target.dtype)
         return self
 
     def to(self, name_or_dtype):
@@ -121,6 +167,9 @@ class Layer:
             target = backend._load(name_or_dtype)
             convert = lambda a: target.asarray(backend.asnumpy(a)) if target is numpy else target.asarray(a)
         else:
+            if numpy.dtype(name_or_dtype).kind != "f":
+                raise TypeError(f"{type(self).__name__}.to({name_or_dtype!r}): layers hold floating-point "
+                                f"weights; use 'float32' or 'float64' (or 'numpy'/'cupy' to move them)")
             convert = lambda a: a.astype(name_or_dtype)
         for m in self.modules():
             for key, value in list(vars(m).items()):
@@ -148,6 +197,16 @@ class Sequential(Layer):
 
     def __init__(self, *layers):
         for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                hint = (" (a class: call it, e.g. ReLU())" if isinstance(layer, type) else
+                        " (pass the layers one by one: Sequential(*layers))" if isinstance(layer, (list, tuple))
+                        else "")
+                raise TypeError(f"Sequential: entry {i} is {layer!r}, not an npgan layer{hint}")
+            for j, earlier in enumerate(layers[:i]):
+                if layer is earlier:
+                    raise ValueError(f"Sequential: entries {j} and {i} are the same {type(layer).__name__} object; "
+                                     f"a layer keeps one forward cache, so use two layers (tie their weights "
+                                     f"by sharing a Parameter if that is the aim)")
             setattr(self, str(i), layer)
 
     @property
@@ -186,9 +245,21 @@ def check_input(layer, x, ndim, channels=None, channel_axis=1, min_spatial=None)
         want[channel_axis] = str(channels)
         raise ValueError(f"{name}: expected input of shape ({', '.join(want)}), got {tuple(x.shape)} "
                          f"({x.shape[channel_axis]} channels instead of {channels})")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point input, got dtype {x.dtype}; cast it with "
+                        f".astype('float32')")
     params = [p.data for p in layer.parameters()] if isinstance(layer, Layer) else []
     if params:
         backend.get_array_module(x, params[0])  # raises on mixed backends
         if x.dtype != params[0].dtype:
             raise TypeError(f"{name}: input dtype {x.dtype} does not match parameter dtype {params[0].dtype}; "
                             f"cast the input or call .to({x.dtype.name!r}) on the model")
+
+
+def check_channels(layer, *counts):
+    """Channel or feature counts must be positive integers; returns them."""
+    for n in counts:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"{type(layer).__name__}: channel and feature counts must be positive integers, "
+                             f"got {n!r}")
+    return counts

@@ -1,7 +1,7 @@
 from .. import backend
 from .. import functional as F
 from ._params import constant_parameter
-from .base import Layer, check_input
+from .base import Layer, check_channels, check_input
 
 
 class _BatchNorm(Layer):
@@ -17,7 +17,13 @@ class _BatchNorm(Layer):
     _buffers = ("running_mean", "running_var")
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None):
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        (self.num_features,) = check_channels(self, num_features)
+        if momentum is None or not 0 <= momentum <= 1:
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1], got {momentum!r} (PyTorch's "
+                             f"momentum=None, a cumulative average, is not supported)")
+        if not eps > 0:
+            raise ValueError(f"{type(self).__name__}: eps must be positive, got {eps!r}")
+        self.eps, self.momentum = eps, momentum
         dtype = dtype or backend.DEFAULT_DTYPE
         self.weight = constant_parameter((num_features,), 1.0, dtype) if affine else None
         self.bias = constant_parameter((num_features,), 0.0, dtype) if affine else None

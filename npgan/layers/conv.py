@@ -1,14 +1,16 @@
 from .. import functional as F
 from ..im2col import conv_output_size, pair
 from ._params import uniform_parameter
-from .base import Layer, check_input
+from .base import Layer, check_channels, check_input
 
 
 class Conv2d(Layer):
     """2-D cross-correlation: y[n, f] = b[f] + sum_c W[f, c] (*) x[n, c].
 
     Args:
-        in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True
+        in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, then by keyword
+        bias=True, dtype (PyTorch's order; its ``groups`` are not supported, so a 7th positional
+        argument is refused rather than taken for ``bias``).
     Shape: (N, C_in, H, W) -> (N, C_out, OH, OW),
         OH = floor((H + 2*padding - dilation*(kernel-1) - 1) / stride) + 1.
         Weight (C_out, C_in, KH, KW).
@@ -19,9 +21,12 @@ class Conv2d(Layer):
     """
     needs_input_grad = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, dtype=None):
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding, self.dilation = map(pair, (kernel_size, stride, padding, dilation))
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, *, bias=True,
+                 dtype=None):
+        self.in_channels, self.out_channels = check_channels(self, in_channels, out_channels)
+        self.kernel_size, self.stride, self.padding, self.dilation = (
+            pair(v, name, low, "Conv2d") for v, name, low in ((kernel_size, "kernel_size", 1), (stride, "stride", 1),
+                                                             (padding, "padding", 0), (dilation, "dilation", 1)))
         fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
         self.weight = uniform_parameter((out_channels, in_channels) + self.kernel_size, fan_in, dtype)
         self.bias = uniform_parameter((out_channels,), fan_in, dtype) if bias else None
@@ -54,8 +59,9 @@ class ConvTranspose2d(Layer):
     """Transposed convolution: the adjoint of Conv2d with respect to its input.
 
     Args:
-        in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, bias=True, dilation=1
-        (PyTorch's order: ``groups`` would sit before ``bias``; groups are not supported.)
+        in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, then by
+        keyword bias=True, dilation=1, dtype (PyTorch's order: ``groups`` would come next
+        positionally; groups are not supported).
     Shape: (N, C_in, H, W) -> (N, C_out, OH, OW),
         OH = (H - 1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1.
         Weight (C_in, C_out, KH, KW).
@@ -65,11 +71,13 @@ class ConvTranspose2d(Layer):
     """
     needs_input_grad = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, *,
                  bias=True, dilation=1, dtype=None):
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation = map(
-            pair, (kernel_size, stride, padding, output_padding, dilation))
+        self.in_channels, self.out_channels = check_channels(self, in_channels, out_channels)
+        self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation = (
+            pair(v, name, low, "ConvTranspose2d") for v, name, low in (
+                (kernel_size, "kernel_size", 1), (stride, "stride", 1), (padding, "padding", 0),
+                (output_padding, "output_padding", 0), (dilation, "dilation", 1)))
         for op, s, d in zip(self.output_padding, self.stride, self.dilation):
             if op >= max(s, d):
                 raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than "
@@ -81,6 +89,11 @@ class ConvTranspose2d(Layer):
 
     def forward(self, x):
         check_input(self, x, 4, self.in_channels)
+        size = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in zip(
+            x.shape[2:], self.stride, self.padding, self.dilation, self.kernel_size, self.output_padding)]
+        if min(size) < 1:
+            raise ValueError(f"ConvTranspose2d: input of shape {tuple(x.shape)} gives an empty output "
+                             f"({size[0]}x{size[1]}): padding {self.padding} crops more than the output has")
         out, self.cache = F.conv_transpose2d_forward(x, self.weight.data, self.bias and self.bias.data, self.stride,
                                                      self.padding, self.output_padding, self.dilation)
         return out

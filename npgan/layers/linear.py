@@ -1,6 +1,6 @@
 from .. import functional as F
 from ._params import uniform_parameter
-from .base import Layer, check_input
+from .base import Layer, check_channels, check_input
 
 
 class Linear(Layer):
@@ -17,7 +17,7 @@ class Linear(Layer):
     needs_input_grad = True
 
     def __init__(self, in_features, out_features, bias=True, dtype=None):
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features, self.out_features = check_channels(self, in_features, out_features)
         self.weight = uniform_parameter((out_features, in_features), in_features, dtype)
         self.bias = uniform_parameter((out_features,), in_features, dtype) if bias else None
         self.cache = None
