@@ -16,7 +16,7 @@ discount, entry by entry, the rounding noise of the finite difference itself (se
 ``_NOISE``): a gradient that is mathematically ~0 (a conv bias feeding a BatchNorm) has a
 numerical estimate that is pure noise, and no relative measure can judge noise.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy
 
@@ -86,6 +86,8 @@ class GradcheckResult:
             gradient shape, ...); any problem fails ``assert_gradients_close``.
         raw_max_rel_error: the same measure before the rounding-noise discount, i.e. how
             closely the two gradients really agree.
+        unchecked: ``check_function``'s float inputs that backward gave no gradient (a target,
+            or a gradient the backward forgot: printed, so it is not mistaken for a pass).
     """
     max_rel_error: float
     worst: str
@@ -96,6 +98,7 @@ class GradcheckResult:
     problems: list = field(default_factory=list)
     eps: float = 1e-6
     raw_max_rel_error: float = 0.0   # before discounting float64 rounding noise
+    unchecked: list = field(default_factory=list)   # float inputs given no gradient (targets, or a forgotten one)
 
     def passed(self, tol=1e-6):
         return not self.problems and self.max_rel_error <= tol                # False for NaN
@@ -107,6 +110,8 @@ class GradcheckResult:
         width = max((len(k) for k in self.errors), default=0)
         lines += [f"  {k:<{width}}  {v:.3e}" for k, v in self.errors.items()]
         lines += [f"  problem: {p}" for p in self.problems]
+        if self.unchecked:
+            lines.append(f"  not checked (backward gave no gradient): {', '.join(self.unchecked)}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -371,6 +376,7 @@ def check_function(forward_fn, backward_fn, inputs, dout=None, eps=1e-6, seed=0,
 
         if wrt is None:
             wrt = [i for i in floats if i < len(grads) and grads[i] is not None]
+        unchecked = [names[i] for i in floats if i not in wrt]
         checked = {}
         for i in wrt:
             if i not in floats:
@@ -386,7 +392,7 @@ def check_function(forward_fn, backward_fn, inputs, dout=None, eps=1e-6, seed=0,
             checked[names[i]] = _compare(run, inputs[i], g, dout, eps, max_entries, seed + 1 + i)
     finally:
         backend.set_rng_state(rng_state)
-    return _summarise(checked, problems, eps)
+    return replace(_summarise(checked, problems, eps), unchecked=unchecked)
 
 
 # ---- losses ---------------------------------------------------------------------------

@@ -24,7 +24,11 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 # ---- shared helpers ------------------------------------------------------------------
 def _as_input_dtype(xp, value, x):
-    """``value`` (scalar or array, any backend) as an array of ``x``'s dtype on ``xp``."""
+    """``value`` (scalar or array, any backend) as an array of ``x``'s dtype on ``xp``; ``x`` must be
+    floating-point (an integer input would truncate a target of 0.9 to 0)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"losses take floating-point inputs (logits, predictions), got dtype {x.dtype}; "
+                        f"cast with .astype('float32')")
     return xp.asarray(value, dtype=x.dtype)
 
 
@@ -52,7 +56,7 @@ def _broadcast_shape(a, b):
         db = b[-i] if i <= len(b) else 1
         if da != db and 1 not in (da, db):
             raise ValueError("shapes do not broadcast")
-        out.append(max(da, db))
+        out.append(db if da == 1 else da)                    # (0,) with a scalar stays (0,)
     return tuple(reversed(out))
 
 

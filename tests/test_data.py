@@ -472,3 +472,12 @@ def test_iterate_minibatches_shuffles_and_covers():
     assert not np.array_equal(order1, order2)              # a new order each epoch
     for x, y in epoch1:
         np.testing.assert_array_equal(x[:, 0, 0], y)       # images stay with their labels
+
+
+def test_labels_outside_0_9_are_refused(tmp_path):
+    write_tiny_mnist(tmp_path)
+    labels = np.arange(20, dtype=np.uint8) % 10
+    labels[3] = 200
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(IDXError, match=r"train-labels-idx1-ubyte.gz: labels must be classes 0-9, found 200 \(1 of 20"):
+        mnist.read_idx_split(mnist.find_idx_files(tmp_path))

@@ -270,7 +270,8 @@ def test_check_function_skips_inputs_without_gradient(xp):
     from npgan.losses import bce_with_logits_backward, bce_with_logits_forward
     x, t = randn(5, 1), backend.to_device(np.random.default_rng(1).random((5, 1)))
     result = check_function(bce_with_logits_forward, bce_with_logits_backward, [x, t])
-    assert set(result.errors) == {"inputs[0]"}
+    assert set(result.errors) == {"inputs[0]"} and result.unchecked == ["inputs[1]"]
+    assert "not checked (backward gave no gradient): inputs[1]" in str(result)   # a forgotten gradient shows
     assert_gradients_close(result)
 
 

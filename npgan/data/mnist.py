@@ -100,6 +100,9 @@ def read_idx_split(paths, image_shape=IMAGE_SHAPE):
         if labels.dtype != np.uint8 or labels.ndim != 1 or len(labels) != len(images):
             raise IDXError(f"{labels_path}: expected ({len(images)},) uint8 labels to match "
                            f"{images_path}, got {labels.shape} {labels.dtype}")
+        if len(labels) and labels.max() > 9:
+            raise IDXError(f"{labels_path}: labels must be classes 0-9, found {labels.max()} "
+                           f"({(labels > 9).sum()} of {len(labels)} labels out of range)")
         arrays += [images, labels.astype(np.int64)]
     return tuple(arrays)
 
