@@ -66,7 +66,7 @@ def test_to_device_and_asnumpy_round_trip(xp):
     (L.Linear(10, 2), (4, 9), r"Linear: expected input of shape \(N, 10\), got \(4, 9\)"),
     (L.BatchNorm2d(3), (4, 3, 2), r"BatchNorm2d: expected a 4-D input, got shape \(4, 3, 2\)"),
     (L.BatchNorm1d(5), (4, 6), r"BatchNorm1d: expected input of shape \(N, 5\), got \(4, 6\)"),
-    (L.Unflatten(1, (3, 4)), (2, 10), r"Unflatten: dim 1 of input shape \(2, 10\) has size 10, expected 12"),
+    (L.Unflatten(1, (3, 4)), (2, 10), r"Unflatten: dim 1 of input shape \(2, 10\) has 10 values, which do not split into \(3, 4\)"),
     (L.ChannelwiseLinear(2, (4, 4)), (1, 2, 4, 5), r"ChannelwiseLinear: expected input of shape \(N, 2, 4, 4\)"),
 ])
 def test_bad_shapes_name_the_layer_and_shapes(xp, layer, shape, match):
@@ -222,3 +222,16 @@ def test_load_state_dict_checks_buffers_and_changes_nothing_on_error():
     with pytest.raises(ValueError, match="'running_mean' has shape \\(1,\\), expected \\(2,\\)"):
         bn.load_state_dict(state)
     assert np.all(backend.asnumpy(bn.weight.data) == 1)                       # the weight was not loaded either
+
+
+def test_unflatten_and_reshape_infer_one_free_size_like_pytorch(xp):
+    x = xp.zeros((2, 12), dtype=xp.float32)
+    assert L.Unflatten(1, (3, -1)).forward(x).shape == (2, 3, 4)
+    assert L.Reshape(-1).forward(x).shape == (2, 12) and L.Reshape(2, -1, 3).forward(x).shape == (2, 2, 2, 3)
+    with pytest.raises(ValueError, match="12 values, which do not split into \\(5, -1\\)"):
+        L.Unflatten(1, (5, -1)).forward(x)
+    with pytest.raises(ValueError, match="at most one -1"):
+        L.Reshape(-1, -1).forward(x)
+    for layer in (L.LeakyReLU(), L.Dropout(0.5)):
+        with pytest.raises(TypeError, match="expected a floating-point input"):
+            layer.forward(xp.arange(3))

@@ -1,5 +1,5 @@
 from .. import functional as F
-from .base import Layer
+from .base import Layer, check_float
 
 
 class _Elementwise(Layer):
@@ -7,6 +7,7 @@ class _Elementwise(Layer):
     _forward = _backward = None
 
     def forward(self, x):
+        check_float(self, x)
         out, self.cache = type(self)._forward(x, *self._args())
         return out
 

@@ -245,9 +245,7 @@ def check_input(layer, x, ndim, channels=None, channel_axis=1, min_spatial=None)
         want[channel_axis] = str(channels)
         raise ValueError(f"{name}: expected input of shape ({', '.join(want)}), got {tuple(x.shape)} "
                          f"({x.shape[channel_axis]} channels instead of {channels})")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{name}: expected a floating-point input, got dtype {x.dtype}; cast it with "
-                        f".astype('float32')")
+    check_float(layer, x)
     params = [p.data for p in layer.parameters()] if isinstance(layer, Layer) else []
     if params:
         backend.get_array_module(x, params[0])  # raises on mixed backends
@@ -263,3 +261,10 @@ def check_channels(layer, *counts):
             raise ValueError(f"{type(layer).__name__}: channel and feature counts must be positive integers, "
                              f"got {n!r}")
     return counts
+
+
+def check_float(layer, x):
+    """Layers compute in floating point; an integer array would be truncated or rejected mid-way."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{type(layer).__name__}: expected a floating-point input, got dtype {x.dtype}; cast it "
+                        f"with .astype('float32')")

@@ -1,5 +1,5 @@
 from .. import backend
-from .base import Layer
+from .base import Layer, check_float
 
 
 class Dropout(Layer):
@@ -12,6 +12,7 @@ class Dropout(Layer):
         self.p = p
 
     def forward(self, x):
+        check_float(self, x)
         if not self.training or self.p == 0:
             self.cache = None
             return x

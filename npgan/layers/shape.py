@@ -20,6 +20,20 @@ class Flatten(Layer):
         return dout.reshape(self.cache)
 
 
+def fill_free_size(layer, sizes, total, what):
+    """``sizes`` with its one -1 (if any) replaced so that they multiply to ``total``, as PyTorch
+    does; a ValueError naming the layer when they cannot."""
+    free = [i for i, n in enumerate(sizes) if n == -1]
+    known = math.prod(n for n in sizes if n != -1)
+    if len(free) > 1 or any(n < 1 and n != -1 for n in sizes):
+        raise ValueError(f"{type(layer).__name__}: sizes {sizes} must be positive, with at most one -1")
+    if free and known and total % known == 0:
+        sizes = tuple(total // known if n == -1 else n for n in sizes)
+    if math.prod(sizes) != total:
+        raise ValueError(f"{type(layer).__name__}: {what} has {total} values, which do not split into {sizes}")
+    return tuple(sizes)
+
+
 class Unflatten(Layer):
     """Split dim ``dim`` into ``unflattened_size``: Unflatten(1, (128, 7, 7)) maps (N, 6272) -> (N, 128, 7, 7)."""
 
@@ -28,11 +42,10 @@ class Unflatten(Layer):
 
     def forward(self, x):
         dim = self.dim % x.ndim
-        if x.shape[dim] != math.prod(self.unflattened_size):
-            raise ValueError(f"Unflatten: dim {self.dim} of input shape {tuple(x.shape)} has size {x.shape[dim]}, "
-                             f"expected {math.prod(self.unflattened_size)} = prod{self.unflattened_size}")
+        sizes = fill_free_size(self, self.unflattened_size, x.shape[dim],
+                               f"dim {self.dim} of input shape {tuple(x.shape)}")
         self.cache = x.shape
-        return x.reshape(x.shape[:dim] + self.unflattened_size + x.shape[dim + 1:])
+        return x.reshape(x.shape[:dim] + sizes + x.shape[dim + 1:])
 
     def backward(self, dout):
         return dout.reshape(self.cache)
@@ -45,10 +58,9 @@ class Reshape(Layer):
         self.shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
     def forward(self, x):
-        if math.prod(x.shape[1:]) != math.prod(self.shape):
-            raise ValueError(f"Reshape: cannot reshape input of shape {tuple(x.shape)} to (N, {', '.join(map(str, self.shape))})")
+        shape = fill_free_size(self, self.shape, math.prod(x.shape[1:]), f"a sample of input shape {tuple(x.shape)}")
         self.cache = x.shape
-        return x.reshape((x.shape[0],) + self.shape)
+        return x.reshape((x.shape[0],) + shape)
 
     def backward(self, dout):
         return dout.reshape(self.cache)
