@@ -461,7 +461,7 @@ def test_fill_reports_clear_errors(tmp_path, capsys):
     (["--lr-d", "nan"], "--lr-d must be a positive number"),
     (["--adv-weight", "1"], "--adv-weight must be in [0, 1) for context-encoder"),
     (["--method", "glcic", "--adv-weight", "-0.1"], "--adv-weight must be in [0, inf) for glcic"),
-    (["--method", "glcic", "--phases", "-1", "2", "2"], "--phases must be three steps counts >= 0"),
+    (["--method", "glcic", "--phases", "-1", "2", "2"], "--phases must be three step counts >= 0"),
     (["--method", "glcic", "--phases", "0", "0", "0"], "not all 0"),
     (["--method", "latent", "--latent-steps", "0"], "--latent-steps must be a positive integer"),
     (["--method", "latent", "--latent-lambda", "-5"], "--latent-lambda must be >= 0"),

@@ -130,7 +130,7 @@ def check_train_args(args, parser):
         if value is not None and value < 1:
             parser.error(f"{flag} must be a positive integer, got {value}")
     if args.phases and (min(args.phases) < 0 or sum(args.phases) < 1):
-        parser.error(f"--phases must be three steps counts >= 0, not all 0, got {' '.join(map(str, args.phases))}")
+        parser.error(f"--phases must be three step counts >= 0, not all 0, got {' '.join(map(str, args.phases))}")
     for flag, value in {"--lr": args.lr_g, "--lr-d": args.lr_d}.items():
         if value is not None and not (value > 0 and math.isfinite(value)):
             parser.error(f"{flag} must be a positive number, got {value}")
