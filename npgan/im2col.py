@@ -37,6 +37,8 @@ from .backend import get_array_module
 def pair(v, name="size", minimum=None, layer=None):
     """2 -> (2, 2); (2, 3) -> (2, 3). Both must be integers (2.5 is refused, not truncated)
     and, when ``minimum`` is given, at least that; errors name ``layer`` and the argument."""
+    if type(v) is tuple and len(v) == 2 and type(v[0]) is type(v[1]) is int and minimum is None:
+        return v                                          # the hot path: functional's own calls
     where = f"{layer}: " if layer else ""
     values = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
     if len(values) != 2:

@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, backend
+from . import __version__, backend, health
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import batches_per_epoch, canonical_name, class_names, iterate_minibatches, load_dataset, scale_images
 from .losses import (bce_with_logits_backward, bce_with_logits_forward, gan_generator_loss_backward,
@@ -335,8 +335,8 @@ def locate_nonfinite(G, D, z, real):
 
 # ---- logging --------------------------------------------------------------------------
 class MetricsLog:
-    """Sums the per-step statistics on the device; ``flush`` reads their means once (one
-    device synchronisation) and appends a line to metrics.jsonl."""
+    """Sums the per-step statistics on the device; ``summarise`` reads their means once (one
+    device synchronisation) as a record, ``append`` adds it as a line to metrics.jsonl."""
 
     KEYS = ("loss_D", "loss_G", "D_x", "D_G_z")
 
@@ -351,16 +351,19 @@ class MetricsLog:
         self.total = stats if self.total is None else self.total + stats
         self.count += 1
 
-    def flush(self, step):
+    def summarise(self, step):
+        """The means of the statistics added since the last record, as a new record."""
         means = backend.asnumpy(self.total) / self.count
         now = time.perf_counter()
         record = {"step": step, **{k: round(float(v), 5) for k, v in zip(self.KEYS, means)},
                   "img_per_s": round(self.count * self.batch_size / (now - self.since), 1)}
         self.total, self.count, self.since = None, 0, now
+        return record
+
+    def append(self, record):
         self.history.append(record)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
-        return record
 
 
 def _read_history(path, up_to_step):
@@ -415,6 +418,7 @@ def fit(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, writer=N
     batches = real_batches(dataset.train_images, batch_size, config["seed"], start_step)
     z_fixed = backend.to_device(fixed_noise(N_FIXED, config["z_dim"], [config["seed"], 1]))
     log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
+    real_spread = health.spread(scale_images(dataset.train_images[:1000]))
     if start_step == 0:
         save_samples(G, z_fixed, out, 0, writer)
         # The initial weights are a good state: a run that diverges or is killed before its
@@ -436,10 +440,17 @@ def fit(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, writer=N
             bar.update(1)
 
             if is_log:
-                record = log.flush(step)
+                record = log.summarise(step)
+                findings = health.check(log.history + [record], G, z_fixed, real_spread, step)
+                before = set(log.history[-1].get("health", ())) if log.history else set()
+                if findings:
+                    record["health"] = sorted(findings)
+                log.append(record)
                 bar.set_postfix_str(_format(record).split(": ", 1)[1], refresh=False)
                 if not progress:
                     print(_format(record), flush=True)
+                for name in sorted(set(findings) - before):                  # said once, when it appears
+                    bar.write(f"warning at step {step}: {findings[name]}", file=sys.stderr)
                 if writer is not None:
                     for key in MetricsLog.KEYS + ("img_per_s",):
                         writer.add_scalar(f"train/{key}", record[key], step)
@@ -560,6 +571,7 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
     write_final_outputs(out, history, f"{config['model']} on {config['dataset']}")
     print(f"trained {step - start_step:,} steps in {seconds:.0f} s "
           f"({(step - start_step) * config['batch_size'] / seconds:.0f} img/s)")
+    print(health_summary(history))
     if args.no_eval:
         (out / "metrics.json").unlink(missing_ok=True)     # a resumed run's old scores describe an earlier step
     else:
@@ -575,6 +587,18 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
     print(f"outputs in {out}: samples.png, losses.png, progress.gif, metrics.jsonl, "
           f"{'' if args.no_eval else 'metrics.json, '}config.json, checkpoint.npz")
     return 0
+
+
+def health_summary(history):
+    """One line: the health findings of the run (``npgan.health``) and the steps they were seen at."""
+    seen = {}
+    for record in history:
+        for name in record.get("health", ()):
+            seen.setdefault(name, []).append(record["step"])
+    if not seen:
+        return "health: no warnings (discriminator never won, no collapse, no dead units)"
+    return "health: " + "; ".join(f"{name} at steps {steps[0]}-{steps[-1]} ({len(steps)} log points)"
+                                  for name, steps in seen.items()) + " (see the warnings above and metrics.jsonl)"
 
 
 def _saved_step(out):

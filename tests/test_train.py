@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from npgan import backend, checkpoint, evaluate, metrics, sample, train
+from npgan import backend, checkpoint, evaluate, health, metrics, sample, train
 from npgan.data import load_dataset
 from npgan.models import mlp_gan
 from npgan.optim import Adam
@@ -103,6 +103,8 @@ def test_end_to_end_run_writes_every_output(tmp_path, quick_classifier, capsys):
     args = tiny_args(out, "--tensorboard", "--eval-n", "50")
     args.remove("--no-eval")
     assert train.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "health: no warnings" in printed
 
     for name in ("config.json", "checkpoint.npz", "metrics.jsonl", "metrics.json", "losses.png", "samples.png",
                  "progress.gif"):
@@ -125,7 +127,7 @@ def test_end_to_end_run_writes_every_output(tmp_path, quick_classifier, capsys):
     assert tags[("image", "samples")] == [0, 3, 6]
     assert tags[("scalar", "train/loss_D")] == [2, 4, 6]
     assert tags[("scalar", "eval/frechet_distance")] == [6]
-    assert "Frechet distance" in capsys.readouterr().out
+    assert "Frechet distance" in printed
 
 
 def test_mlp_model_trains(tmp_path):
@@ -437,3 +439,56 @@ def test_evaluate_names_the_step_an_interrupted_run_was_saved_at(tmp_path, quick
                                rng_state=backend.get_rng_state())
     assert evaluate.main([str(tmp_path / "run"), "--n", "40"]) == 0
     assert "mlp on mnist, step 47" in capsys.readouterr().out
+
+
+# ---- health: the failures a GAN shows, detected and explained ---------------------------
+def _record(step, d_x, d_g_z, loss_g=1.0):
+    return {"step": step, "loss_D": 0.5, "loss_G": loss_g, "D_x": d_x, "D_G_z": d_g_z}
+
+
+def _generator():
+    backend.seed(0)
+    return sample.build_models("dcgan")[0], backend.to_device(sample.fixed_noise(20, 100, 0))
+
+
+def test_health_reports_a_winning_discriminator_after_three_log_points():
+    G, z = _generator()
+    won = [_record(s, 0.995, 0.004, loss_g=6.2) for s in (50, 100, 150)]
+    healthy = [_record(s, 0.8, 0.2) for s in (50, 100, 150)]
+    assert "discriminator_wins" not in health.check(won[:2], G, z, 0.36, 100)        # two points are not enough
+    found = health.check(won, G, z, 0.36, 150)
+    assert "D(x) 0.995 and D(G(z)) 0.0040" in found["discriminator_wins"] and "G's loss is 6.2" in found["discriminator_wins"]
+    assert "discriminator_wins" not in health.check(won[:2] + healthy[2:], G, z, 0.36, 150)
+    assert health.check(healthy, G, z, 0.36, 150) == {}                               # step < 200: no collapse check
+
+
+def test_health_reports_collapse_and_dead_units():
+    G, z = _generator()
+    assert health.check([], G, z, 0.36, 150) == {}                   # an untrained G is grey, but it is early
+    assert "generator_collapse" in health.check([], G, z, 0.36, 300)  # still grey at step 300: collapsed
+    G[7].weight.data[...] = 0                                         # every z gives the same image
+    images, _ = health.probe_generator(G, z)
+    assert health.spread(images) == 0
+    G[5].bias.data[...] = -100                                        # BatchNorm shift: the ReLU after it is dead
+    found = health.check([], G, z, 0.36, 150)
+    assert list(found) == ["dead_units G.6 (ReLU)"]
+    assert "100% of the 64 channels of G.6 (ReLU) output 0" in found["dead_units G.6 (ReLU)"]
+    assert G.training                                                 # the probe restores the mode
+
+
+def test_a_run_warns_once_when_a_failure_appears_and_sums_up(tmp_path, monkeypatch, capsys):
+    """End to end: a G whose second ReLU is dead from the start. The warning is printed once (at
+    the first log point), every log line of metrics.jsonl names it, and the run's last line sums up."""
+    build = sample.build_models
+
+    def dead_generator(name):
+        G, D = build(name)
+        G[5].bias.data[...] = -100
+        return G, D
+    monkeypatch.setattr(train, "build_models", dead_generator)
+    assert train.main(tiny_args(tmp_path / "run")) == 0
+    out, err = capsys.readouterr()
+    assert err.count("warning at step 2: 100% of the 64 channels of G.6 (ReLU)") == 1 and "warning at step 4" not in err
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("health") for r in records] == [["dead_units G.6 (ReLU)"]] * 3
+    assert "health: dead_units G.6 (ReLU) at steps 2-6 (3 log points)" in out

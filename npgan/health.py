@@ -1,0 +1,89 @@
+"""Training health: the failures a hand-written GAN usually shows, detected and explained.
+
+``python -m npgan.train`` calls :func:`check` at every log point. Besides NaN/Inf (which stop
+the run, see ``npgan.train``) it looks for:
+
+- **the discriminator has won**: D(x) > 0.99 and D(G(z)) < 0.01 on average over three log
+  points in a row. D tells real from generated almost perfectly, so its gradient no longer
+  tells G which way to go (G's loss climbs);
+- **the generator has collapsed**: G's fixed-noise samples barely differ from each other
+  (their per-pixel spread is under a tenth of the real images'), i.e. G maps every z to
+  nearly one image. Checked from step 200 on: an untrained G's samples are all grey;
+- **dead units**: more than half of the channels of one of G's ReLU layers output 0 for every
+  fixed-noise sample. A dead ReLU passes no gradient, so it never recovers.
+
+Each finding is printed once, when it appears, with what it means and what to try, and the
+names of the findings present are stored in that log point's ``metrics.jsonl`` line
+(``"health"``), so a resumed run reports exactly what an uninterrupted one would.
+
+    >>> found = check(history, G, z_fixed, real_spread, step)     # {name: message}
+"""
+from . import backend
+from .layers import ReLU, Sequential
+
+WIN_PROBABILITY = 0.99       # D(x) above it and D(G(z)) below 1 - it: D has won
+WIN_LOG_POINTS = 3           # ... at this many log points in a row
+COLLAPSE_RATIO = 0.1         # samples' spread below this share of the real images': collapsed
+COLLAPSE_FROM_STEP = 200     # an untrained G's samples have ~3% of the real spread; by step 250 ~100%
+DEAD_SHARE = 0.5             # more than this share of a ReLU layer's channels dead: reported
+
+
+def spread(images):
+    """Mean over pixels of the standard deviation across images: (N, ...) -> float. How much
+    a set of images differs from one to the next (0 for identical images)."""
+    xp = backend.get_array_module(images)
+    return float(xp.std(images, axis=0).mean())
+
+
+def probe_generator(G, z):
+    """G's images for the codes ``z`` in eval mode (host array), and for each ReLU of a
+    Sequential G: (its name, the share of its channels that are 0 for every sample, how many)."""
+    was_training = G.training
+    G.eval()
+    dead = []
+    if isinstance(G, Sequential):
+        x = z
+        for name, layer in G.named_children():
+            x = layer.forward(x)
+            if isinstance(layer, ReLU):
+                peak = x.max(axis=(0,) + tuple(range(2, x.ndim)))                 # per channel
+                dead.append((f"G.{name} (ReLU)", float((peak <= 0).mean()), int(peak.size)))
+    else:
+        x = G.forward(z)
+    G.train(was_training)
+    return backend.asnumpy(x), dead
+
+
+def check(history, G, z_fixed, real_spread, step):
+    """The failures present at this log point, as {name: explanation}.
+
+    Args:
+        history: the metrics.jsonl records so far, the current one last (keys D_x, D_G_z, loss_G).
+        G: the generator; z_fixed: its fixed noise (device array); real_spread: ``spread`` of
+            real training images; step: the current step.
+    """
+    found = {}
+    recent = history[-WIN_LOG_POINTS:]
+    if len(recent) == WIN_LOG_POINTS and all(r["D_x"] > WIN_PROBABILITY and r["D_G_z"] < 1 - WIN_PROBABILITY
+                                             for r in recent):
+        last = recent[-1]
+        found["discriminator_wins"] = (
+            f"the discriminator has won: D(x) {last['D_x']:.3f} and D(G(z)) {last['D_G_z']:.4f} at the last "
+            f"{WIN_LOG_POINTS} log points. It tells real from generated almost perfectly, so its gradient no "
+            f"longer tells G which way to go (G's loss is {last['loss_G']:.1f}). Common causes: D learning much "
+            f"faster than G, or a broken backward in G (prove it with npgan.gradcheck). Try a smaller --lr or "
+            f"another --seed.")
+    images, dead = probe_generator(G, z_fixed)
+    ratio = spread(images) / real_spread
+    if step >= COLLAPSE_FROM_STEP and ratio < COLLAPSE_RATIO:
+        found["generator_collapse"] = (
+            f"the generator has collapsed: its {len(images)} fixed-noise samples differ from each other "
+            f"{ratio:.0%} as much as real images do. G maps every z to nearly the same image; D will reject "
+            f"it and G will jump to another one. Look at the sample grid; try a smaller --lr or another --seed.")
+    for layer, share, channels in dead:
+        if share > DEAD_SHARE:
+            found[f"dead_units {layer}"] = (
+                f"{share:.0%} of the {channels} channels of {layer} output 0 for every fixed-noise sample: a "
+                f"dead ReLU passes no gradient, so these never recover. Usually a learning rate too large for "
+                f"the first steps, or a bad initialisation; try a smaller --lr.")
+    return found
