@@ -67,6 +67,8 @@ def main():
     p.add_argument("--latent", help="a latent-optimisation run: part 4 (its z searches take minutes)")
     p.add_argument("--restarts", type=int, default=4, help="z searches from different starts, part 4")
     args = p.parse_args()
+    if args.restarts < 1:
+        p.error(f"--restarts must be at least 1, got {args.restarts}")
 
     data = load_inpaint_data("natural", n_train_crops=args.train_crops, verbose=False)
     x, m = eval_set(data, "centre", args.n)
@@ -128,7 +130,7 @@ def latent_detail(run, restarts, x, m, prior):
     truth = (x - prior)[hole]
     print(f"\n4. the detail latent optimisation draws ({run}), against the truth's, {len(x)} held-out crops"
           f"\n{'':32s}{'pasted':>8s}{'Poisson':>9s}{'correlation':>13s}{'beta':>8s}{'biharmonic + beta x detail':>28s}")
-    for k in sorted({1, 2, restarts} - {0}):
+    for k in sorted({1, min(2, restarts), restarts}):
         g = np.mean(starts[:k], axis=0)
         detail = (g - biharmonic_solve(g, m))[hole]
         beta = detail @ truth / (detail @ detail)

@@ -60,9 +60,20 @@ def use_from_cli(name, parser):
     the current backend now ($NPGAN_BACKEND unless one was chosen), so that an unusable one exits
     with status 2 and one line (``parser.error``) instead of a traceback mid-run."""
     try:
-        use(name) if name else xp()
+        if name:
+            use(name)
+        else:
+            xp()
     except BackendError as err:
         parser.error(f"{err} (from {'--backend' if name else '$NPGAN_BACKEND'})")
+
+
+def require_float(x, who):
+    """TypeError naming ``who`` unless array ``x`` holds floating-point numbers (layers and losses
+    compute in floating point: an integer input would truncate targets and gradients)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{who}: expected a floating-point input, got dtype {x.dtype}; cast it with "
+                        f".astype('float32')")
 
 
 def xp():

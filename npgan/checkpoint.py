@@ -145,12 +145,13 @@ def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state):
 
 
 def read_npz(path):
-    """Every array of an npgan ``.npz`` file (a checkpoint of any kind), as a dict.
+    """The arrays of an npgan ``.npz`` file (a checkpoint of any kind), as a dict, and its
+    ``meta`` entry (a JSON object) parsed: ``(arrays, meta)``.
 
     Raises:
         ValueError naming the file for anything that is not a complete npgan ``.npz``: a
         missing, truncated or foreign file (a text file, a lone ``.npy``), or one without
-        the ``meta`` entry every npgan checkpoint has.
+        the JSON ``meta`` entry every npgan checkpoint has.
     """
     try:
         with open(path, "rb") as f:
@@ -164,9 +165,13 @@ def read_npz(path):
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: the checkpoint is damaged or truncated ({err})") from err
-    if "meta" not in arrays:
-        raise ValueError(f"{path}: not an npgan checkpoint (no 'meta' entry)")
-    return arrays
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except (KeyError, ValueError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not an npgan checkpoint (no JSON 'meta' entry)")
+    return arrays, meta
 
 
 def load_checkpoint(path):
@@ -180,8 +185,7 @@ def load_checkpoint(path):
     Raises:
         ValueError: the file is not an npgan checkpoint or cannot be read.
     """
-    arrays = read_npz(path)
-    meta = json.loads(str(arrays.pop("meta")))
+    arrays, meta = read_npz(path)
     if not all(key in meta for key in ("opt_G", "opt_D", "rng", "step", "config")):
         raise ValueError(f"{path}: not a `python -m npgan.train` checkpoint (it lacks the optimizer "
                          f"states, step or configuration)")

@@ -86,8 +86,9 @@ class GradcheckResult:
             gradient shape, ...); any problem fails ``assert_gradients_close``.
         raw_max_rel_error: the same measure before the rounding-noise discount, i.e. how
             closely the two gradients really agree.
-        unchecked: ``check_function``'s float inputs that backward gave no gradient (a target,
-            or a gradient the backward forgot: printed, so it is not mistaken for a pass).
+        unchecked: ``check_function``'s float inputs that backward gave no gradient and that
+            ``wrt`` did not ask for (a target, or a gradient the backward forgot: printed, so it
+            is not mistaken for a pass).
     """
     max_rel_error: float
     worst: str
@@ -374,9 +375,10 @@ def check_function(forward_fn, backward_fn, inputs, dout=None, eps=1e-6, seed=0,
                 problems.append(f"forward or backward wrote into {names[i]}")
                 a[...] = before[i]
 
+        answered = [i for i in floats if i < len(grads) and grads[i] is not None]
         if wrt is None:
-            wrt = [i for i in floats if i < len(grads) and grads[i] is not None]
-        unchecked = [names[i] for i in floats if i not in wrt]
+            wrt = answered
+        unchecked = [names[i] for i in floats if i not in answered and i not in wrt]
         checked = {}
         for i in wrt:
             if i not in floats:

@@ -14,7 +14,8 @@ the run, see ``npgan.train``) it looks for:
 
 Each finding is printed once, when it appears, with what it means and what to try, and the
 names of the findings present are stored in that log point's ``metrics.jsonl`` line
-(``"health"``), so a resumed run reports exactly what an uninterrupted one would.
+(``"health"``). A resumed run reads those lines back, so it does not repeat a warning that the
+line before the checkpoint already carried.
 
     >>> found = check(history, G, z_fixed, real_spread, step)     # {name: message}
 """
@@ -41,16 +42,18 @@ def probe_generator(G, z):
     was_training = G.training
     G.eval()
     dead = []
-    if isinstance(G, Sequential):
-        x = z
-        for name, layer in G.named_children():
-            x = layer.forward(x)
-            if isinstance(layer, ReLU):
-                peak = x.max(axis=(0,) + tuple(range(2, x.ndim)))                 # per channel
-                dead.append((f"G.{name} (ReLU)", float((peak <= 0).mean()), int(peak.size)))
-    else:
-        x = G.forward(z)
-    G.train(was_training)
+    try:
+        if isinstance(G, Sequential):
+            x = z
+            for name, layer in G.named_children():
+                x = layer.forward(x)
+                if isinstance(layer, ReLU):
+                    peak = x.max(axis=(0,) + tuple(range(2, x.ndim)))             # per channel
+                    dead.append((f"G.{name} (ReLU)", float((peak <= 0).mean()), int(peak.size)))
+        else:
+            x = G.forward(z)
+    finally:
+        G.train(was_training)
     return backend.asnumpy(x), dead
 
 
@@ -74,7 +77,7 @@ def check(history, G, z_fixed, real_spread, step):
             f"faster than G, or a broken backward in G (prove it with npgan.gradcheck). Try a smaller --lr or "
             f"another --seed.")
     images, dead = probe_generator(G, z_fixed)
-    ratio = spread(images) / real_spread
+    ratio = spread(images) / real_spread if real_spread > 0 else float("inf")      # constant data: no yardstick
     if step >= COLLAPSE_FROM_STEP and ratio < COLLAPSE_RATIO:
         found["generator_collapse"] = (
             f"the generator has collapsed: its {len(images)} fixed-noise samples differ from each other "

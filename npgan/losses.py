@@ -17,18 +17,16 @@ Results keep the input's dtype (float32 stays float32) and backend.
 
 The discriminator outputs *logits*; probabilities are never fed to ``log``.
 """
-from .backend import get_array_module
+from .backend import get_array_module, require_float
 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
 # ---- shared helpers ------------------------------------------------------------------
 def _as_input_dtype(xp, value, x):
-    """``value`` (scalar or array, any backend) as an array of ``x``'s dtype on ``xp``; ``x`` must be
-    floating-point (an integer input would truncate a target of 0.9 to 0)."""
-    if x.dtype.kind != "f":
-        raise TypeError(f"losses take floating-point inputs (logits, predictions), got dtype {x.dtype}; "
-                        f"cast with .astype('float32')")
+    """``value`` (scalar or array, any backend) as an array of ``x``'s dtype on ``xp``, the input
+    ``x`` being checked first: an integer input would truncate a target of 0.9 to 0."""
+    require_float(x, "losses (logits, predictions)")
     return xp.asarray(value, dtype=x.dtype)
 
 

@@ -36,8 +36,13 @@ def load_generator(run_dir):
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a training run directory?")
     state, config, step = load_generator_state(path)
+    if config.get("model") not in MODELS:
+        raise ValueError(f"{path}: unknown model {config.get('model')!r} (expected one of {', '.join(MODELS)})")
     G = MODELS[config["model"]].Generator()
-    G.load_state_dict(state)
+    try:
+        G.load_state_dict(state)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{path}: the stored generator is not a {config['model']} generator ({err})") from None
     return G.eval(), config, step
 
 

@@ -158,6 +158,23 @@ def test_tied_weights_are_listed_once_and_get_both_gradients():
     assert_gradients_close(check_layer(model, x))
 
 
+def test_a_subclass_may_change_the_shape_around_its_parents_forward_and_backward(xp):
+    """Only the layer's own (outermost) backward checks dout: the parent's, called through
+    super(), sees the inner shape."""
+    class LinearWithTrailingAxis(L.Linear):
+        def forward(self, x):
+            return super().forward(x)[..., None]
+
+        def backward(self, dout):
+            return super().backward(dout[..., 0])
+
+    layer = LinearWithTrailingAxis(3, 2)
+    out = layer.forward(xp.ones((4, 3), dtype=xp.float32))
+    assert out.shape == (4, 2, 1) and layer.backward(xp.ones((4, 2, 1), dtype=xp.float32)).shape == (4, 3)
+    with pytest.raises(ValueError, match="LinearWithTrailingAxis.backward: dout has shape \\(4, 2\\)"):
+        layer.backward(xp.ones((4, 2), dtype=xp.float32))
+
+
 def test_backward_checks_dout_and_that_forward_ran(xp):
     conv = L.Conv2d(1, 2, 3)
     with pytest.raises(RuntimeError, match="Conv2d.backward called before Conv2d.forward"):
@@ -178,9 +195,9 @@ def test_backward_checks_dout_and_that_forward_ran(xp):
     (lambda: L.Conv2d(4, 4, 3, dilation=0), ValueError, "dilation must be at least 1"),
     (lambda: L.Conv2d(4, 4, 2.5), TypeError, "kernel_size must be an int or a pair of ints, got 2.5"),
     (lambda: L.Conv2d(4, 4, 3, 1, 1, 1, 2), TypeError, "positional argument"),           # torch's groups slot
-    (lambda: L.Conv2d(0, 4, 3), ValueError, "channel and feature counts must be positive"),
+    (lambda: L.Conv2d(0, 4, 3), ValueError, "channel and feature counts must be positive, got 0"),
     (lambda: L.ConvTranspose2d(1, 1, 3, output_padding=-1), ValueError, "output_padding must be at least 0"),
-    (lambda: L.Linear(3, 2.0), ValueError, "positive integers, got 2.0"),
+    (lambda: L.Linear(3, 2.0), TypeError, "channel and feature counts must be integers, got 2.0"),
     (lambda: L.MaxPool2d(2, 2, padding=2), ValueError, "padding \\(2, 2\\) must be at most half"),
     (lambda: L.AvgPool2d(0), ValueError, "AvgPool2d: kernel_size must be at least 1"),
     (lambda: L.BatchNorm2d(3, momentum=None), ValueError, "momentum=None, a cumulative average, is not supported"),
@@ -203,12 +220,13 @@ def test_integer_inputs_and_dtypes_are_refused(xp):
     conv = L.Conv2d(1, 2, 3)
     with pytest.raises(TypeError, match="expected a floating-point input, got dtype int64; cast it"):
         conv.forward(xp.zeros((1, 1, 5, 5), dtype=xp.int64))
-    with pytest.raises(TypeError, match="layers hold floating-point weights"):
-        conv.to("int64")
+    for wrong in ("int64", "gpu"):
+        with pytest.raises(TypeError, match="expected 'numpy' or 'cupy' \\(a backend\\) or a floating-point dtype"):
+            conv.to(wrong)
     from npgan.losses import bce_with_logits_forward, mse_forward
-    with pytest.raises(TypeError, match="losses take floating-point inputs"):
+    with pytest.raises(TypeError, match="losses \\(logits, predictions\\): expected a floating-point input"):
         mse_forward(xp.asarray([1, 2]), xp.asarray([0.5, 0.5]))
-    with pytest.raises(TypeError, match="losses take floating-point inputs"):
+    with pytest.raises(TypeError, match="losses \\(logits, predictions\\): expected a floating-point input"):
         bce_with_logits_forward(xp.asarray([[3]]), 0.9)
     empty, _ = mse_forward(xp.zeros((0, 3), dtype=xp.float32), 0.0, reduction="sum")   # a scalar target fits
     assert float(empty) == 0

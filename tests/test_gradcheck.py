@@ -273,6 +273,10 @@ def test_check_function_skips_inputs_without_gradient(xp):
     assert set(result.errors) == {"inputs[0]"} and result.unchecked == ["inputs[1]"]
     assert "not checked (backward gave no gradient): inputs[1]" in str(result)   # a forgotten gradient shows
     assert_gradients_close(result)
+    from npgan.functional import linear_backward, linear_forward
+    w, b = randn(2, 3), randn(2)
+    picked = check_function(linear_forward, linear_backward, [randn(4, 3), w, b], wrt=[1])
+    assert set(picked.errors) == {"inputs[1]"} and picked.unchecked == []       # left out on purpose: not listed
 
 
 def test_check_loss_catches_a_missing_mean(xp):

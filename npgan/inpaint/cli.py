@@ -207,7 +207,7 @@ def cmd_train(args, parser):
 
 
 def cmd_eval(args, parser):
-    from .evaluate import evaluate, format_table, write_outputs
+    from .evaluate import evaluate, format_table, load_runs, write_outputs
     for r in args.runs:
         if not (Path(r) / "checkpoint.npz").is_file():
             parser.error(f"no checkpoint.npz in {r}: is it a run directory written by `python -m npgan.inpaint train`?")
@@ -217,10 +217,11 @@ def cmd_eval(args, parser):
         parser.error(f"--latent-steps must be a positive integer, got {args.latent_steps}")
     try:
         mask = canonical_kind(args.mask) if args.mask else None
-        rows, context = evaluate(args.runs, n=args.n, mask=mask, latent_steps=args.latent_steps,
-                                 baselines=not args.no_baselines)
-    except (FileNotFoundError, ValueError) as err:          # a foreign or damaged checkpoint, mixed data sets
+        load_runs(args.runs)                                # a foreign or damaged checkpoint, mixed data sets
+    except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
+    rows, context = evaluate(args.runs, n=args.n, mask=mask, latent_steps=args.latent_steps,
+                             baselines=not args.no_baselines)
     out = write_outputs(rows, context, args.out or args.runs[0])
     print(f"\n{context['dataset']}, {context['mask']} holes, {context['n']} held-out images\n")
     print(format_table(rows, markdown=False))

@@ -97,6 +97,19 @@ def eval_set(data, mask_kind, n, seed=EVAL_SEED):
     return x, m
 
 
+def load_runs(run_dirs, latent_steps=None, progress=False):
+    """[(run, config, inpainters)] of :func:`~npgan.inpaint.runs.load_inpainters` for each run.
+
+    Raises FileNotFoundError / ValueError naming the run for a missing, damaged or foreign
+    checkpoint, or for runs on different data sets (they cannot share held-out images)."""
+    loaded = [(str(r),) + load_inpainters(r, latent_steps, progress=progress) for r in run_dirs]
+    cfg0 = loaded[0][1]
+    for run, cfg, _ in loaded[1:]:
+        if cfg.dataset != cfg0.dataset:
+            raise ValueError(f"runs on different data sets: {cfg0.dataset} ({run_dirs[0]}) vs {cfg.dataset} ({run})")
+    return loaded
+
+
 def evaluate(run_dirs, n=1000, mask=None, latent_steps=None, baselines=True, progress=True):
     """Evaluate runs (and the baselines) on the same held-out images and masks.
 
@@ -108,11 +121,8 @@ def evaluate(run_dirs, n=1000, mask=None, latent_steps=None, baselines=True, pro
         (rows, context): rows = list of {'method', 'run', metrics...}; context = dict with the
         data set, mask kind, n, and the arrays for panels ('images', 'masks', 'fills').
     """
-    loaded = [(str(r),) + load_inpainters(r, latent_steps, progress=progress) for r in run_dirs]
+    loaded = load_runs(run_dirs, latent_steps, progress)
     cfg0 = loaded[0][1]
-    for run, cfg, _ in loaded[1:]:
-        if cfg.dataset != cfg0.dataset:
-            raise ValueError(f"runs on different data sets: {cfg0.dataset} ({run_dirs[0]}) vs {cfg.dataset} ({run})")
     kind = canonical_kind(mask or cfg0.mask)
     data = load_inpaint_data(cfg0.dataset, verbose=False)
     x_host, m_host = eval_set(data, kind, n)

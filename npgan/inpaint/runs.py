@@ -173,17 +173,18 @@ def load_run(run_dir):
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory written by "
                                 f"`python -m npgan.inpaint train`?")
-    arrays = read_npz(path)
-    meta = json.loads(str(arrays.pop("meta")))
+    arrays, meta = read_npz(path)
     try:
         cfg = Config.from_dict(meta)
+        models = build_models(cfg)
+        for role, m in models.items():
+            m.load_state_dict({k[len(role) + 1:]: v for k, v in arrays.items() if k.startswith(role + ".")})
+            m.eval()
     except TypeError:                                       # a `python -m npgan.train` checkpoint, ...
         raise ValueError(f"{path}: not a checkpoint of `python -m npgan.inpaint train` (its metadata "
                          f"names no inpainting method)") from None
-    models = build_models(cfg)
-    for role, m in models.items():
-        m.load_state_dict({k[len(role) + 1:]: v for k, v in arrays.items() if k.startswith(role + ".")})
-        m.eval()
+    except (KeyError, ValueError) as err:                   # weights that do not fit the config
+        raise ValueError(f"{path}: the stored networks do not match its config ({err})") from None
     return cfg, models
 
 

@@ -151,10 +151,10 @@ def _run_steps(n, one_step, desc, progress, log_every, shown):
     return history, (n, n)
 
 
-def train_completion(cfg, data, run_dir, progress=True, log_every=25):
-    """Train a Context Encoder (with or without D) or a GLCIC; write the run directory.
+def train_completion(cfg, data, progress=True, log_every=25):
+    """Train a Context Encoder (with or without D) or a GLCIC.
 
-    Returns (history, (done, n)) as :func:`_run_steps`."""
+    Returns (history, (done, n)) as :func:`_run_steps`, the config and the networks (eval mode)."""
     backend.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     models = build_models(cfg)
@@ -189,15 +189,15 @@ def train_completion(cfg, data, run_dir, progress=True, log_every=25):
     net.eval()
     if D is not None:
         D.eval()
-    save_run(run_dir, trained_config(cfg, progress_made[0]), models)
-    return history, progress_made
+    return history, progress_made, cfg, models
 
 
-def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
+def train_dcgan(cfg, data, progress=True, log_every=25):
     """Train the DCGAN that latent-optimisation inpainting searches (or load ``cfg.gan_checkpoint``).
 
     The plain DCGAN step: D on real then fake (BCE), then G with the non-saturating loss.
-    Returns (history, (done, n)) as :func:`_run_steps`.
+    Returns (history, (done, n)) as :func:`_run_steps`, the config (z size and width read from a
+    loaded checkpoint) and the networks {'G', 'D'} (eval mode).
     """
     backend.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -231,8 +231,7 @@ def train_dcgan(cfg, data, run_dir, progress=True, log_every=25):
     history, progress_made = _run_steps(steps, one_step, f"DCGAN on {cfg.dataset}", progress, log_every,
                                         ("d_loss", "loss_G"))
     G.eval(), D.eval()
-    save_run(run_dir, trained_config(cfg, progress_made[0]), models)
-    return history, progress_made
+    return history, progress_made, cfg, models
 
 
 def trained_config(cfg, done):
@@ -277,9 +276,10 @@ def train(cfg, data, run_dir, progress=True):
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     loop = train_dcgan if cfg.method == "latent" else train_completion
-    history, (done, steps) = loop(cfg, data, run_dir, progress)
+    history, (done, steps), cfg, models = loop(cfg, data, progress)
     seconds = time.time() - start
     cfg = trained_config(cfg, done)
+    save_run(run_dir, cfg, models)
     for name in STALE_OUTPUTS:                  # a replaced run's eval and plots describe the old networks
         (run_dir / name).unlink(missing_ok=True)
     (run_dir / "train_time.json").write_text(json.dumps(

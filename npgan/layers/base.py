@@ -42,22 +42,23 @@ def _recording_output_shape(forward):
     @functools.wraps(forward)
     def recorded(self, *args, **kwargs):
         out = forward(self, *args, **kwargs)
-        self._out_shape = getattr(out, "shape", None)
+        self._out_shape = getattr(out, "shape", None)       # the outermost forward (a subclass's) sets it last
         return out
     return recorded
 
 
 def _checking_dout_shape(backward):
     @functools.wraps(backward)
-    def checked(self, dout):
-        name = type(self).__name__
-        if not hasattr(self, "_out_shape"):
-            raise RuntimeError(f"{name}.backward called before {name}.forward: there is nothing to differentiate")
-        shape = getattr(dout, "shape", None)
-        if self._out_shape is not None and shape != self._out_shape:
-            raise ValueError(f"{name}.backward: dout has shape {shape}, the output of the last forward had shape "
-                             f"{tuple(self._out_shape)}")
-        return backward(self, dout)
+    def checked(self, dout, *args, **kwargs):
+        if type(self).backward is checked:                  # not in a subclass's super().backward(inner dout)
+            name = type(self).__name__
+            if not hasattr(self, "_out_shape"):
+                raise RuntimeError(f"{name}.backward called before {name}.forward: there is nothing to differentiate")
+            shape = numpy.shape(dout)
+            if self._out_shape is not None and shape != tuple(self._out_shape):
+                raise ValueError(f"{name}.backward: dout has shape {shape}, the output of the last forward had "
+                                 f"shape {tuple(self._out_shape)}")
+        return backward(self, dout, *args, **kwargs)
     return checked
 
 
@@ -151,7 +152,8 @@ class Layer:
         unexpected = [k for k in state if k not in own and k not in buffers and not k.endswith("num_batches_tracked")]
         if strict and (missing or unexpected):
             raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        targets = {k: (p.data if k in own else p) for k, p in list(own.items()) + list(buffers.items()) if k in state}
+        targets = {k: p.data for k, p in own.items() if k in state}
+        targets.update({k: b for k, b in buffers.items() if k in state})
         values = {k: numpy.asarray(state[k]) for k in targets}
         for k, target in targets.items():                     # check everything before changing anything
             if values[k].shape != target.shape:
@@ -167,9 +169,13 @@ class Layer:
             target = backend._load(name_or_dtype)
             convert = lambda a: target.asarray(backend.asnumpy(a)) if target is numpy else target.asarray(a)
         else:
-            if numpy.dtype(name_or_dtype).kind != "f":
-                raise TypeError(f"{type(self).__name__}.to({name_or_dtype!r}): layers hold floating-point "
-                                f"weights; use 'float32' or 'float64' (or 'numpy'/'cupy' to move them)")
+            try:
+                kind = numpy.dtype(name_or_dtype).kind
+            except TypeError:
+                kind = None
+            if kind != "f":
+                raise TypeError(f"{type(self).__name__}.to({name_or_dtype!r}): expected 'numpy' or 'cupy' (a "
+                                f"backend) or a floating-point dtype such as 'float32' or 'float64'")
             convert = lambda a: a.astype(name_or_dtype)
         for m in self.modules():
             for key, value in list(vars(m).items()):
@@ -255,16 +261,15 @@ def check_input(layer, x, ndim, channels=None, channel_axis=1, min_spatial=None)
 
 
 def check_channels(layer, *counts):
-    """Channel or feature counts must be positive integers; returns them."""
+    """Channel or feature counts must be positive integers (TypeError / ValueError); returns them."""
     for n in counts:
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"{type(layer).__name__}: channel and feature counts must be positive integers, "
-                             f"got {n!r}")
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"{type(layer).__name__}: channel and feature counts must be integers, got {n!r}")
+        if n < 1:
+            raise ValueError(f"{type(layer).__name__}: channel and feature counts must be positive, got {n!r}")
     return counts
 
 
 def check_float(layer, x):
     """Layers compute in floating point; an integer array would be truncated or rejected mid-way."""
-    if x.dtype.kind != "f":
-        raise TypeError(f"{type(layer).__name__}: expected a floating-point input, got dtype {x.dtype}; cast it "
-                        f"with .astype('float32')")
+    backend.require_float(x, type(layer).__name__)

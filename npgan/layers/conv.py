@@ -1,5 +1,5 @@
 from .. import functional as F
-from ..im2col import conv_output_size, pair
+from ..im2col import conv_output_size, conv_transpose_output_size, pair
 from ._params import uniform_parameter
 from .base import Layer, check_channels, check_input
 
@@ -89,8 +89,8 @@ class ConvTranspose2d(Layer):
 
     def forward(self, x):
         check_input(self, x, 4, self.in_channels)
-        size = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in zip(
-            x.shape[2:], self.stride, self.padding, self.dilation, self.kernel_size, self.output_padding)]
+        size = [conv_transpose_output_size(n, k, s, p, op, d) for n, k, s, p, op, d in zip(
+            x.shape[2:], self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation)]
         if min(size) < 1:
             raise ValueError(f"ConvTranspose2d: input of shape {tuple(x.shape)} gives an empty output "
                              f"({size[0]}x{size[1]}): padding {self.padding} crops more than the output has")
