@@ -18,6 +18,9 @@ names of the findings present are stored in that log point's ``metrics.jsonl`` l
 line before the checkpoint already carried.
 
     >>> found = check(history, G, z_fixed, real_spread, step)     # {name: message}
+    >>> report(record, history[-1], found, tqdm.write)              # store the names, say the new ones
+
+``python -m npgan.inpaint train --method latent`` runs the same checks on its DCGAN.
 """
 from . import backend
 from .layers import ReLU, Sequential
@@ -90,3 +93,13 @@ def check(history, G, z_fixed, real_spread, step):
                 f"dead ReLU passes no gradient, so these never recover. Usually a learning rate too large for "
                 f"the first steps, or a bad initialisation; try a smaller --lr.")
     return found
+
+
+def report(record, previous, found, write):
+    """Store the names of ``found`` in ``record`` (as ``"health"``) and ``write`` a warning for
+    each one that ``previous`` (the record before, or None) did not carry: said once, when it appears."""
+    if found:
+        record["health"] = sorted(found)
+    before = set(previous.get("health", ())) if previous else set()
+    for name in sorted(set(found) - before):
+        write(f"warning at step {record['step']}: {found[name]}")

@@ -442,15 +442,12 @@ def fit(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, writer=N
             if is_log:
                 record = log.summarise(step)
                 findings = health.check(log.history + [record], G, z_fixed, real_spread, step)
-                before = set(log.history[-1].get("health", ())) if log.history else set()
-                if findings:
-                    record["health"] = sorted(findings)
+                health.report(record, log.history[-1] if log.history else None, findings,
+                              lambda line: bar.write(line, file=sys.stderr))
                 log.append(record)
                 bar.set_postfix_str(_format(record).split(": ", 1)[1], refresh=False)
                 if not progress:
                     print(_format(record), flush=True)
-                for name in sorted(set(findings) - before):                  # said once, when it appears
-                    bar.write(f"warning at step {step}: {findings[name]}", file=sys.stderr)
                 if writer is not None:
                     for key in MetricsLog.KEYS + ("img_per_s",):
                         writer.add_scalar(f"train/{key}", record[key], step)

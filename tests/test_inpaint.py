@@ -737,3 +737,21 @@ def test_a_latent_run_refuses_a_dcgan_of_another_data_set(tmp_path, capsys):
             main(command + extra)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_latent_methods_dcgan_gets_the_training_health_checks(tmp_path, monkeypatch, capsys):
+    """A DCGAN whose second ReLU is dead from the start: warned once, at the first log point."""
+    import npgan.inpaint.train as inpaint_train
+    from npgan.inpaint.cli import main
+
+    build = inpaint_train.build_models
+
+    def dead_generator(cfg):
+        models = build(cfg)
+        models["G"][5].bias.data[...] = -100
+        return models
+    monkeypatch.setattr(inpaint_train, "build_models", dead_generator)
+    assert main(["train", "--dataset", "lfw", "--method", "latent", "--steps", "30", "--batch-size", "4",
+                 "--width", "4", "--latent-steps", "2", "--runs-dir", str(tmp_path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning at step 0: 100% of the 4 channels of G.6 (ReLU) output 0") == 1, err

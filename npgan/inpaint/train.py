@@ -17,12 +17,13 @@ import csv
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .. import backend
+from .. import backend, health
 from ..data import scale_images
 from ..functional import sigmoid_forward
 from ..losses import (bce_with_logits_backward, bce_with_logits_forward, gan_generator_loss_backward,
@@ -122,11 +123,12 @@ def schedule(cfg):
     return ["C"] * cfg.steps
 
 
-def _run_steps(n, one_step, desc, progress, log_every, shown):
+def _run_steps(n, one_step, desc, progress, log_every, shown, watch=None):
     """Call ``one_step(step)`` (returns a record: step, phase and losses as device scalars) for
     step = 0 .. n-1 under a progress bar. Every ``log_every`` steps and at the last one the
     record is read back (one device sync), kept, and checked: a NaN or Inf raises
-    NonFiniteError. A Ctrl-C stops the loop at the step it arrived in.
+    NonFiniteError, and ``watch(history)`` (if given) looks at the history so far. A Ctrl-C
+    stops the loop at the step it arrived in.
 
     Returns (history, (done, n)): the kept records, and how many of the n steps ran (fewer
     than n when a Ctrl-C stopped the loop)."""
@@ -142,6 +144,8 @@ def _run_steps(n, one_step, desc, progress, log_every, shown):
                 record = {k: (float(v) if hasattr(v, "dtype") else v) for k, v in record.items()}
                 _require_finite(record)
                 history.append(record)
+                if watch is not None:
+                    watch(history)
                 if progress:
                     bar.set_postfix({k: f"{record[k]:.4f}" for k in shown if record.get(k) is not None})
                 elif step % (10 * log_every) == 0:
@@ -228,8 +232,18 @@ def train_dcgan(cfg, data, progress=True, log_every=25):
         return {"step": step, "phase": "joint", "loss_G": g_loss, "d_loss": d_loss, "D_real": p_real,
                 "D_fake": p_fake}
 
+    z_fixed = backend.to_device(np.random.default_rng([cfg.seed, 1]).standard_normal((100, cfg.z_dim))
+                                .astype(np.float32))
+    real_spread = health.spread(scale_images(data.train[:1000]))
+
+    def watch(history):
+        """npgan.health's checks on the DCGAN, as ``python -m npgan.train`` runs them."""
+        as_logged = [{"D_x": r["D_real"], "D_G_z": r["D_fake"], "loss_G": r["loss_G"]} for r in history]
+        found = health.check(as_logged, G, z_fixed, real_spread, history[-1]["step"])
+        health.report(history[-1], history[-2] if len(history) > 1 else None, found, _warn)
+
     history, progress_made = _run_steps(steps, one_step, f"DCGAN on {cfg.dataset}", progress, log_every,
-                                        ("d_loss", "loss_G"))
+                                        ("d_loss", "loss_G"), watch)
     G.eval(), D.eval()
     return history, progress_made, cfg, models
 
@@ -248,6 +262,11 @@ def trained_config(cfg, done):
     return dataclasses.replace(cfg, steps=done)
 
 
+def _warn(line):
+    from tqdm import tqdm
+    tqdm.write(line, file=sys.stderr)
+
+
 def _require_finite(record):
     """Stop a diverged run before anything is saved: NonFiniteError naming the step, phase and loss."""
     bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
@@ -256,7 +275,7 @@ def _require_finite(record):
 
 
 def _log_line(record, total):
-    parts = [f"{k} {v:.4f}" for k, v in record.items() if k not in ("step", "phase") and v is not None]
+    parts = [f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float)]
     return f"step {record['step']}/{total} [{record['phase']}] " + ", ".join(parts)
 
 
