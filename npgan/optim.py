@@ -55,6 +55,11 @@ class Optimizer:
     def _update(self, p, state):
         raise NotImplementedError
 
+    @staticmethod
+    def _state_keys(hyper):
+        """The entries every non-empty per-parameter state holds, given the hyper-parameters."""
+        return set()
+
     def _grad(self, p):
         """g = grad + weight_decay * p (L2 penalty, as torch.optim); a new array, p.grad is untouched."""
         if self.weight_decay != 0:
@@ -89,8 +94,14 @@ class Optimizer:
         if len(saved) != len(self.params):
             raise ValueError(f"{name}.load_state_dict: the state has {len(saved)} parameters, "
                              f"this optimizer has {len(self.params)}")
+        hyper = {**self.hyperparameters(), **{k: v for k, v in state_dict.get("hyperparameters", {}).items()
+                                              if k in self._hyper}}
+        required = self._state_keys(hyper)
         new_state = []
         for i, (p, s) in enumerate(zip(self.params, saved)):
+            if s and not required <= set(s):                # a partial state would fail at the next step()
+                raise ValueError(f"{name}.load_state_dict: state[{i}] lacks {sorted(required - set(s))} "
+                                 f"(it holds {sorted(s)})")
             xp = get_array_module(p.data)
             entry = {}
             for k, v in s.items():
@@ -169,6 +180,10 @@ class Adam(Optimizer):
 
     _hyper = ("lr", "betas", "eps", "weight_decay")
 
+    @staticmethod
+    def _state_keys(hyper):
+        return {"step", "exp_avg", "exp_avg_sq"}
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
         super().__init__(params)
         _check_nonneg("Adam", lr=lr, eps=eps, weight_decay=weight_decay)
@@ -235,6 +250,11 @@ class RMSprop(Optimizer):
 
     _hyper = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
 
+    @staticmethod
+    def _state_keys(hyper):
+        return ({"step", "square_avg"} | ({"momentum_buffer"} if hyper["momentum"] > 0 else set())
+                | ({"grad_avg"} if hyper["centered"] else set()))
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False):
         super().__init__(params)
         _check_nonneg("RMSprop", lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
@@ -288,6 +308,10 @@ class Adadelta(Optimizer):
     """
 
     _hyper = ("lr", "rho", "eps", "weight_decay")
+
+    @staticmethod
+    def _state_keys(hyper):
+        return {"step", "square_avg", "acc_delta"}
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0):
         super().__init__(params)

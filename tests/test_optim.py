@@ -138,6 +138,18 @@ def test_load_state_dict_rejects_mismatches(xp):
     swapped = [params[1], params[0], params[2]]
     with pytest.raises(ValueError, match="shape"):
         optim.Adam(swapped).load_state_dict(adam.state_dict())
+    partial = adam.state_dict()
+    del partial["state"][1]["exp_avg"]                                   # hand-edited: would fail at step()
+    fresh = optim.Adam(params)
+    with pytest.raises(ValueError, match=r"state\[1\] lacks \['exp_avg'\]"):
+        fresh.load_state_dict(partial)
+    assert fresh.state == [{}, {}, {}]                                  # nothing half-loaded
+    rms = optim.RMSprop(params, momentum=0.9)
+    run_steps(rms, params, 1, np.float32)
+    saved = rms.state_dict()
+    del saved["state"][0]["momentum_buffer"]
+    with pytest.raises(ValueError, match="lacks \\['momentum_buffer'\\]"):
+        optim.RMSprop(params, momentum=0.9).load_state_dict(saved)
 
 
 @pytest.mark.parametrize("name,kwargs", CONFIGS, ids=IDS)
