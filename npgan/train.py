@@ -11,7 +11,8 @@ generator update, both with the non-saturating GAN loss (binary cross-entropy on
 logits) and Adam. The run directory (``--out``, default ``runs/<dataset>-<model>``) gets
 
     config.json       the run's settings
-    metrics.jsonl     one JSON line per --log-every steps: losses, D(x), D(G(z)), img/s
+    metrics.jsonl     one JSON line per --log-every steps: losses, D(x), D(G(z)), img/s, and the
+                      names of any training-health findings (``npgan.health``)
                       (means over the steps since the previous line)
     samples/step_NNNNNN.png   the same 100 noise vectors through G (eval mode) every
                       --sample-every steps; samples.png: the final grid
@@ -43,6 +44,10 @@ computed (parameters entering the step, layer outputs in forward order, then par
 gradients in the order backward produced them), e.g. ``D.2 (Conv2d) weight gradient``,
 and exits with status 3. Checkpoints containing NaN or Inf are never written, so the last
 good one survives.
+
+**Training health.** At every log point ``npgan.health`` looks for a discriminator that has
+won, a collapsed generator and dead ReLUs in G; each is printed once when it appears (with
+what it means and what to try) and the run ends with a one-line summary.
 
 **Exit status.** 0 done; 2 invalid arguments or data not found; 3 NaN/Inf; 130 Ctrl-C
 (the first Ctrl-C finishes the current step, saves a checkpoint and stops; a second one
