@@ -91,9 +91,6 @@ def parse_run_args(parser, argv=None):
         parser.error(f"--n must be at least {args.n_min}, got {args.n}")
     if not (Path(args.run) / "checkpoint.npz").is_file():
         parser.error(f"no checkpoint.npz in {args.run}: is it a training run directory?")
-    if getattr(args, "out", None) is not None and Path(args.out).suffix != ".npy":
-        parser.error(f"--out {args.out}: the samples are saved with np.save, so the name must end in .npy "
-                     f"(--grid writes a PNG)")
     backend.use_from_cli(args.backend, parser)
     try:
         return (args,) + load_generator(args.run)
@@ -101,9 +98,16 @@ def parse_run_args(parser, argv=None):
         parser.error(str(err))
 
 
+def _npy_path(text):
+    if Path(text).suffix != ".npy":
+        raise argparse.ArgumentTypeError(f"{text}: the samples are saved with np.save, so the name must end "
+                                         f"in .npy (--grid writes a PNG)")
+    return text
+
+
 def parse_args(argv=None):
     parser = run_parser("python -m npgan.sample", __doc__.split("\n")[0], n_default=10000, n_min=1)
-    parser.add_argument("--out", default="samples.npy", help="output .npy file (default samples.npy)")
+    parser.add_argument("--out", default="samples.npy", type=_npy_path, help="output .npy file (default samples.npy)")
     parser.add_argument("--grid", default=None, help="also save the first 100 images as this PNG")
     return parse_run_args(parser, argv)
 

@@ -29,6 +29,7 @@ from ..functional import sigmoid_forward
 from ..losses import (bce_with_logits_backward, bce_with_logits_forward, gan_generator_loss_backward,
                       gan_generator_loss_forward, masked_mse_backward, masked_mse_forward)
 from ..optim import Adadelta, Adam
+from ..sample import fixed_noise
 from ..train import NonFiniteError
 from .masks import make_masks
 from .models import complete, composite, discriminate
@@ -232,13 +233,13 @@ def train_dcgan(cfg, data, progress=True, log_every=25):
         return {"step": step, "phase": "joint", "loss_G": g_loss, "d_loss": d_loss, "D_real": p_real,
                 "D_fake": p_fake}
 
-    z_fixed = backend.to_device(np.random.default_rng([cfg.seed, 1]).standard_normal((100, cfg.z_dim))
-                                .astype(np.float32))
+    z_fixed = backend.to_device(fixed_noise(100, cfg.z_dim, [cfg.seed, 1]))
     real_spread = health.spread(scale_images(data.train[:1000]))
 
     def watch(history):
         """npgan.health's checks on the DCGAN, as ``python -m npgan.train`` runs them."""
-        as_logged = [{"D_x": r["D_real"], "D_G_z": r["D_fake"], "loss_G": r["loss_G"]} for r in history]
+        as_logged = [{"D_x": r["D_real"], "D_G_z": r["D_fake"], "loss_G": r["loss_G"]}
+                     for r in history[-health.WIN_LOG_POINTS:]]
         found = health.check(as_logged, G, z_fixed, real_spread, history[-1]["step"])
         health.report(history[-1], history[-2] if len(history) > 1 else None, found, _warn)
 
