@@ -26,10 +26,11 @@ def linear_forward(x, w, b):
     return out, (x, w, b is not None)
 
 
-def linear_backward(dout, cache, need_dx=True):
+def linear_backward(dout, cache, need_dx=True, need_dw=True):
     """dx = dout @ w;  dw = dout^T x (summed over leading dims);  db = sum dout.
 
-    ``need_dx=False`` skips dx (returned as None), e.g. for a generator's input noise.
+    ``need_dx=False`` skips dx (returned as None), e.g. for a generator's input noise;
+    ``need_dw=False`` skips dw and db (None), e.g. for a frozen discriminator.
     """
     x, w, has_bias = cache
     x2 = x.reshape(-1, x.shape[-1])
@@ -39,6 +40,8 @@ def linear_backward(dout, cache, need_dx=True):
         # one output feature (a discriminator's logit): the product has inner size 1, where a
         # broadcast multiply is ~10x faster than BLAS (0.04 against 0.45 ms at 64 x 6272)
         dx = (d2 * w if w.shape[0] == 1 else _matmul(d2, w)).reshape(x.shape)
+    if not need_dw:
+        return dx, None, None
     dw = _matmul(d2.T, x2)
     db = d2.sum(axis=0) if has_bias else None
     return dx, dw, db
@@ -169,18 +172,20 @@ def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
     return _from_rows(out, n, oh, ow), cache
 
 
-def conv2d_backward(dout, cache, need_dx=True):
+def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
     """dw = dout_rows^T cols;  db = sum dout;  dx = col2im(dout_rows @ w_taps) (a transposed conv).
 
-    ``need_dx=False`` skips dx (returned as None): a first layer's input needs no gradient.
+    ``need_dx=False`` skips dx (returned as None): a first layer's input needs no gradient;
+    ``need_dw=False`` skips dw and db (None): a frozen layer's parameters.
     """
     x_shape, w, cols, w_rows, has_bias, stride, padding, dilation = cache
     f, c, kh, kw = w.shape
     n, _, oh, ow = dout.shape
     d_rows = _rows(dout)                                              # (N*OH*OW, F)
-    dw = _matmul(d_rows.T, cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
-    db = _channel_sum(d_rows) if has_bias else None
-    dx = None
+    dw = db = dx = None
+    if need_dw:
+        dw = _matmul(d_rows.T, cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
+        db = _channel_sum(d_rows) if has_bias else None
     if need_dx:
         dx = _col2im_of_products(d_rows, w.transpose(2, 3, 0, 1), x_shape, (oh, ow), stride, padding, dilation)
     return dx, dw, db
@@ -207,15 +212,18 @@ def conv_transpose2d_forward(x, w, b, stride=1, padding=0, output_padding=0, dil
     return out, cache
 
 
-def conv_transpose2d_backward(dout, cache, need_dx=True):
-    """dx = conv2d(dout, w) (im2col of dout);  dw = x_rows^T cols;  db = sum dout."""
+def conv_transpose2d_backward(dout, cache, need_dx=True, need_dw=True):
+    """dx = conv2d(dout, w) (im2col of dout);  dw = x_rows^T cols;  db = sum dout.
+
+    ``need_dx`` / ``need_dw`` False skip dx / (dw, db), returned as None."""
     x_rows, x_shape, w, has_bias, stride, padding, dilation = cache
     n, cin, h, wd = x_shape
     _, cout, kh, kw = w.shape
     cols = im2col_nhwc(dout, (kh, kw), stride, padding, dilation, out_size=(h, wd))  # (N*H*W, KH*KW*Cout)
-    dw = _matmul(x_rows.T, cols).reshape(cin, kh, kw, cout).transpose(0, 3, 1, 2)
-    db = _channel_sum(dout) if has_bias else None
-    dx = None
+    dw = db = dx = None
+    if need_dw:
+        dw = _matmul(x_rows.T, cols).reshape(cin, kh, kw, cout).transpose(0, 3, 1, 2)
+        db = _channel_sum(dout) if has_bias else None
     if need_dx:
         w_rows = w.transpose(0, 2, 3, 1).reshape(cin, -1)             # (Cin, KH*KW*Cout)
         dx = _from_rows(_matmul(cols, w_rows.T), n, h, wd)

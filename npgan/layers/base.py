@@ -4,6 +4,10 @@
 - ``backward(dout)`` returns ``dx``, *adds* parameter gradients into ``p.grad`` (so the
   gradients of D(real) and D(fake) in one step sum) and never writes into ``dout``.
 - ``state_dict()`` holds host (NumPy) arrays under PyTorch-style dotted names.
+- Gradients nobody reads are skipped on request, as in PyTorch: ``model.requires_grad_(False)``
+  stops a model's layers adding parameter gradients (a discriminator during the generator's
+  update), and ``model.needs_input_grad = False`` lets its ``backward`` skip ``dx`` and return
+  None (a model fed with data or noise).
 
 The base class checks the contract for every layer: ``backward`` before any ``forward``, or a
 ``dout`` whose shape differs from the last output's, raises naming the layer (a wrong-shaped
@@ -21,11 +25,14 @@ from .. import backend
 
 
 class Parameter:
-    """A trainable array and its gradient accumulator (same shape, dtype, backend)."""
+    """A trainable array and its gradient accumulator (same shape, dtype, backend).
+
+    ``requires_grad`` False: layers neither compute nor add this parameter's gradient."""
 
     def __init__(self, data):
         self.data = data
         self.grad = backend.get_array_module(data).zeros_like(data)
+        self.requires_grad = True
 
     @property
     def shape(self):
@@ -33,6 +40,11 @@ class Parameter:
 
     def zero_grad(self):
         self.grad[...] = 0
+
+    def accumulate(self, grad):
+        """grad += grad of this use (the gradients of several uses in one step sum)."""
+        if self.requires_grad:
+            self.grad += grad
 
     def __repr__(self):
         return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
@@ -63,9 +75,16 @@ def _checking_dout_shape(backward):
 
 
 class Layer:
-    """Base class: children, parameters and buffers are found by attribute order."""
+    """Base class: children, parameters and buffers are found by attribute order.
+
+    Attributes:
+        needs_input_grad: when False, ``backward`` may skip dx and return None (layers whose
+            dx is a product of its own, Linear and the convolutions, skip it; Sequential passes
+            the flag to its first layer and returns None).
+    """
 
     training = True
+    needs_input_grad = True
 
     def __init_subclass__(cls, **kwargs):
         """Every layer's own ``forward`` records its output shape and its ``backward`` checks ``dout``."""
@@ -125,6 +144,14 @@ class Layer:
     def zero_grad(self):
         for p in self.parameters():
             p.zero_grad()
+
+    def requires_grad_(self, flag=True):
+        """Whether backward computes and adds the parameters' gradients (PyTorch's name);
+        returns self. With False, backward still returns dx: a frozen discriminator passes
+        the generator its gradient without the work of its own."""
+        for p in self.parameters():
+            p.requires_grad = bool(flag)
+        return self
 
     def train(self, mode=True):
         for m in self.modules():
@@ -228,6 +255,18 @@ class Sequential(Layer):
     def __iter__(self):
         return iter(self.layers)
 
+    @property
+    def needs_input_grad(self):
+        return self._needs_input_grad
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, flag):
+        self._needs_input_grad = bool(flag)
+        if self.layers:
+            self.layers[0].needs_input_grad = bool(flag)
+
+    _needs_input_grad = True
+
     def forward(self, x):
         for layer in self.layers:
             x = layer.forward(x)
@@ -236,7 +275,7 @@ class Sequential(Layer):
     def backward(self, dout):
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
-        return dout
+        return dout if self._needs_input_grad else None
 
 
 def check_input(layer, x, ndim, channels=None, channel_axis=1, min_spatial=None):

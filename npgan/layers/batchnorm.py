@@ -49,8 +49,8 @@ class _BatchNorm(Layer):
     def backward(self, dout):
         dx, dgamma, dbeta = F.batchnorm_backward(dout, self.cache)
         if self.weight is not None:
-            self.weight.grad += dgamma
-            self.bias.grad += dbeta
+            self.weight.accumulate(dgamma)
+            self.bias.accumulate(dbeta)
         return dx
 
     def extra_repr(self):

@@ -35,7 +35,7 @@ class ChannelwiseLinear(Layer):
 
     def backward(self, dout):
         dx, dw, db = F.channelwise_linear_backward(dout.reshape(dout.shape[0], self.channels, -1), self.cache)
-        self.weight.grad += dw
+        self.weight.accumulate(dw)
         if self.bias is not None:
-            self.bias.grad += db
+            self.bias.accumulate(db)
         return dx

@@ -44,10 +44,11 @@ class Conv2d(Layer):
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.conv2d_backward(dout, self.cache, self.needs_input_grad)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
+        dx, dw, db = F.conv2d_backward(dout, self.cache, self.needs_input_grad, self.weight.requires_grad)
+        if dw is not None:
+            self.weight.accumulate(dw)
+            if self.bias is not None:
+                self.bias.accumulate(db)
         return dx
 
     def extra_repr(self):
@@ -99,10 +100,11 @@ class ConvTranspose2d(Layer):
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.conv_transpose2d_backward(dout, self.cache, self.needs_input_grad)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
+        dx, dw, db = F.conv_transpose2d_backward(dout, self.cache, self.needs_input_grad, self.weight.requires_grad)
+        if dw is not None:
+            self.weight.accumulate(dw)
+            if self.bias is not None:
+                self.bias.accumulate(db)
         return dx
 
     def extra_repr(self):

@@ -28,10 +28,11 @@ class Linear(Layer):
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.linear_backward(dout, self.cache, self.needs_input_grad)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
+        dx, dw, db = F.linear_backward(dout, self.cache, self.needs_input_grad, self.weight.requires_grad)
+        if dw is not None:
+            self.weight.accumulate(dw)
+            if self.bias is not None:
+                self.bias.accumulate(db)
         return dx
 
     def extra_repr(self):
