@@ -8,7 +8,8 @@ Fairness rules (see RESULTS.md):
   reported time is the best block mean of each (shared machines are noisy; a block
   mean is robust to one stalled call, the best block to a neighbour's burst).
 - On the CPU each block starts 0.3 s after the previous one, so that neither library's idle
-  worker threads are still spinning on a core (OpenBLAS spins ~0.1 s after each product).
+  worker threads are still spinning on a core (OpenBLAS's idle workers busy-wait for 2**28
+  cycles after each product; RESULTS.md, "Machines", has what the pause changes).
 - Nothing changes the user's BLAS set-up: ``OPENBLAS_CORETYPE`` is only *reported*,
   together with the kernel set OpenBLAS actually chose (threadpoolctl).
 - PyTorch is optional: without it, npgan's figures are printed alone.
@@ -132,9 +133,9 @@ def time_interleaved(fns, xp, rounds=10, block=5, warmup=3):
     for _ in range(rounds):
         for k, f in live.items():
             if xp.__name__ == "numpy":
-                # let the other library's idle worker threads stop spinning first: OpenBLAS's spin for
-                # 2**28 cycles (~0.1 s) after each product and would steal a core from PyTorch's OpenMP
-                # threads (measured: PyTorch's step 63-70 ms with a 0.05 s pause, 50 ms without the spin)
+                # let the other library's idle worker threads stop spinning first: OpenBLAS's threads
+                # spin for 2**28 cycles after each product and would steal a core from PyTorch's OpenMP
+                # threads (RESULTS.md, "Machines", has what the pause changes on the benchmark machine)
                 time.sleep(0.3)
             synchronize(xp)
             t = time.perf_counter()
@@ -274,19 +275,20 @@ def npgan_step(batch, xp, seed=0):
     z is drawn afresh every step, as a training loop would.
     """
     from npgan import backend, optim
+    from npgan.gan import NonSaturating, gan_step
     from npgan.models import dcgan
-    from npgan.train import train_step
     backend.seed(seed)
     G, D = dcgan.Generator(), dcgan.Discriminator()
     opt_g = optim.Adam(G.parameters(), lr=dcgan.LR, betas=dcgan.BETAS)
     opt_d = optim.Adam(D.parameters(), lr=dcgan.LR, betas=dcgan.BETAS)
     real = backend.rng().uniform(-1, 1, size=(batch, 1, 28, 28)).astype(numpy.float32)
+    objective = NonSaturating()
 
     def step():
-        # The training job's own step (npgan.train.train_step), so the benchmark times what
-        # `python -m npgan.train` runs, input-gradient skipping included.
+        # The training job's own step (npgan.gan.gan_step), so the benchmark times what
+        # `python -m npgan.train` runs: no gradient of the noise or the images, D frozen in G's update.
         z = backend.rng().standard_normal((batch, dcgan.Z_DIM), dtype=numpy.float32)
-        return train_step(G, D, opt_g, opt_d, real, z)
+        return gan_step(G, D, opt_g, opt_d, objective, real, z)
 
     step.models = (G, D)
     step.optimizers = (opt_g, opt_d)
@@ -294,10 +296,12 @@ def npgan_step(batch, xp, seed=0):
     return step
 
 
-def torch_step(batch, device, seed=0, capturable=False):
+def torch_step(batch, device, seed=0, capturable=False, freeze_d=False):
     """The same step in PyTorch (the DCGAN example's loop: fake.detach() for D, same fake for G).
 
     ``capturable``: Adam(capturable=True) and gradients zeroed in place, for CUDA-graph capture.
+    ``freeze_d``: ``D.requires_grad_(False)`` during G's update, so PyTorch too skips D's
+    parameter gradients there, as npgan's step does (the example's loop computes them).
     """
     nn = torch.nn
     torch.manual_seed(seed)
@@ -328,8 +332,12 @@ def torch_step(batch, device, seed=0, capturable=False):
         loss_d.backward()
         opt_d.step()
         opt_g.zero_grad(set_to_none=not capturable)
+        if freeze_d:
+            D.requires_grad_(False)
         loss_g = bce(D(fake), ones)
         loss_g.backward()
+        if freeze_d:
+            D.requires_grad_(True)
         opt_g.step()
         return loss_d, loss_g
 

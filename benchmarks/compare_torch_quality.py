@@ -8,7 +8,7 @@ For every seed, PyTorch trains the reference architecture of ``npgan.models.dcga
 with npgan's recipe: weights N(0, 0.02) (BatchNorm gamma N(1, 0.02)), biases 0, Adam(2e-4,
 (0.5, 0.999)) on G and D, batch 64, the non-saturating loss on D's logits, one D step (real
 and G(z).detach()) then one G step through the updated D, and the *same real batches* as an
-npgan run with that seed (``npgan.train.real_batches``). Its noise comes from PyTorch's own
+npgan run with that seed (``npgan.gan.run.real_batches``). Its noise comes from PyTorch's own
 generator, so the two runs share the recipe and the data, not the random numbers.
 
 Both generators are then sampled in eval mode (BatchNorm running statistics) from the same
@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from npgan import backend, metrics, train
+from npgan.gan import fixed_noise, generate
+from npgan.gan.run import real_batches
 from npgan.checkpoint import load_checkpoint
 from npgan.data import load_dataset, scale_images
-from npgan.models import dcgan
-from npgan.sample import fixed_noise, generate, load_generator
+from npgan.models import dcgan, load_generator
 
 try:
     import torch
@@ -72,7 +73,7 @@ def train_torch(dataset, seed, steps, batch_size=dcgan.BATCH_SIZE, log_every=500
     opt_D = torch.optim.Adam(D.parameters(), lr=dcgan.LR, betas=dcgan.BETAS)
     bce = nn.BCEWithLogitsLoss()
     ones, zeros = torch.ones(batch_size, 1), torch.zeros(batch_size, 1)
-    batches = train.real_batches(dataset.train_images, batch_size, seed)       # npgan's data order
+    batches = real_batches(dataset.train_images, batch_size, seed)       # npgan's data order
     start = time.perf_counter()
     for step in range(1, steps + 1):
         real = torch.from_numpy(scale_images(next(batches))[:, None])          # (B, 1, 28, 28) in [-1, 1]
@@ -95,7 +96,7 @@ def train_torch(dataset, seed, steps, batch_size=dcgan.BATCH_SIZE, log_every=500
 
 
 def torch_generate(G, n, seed, batch_size=500):
-    """``n`` images (n, 28, 28) float32 in [-1, 1] from the same noise as ``npgan.sample.generate``."""
+    """``n`` images (n, 28, 28) float32 in [-1, 1] from the same noise as ``npgan.gan.generate``."""
     z = torch.from_numpy(fixed_noise(n, dcgan.Z_DIM, seed))
     with torch.no_grad():
         return torch.cat([G(z[i:i + batch_size]) for i in range(0, n, batch_size)])[:, 0].numpy()

@@ -38,7 +38,7 @@ from npgan.inpaint.latent import latent_generate
 from npgan.inpaint.datasets import load_inpaint_data
 from npgan.inpaint.evaluate import eval_set, image_metrics
 from npgan.inpaint.masks import centre_masks
-from npgan.inpaint.models import composite
+from npgan.functional import composite
 from npgan.inpaint.runs import load_inpainters, load_run
 
 BANDS = ((0, 20), (20, 25), (25, 30), (30, 99))

@@ -9,21 +9,9 @@ and cached. ``--json`` prints the scores as one JSON object instead.
 import json
 import sys
 
-from . import metrics
-from .data import load_dataset
-from .sample import generate, parse_run_args, run_parser
-
-
-def evaluate_run(G, config, n=2000, seed=0, dataset=None, verbose=True):
-    """Scores of generator ``G`` trained with ``config`` (a dict with ``dataset``, ``data_dir``
-    and ``z_dim``); ``dataset`` is loaded when not given. Adds the classifier's accuracy."""
-    if dataset is None:
-        dataset = load_dataset(config["dataset"], data_dir=config.get("data_dir"), verbose=verbose)
-    clf, info = metrics.get_classifier(dataset, verbose=verbose)
-    images = generate(G, n, z_dim=config["z_dim"], seed=seed)
-    scores = metrics.evaluate_images(images, dataset, clf)
-    scores["classifier_accuracy"] = info["test_accuracy"]
-    return scores
+from .cli import parse_run_args, run_parser
+from .data import class_names
+from .metrics import evaluate_generator, format_scores
 
 
 def parse_args(argv=None):
@@ -35,13 +23,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args, G, config, step = parse_args(argv)
-    scores = evaluate_run(G, config, n=args.n, seed=args.seed, verbose=not args.json)
+    scores = evaluate_generator(G, config, n=args.n, seed=args.seed, verbose=not args.json)
     if args.json:
         print(json.dumps(scores))
     else:
-        from .data import class_names
         print(f"{args.run}: {config['model']} on {config['dataset']}, step {step}")
-        print(metrics.format_scores(scores, class_names(config["dataset"])))
+        print(format_scores(scores, class_names(config["dataset"])))
     return 0
 
 

@@ -449,3 +449,34 @@ def channelwise_linear_backward(dout, cache):
     dw = d_c.transpose(0, 2, 1) @ x_c
     db = d_c.sum(axis=1) if has_bias else None
     return dx, dw, db
+
+
+# ---------------------------------------------------------------- crop and paste
+def crop_forward(x, top, left, patch):
+    """Per-sample crops: out[n] = x[n, :, top[n]:top[n]+patch, left[n]:left[n]+patch].
+
+    x: (N, C, H, W); top, left: (N,) integer arrays -> (N, C, patch, patch).
+    """
+    xp = get_array_module(x)
+    r = xp.arange(patch)
+    rows = (top[:, None] + r)[:, :, None]                                       # (N, P, 1)
+    cols = (left[:, None] + r)[:, None, :]                                      # (N, 1, P)
+    n = xp.arange(x.shape[0])[:, None, None]
+    out = x[n, :, rows, cols]                                                   # (N, P, P, C)
+    return xp.ascontiguousarray(out.transpose(0, 3, 1, 2)), (x.shape, n, rows, cols)
+
+
+def crop_backward(dout, cache):
+    """The crop's adjoint: dout pasted into zeros at the crop positions (one crop per sample,
+    so no position is written twice)."""
+    x_shape, n, rows, cols = cache
+    xp = get_array_module(dout)
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    dx[n, :, rows, cols] = dout.transpose(0, 2, 3, 1)
+    return dx
+
+
+def composite(pred, x, mask):
+    """Paste the hole: known pixels from ``x``, hole pixels (mask 1) from ``pred``:
+    pred * m + x * (1 - m). Shapes: (N, C, H, W), mask (N, 1, H, W). d/dpred = dout * m."""
+    return pred * mask + x * (1 - mask)

@@ -321,7 +321,7 @@ def check_function(forward_fn, backward_fn, inputs, dout=None, eps=1e-6, seed=0,
 
     Two calling conventions, told apart by what ``forward_fn`` returns:
 
-    - STYLE.md pairs: ``out, cache = forward_fn(*inputs)`` and
+    - functional pairs: ``out, cache = forward_fn(*inputs)`` and
       ``grads = backward_fn(dout, cache)``, e.g.
       ``check_function(F.linear_forward, F.linear_backward, [x, w, b])``;
     - closures: ``out = forward_fn(*inputs)`` (an array) and ``grads = backward_fn(dout)``.

@@ -1,6 +1,7 @@
-"""Losses with hand-written forward and backward passes, and the GAN objectives built on them.
+"""Losses with hand-written forward and backward passes (the GAN objectives built on them are
+in ``npgan.gan.objectives``).
 
-Every loss comes as a functional pair (STYLE.md)::
+Every loss comes as a functional pair::
 
     loss, cache = bce_with_logits_forward(logits, targets)     # 0-d array
     dlogits = bce_with_logits_backward(1.0, cache)             # d(loss)/d(logits)
@@ -252,41 +253,33 @@ def masked_l1_backward(dloss, cache):
     return _upstream(xp, dloss, reduction, msign.dtype, msign.shape, wsum) * msign
 
 
-# ---- GAN objectives -------------------------------------------------------------------
-def gan_discriminator_loss_forward(real_logits, fake_logits, real_target=1.0, fake_target=0.0):
-    """The discriminator's loss: BCE(D(x), 1) + BCE(D(G(z)), 0), each a mean over its batch.
-
-        L_D = -mean log sigmoid(D(x)) - mean log(1 - sigmoid(D(G(z))))
+# ---- softmax cross-entropy (classification) --------------------------------------------
+def softmax_cross_entropy_forward(logits, labels):
+    """loss = mean_i -log softmax(x_i)[y_i], computed from shifted logits (no overflow).
 
     Args:
-        real_logits: (N, *) D's logits on real data; fake_logits: (M, *) on generated data.
-        real_target: 1.0, or e.g. 0.9 for one-sided label smoothing; fake_target: 0.0.
+        logits: (N, K) raw scores; labels: (N,) integers in [0, K).
     Returns:
-        d_loss (0-d), cache for ``gan_discriminator_loss_backward``.
+        loss (0-d), cache for ``softmax_cross_entropy_backward``.
     """
-    loss_real, cache_real = bce_with_logits_forward(real_logits, real_target)
-    loss_fake, cache_fake = bce_with_logits_forward(fake_logits, fake_target)
-    return loss_real + loss_fake, (cache_real, cache_fake)
+    xp = get_array_module(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)                         # (N, K), max 0
+    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))     # (N, K)
+    n = logits.shape[0]
+    loss = -log_probs[xp.arange(n), labels].mean()
+    cache = (xp.exp(log_probs), labels)
+    return loss, cache
 
 
-def gan_discriminator_loss_backward(dloss, cache):
-    """Returns (dreal_logits, dfake_logits)."""
-    cache_real, cache_fake = cache
-    return bce_with_logits_backward(dloss, cache_real), bce_with_logits_backward(dloss, cache_fake)
 
-
-def gan_generator_loss_forward(fake_logits, target=1.0):
-    """The non-saturating generator loss: -mean log sigmoid(D(G(z))) = BCE(D(G(z)), 1).
-
-    Its gradient sigmoid(x) - 1 stays large while D confidently rejects the fakes, unlike
-    the saturating log(1 - sigmoid(x)) of the minimax game.
-    """
-    return bce_with_logits_forward(fake_logits, target)
-
-
-def gan_generator_loss_backward(dloss, cache):
-    """Returns dfake_logits."""
-    return bce_with_logits_backward(dloss, cache)
+def softmax_cross_entropy_backward(dloss, cache):
+    """dlogits = dloss * (softmax(x) - onehot(y)) / N."""
+    probs, labels = cache
+    xp = get_array_module(probs)
+    n = probs.shape[0]
+    dlogits = probs.copy()
+    dlogits[xp.arange(n), labels] -= 1
+    return dlogits * (xp.asarray(dloss, dtype=probs.dtype) / n)
 
 
 # ---- stateful wrappers with PyTorch's names -------------------------------------------

@@ -29,58 +29,16 @@ import scipy.linalg
 from . import backend
 from .backend import get_array_module
 from .checkpoint import atomic_savez
-from .data import iterate_minibatches, scale_images
-from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from .data import iterate_minibatches, load_dataset, scale_images
+from .gan.sampling import generate
+from .losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .models.classifier import Classifier
 from .optim import Adam
 
 CLASSIFIER_VERSION = 1          # bump when the architecture or training recipe changes
-FEATURE_DIM = 128
 
 
 # ---- the classifier -------------------------------------------------------------------
-def Classifier(num_classes=10, dtype=None):
-    """images (N, 1, 28, 28) -> class logits (N, num_classes); layer -2 gives the features.
-
-    Conv(1, 16, 5, pad 2) -> ReLU -> MaxPool(2) -> Conv(16, 32, 5, pad 2) -> ReLU -> MaxPool(2)
-    -> Flatten -> Linear(1568, 128) -> ReLU -> Dropout(0.3) -> Linear(128, num_classes)
-    """
-    return Sequential(
-        Conv2d(1, 16, 5, padding=2, dtype=dtype), ReLU(), MaxPool2d(2),      # (N, 16, 14, 14)
-        Conv2d(16, 32, 5, padding=2, dtype=dtype), ReLU(), MaxPool2d(2),     # (N, 32, 7, 7)
-        Flatten(),
-        Linear(32 * 7 * 7, FEATURE_DIM, dtype=dtype), ReLU(),                # (N, 128): the features
-        Dropout(0.3),
-        Linear(FEATURE_DIM, num_classes, dtype=dtype),
-    )
-
-
-def softmax_cross_entropy_forward(logits, labels):
-    """loss = mean_i -log softmax(x_i)[y_i], computed from shifted logits (no overflow).
-
-    Args:
-        logits: (N, K) raw scores; labels: (N,) integers in [0, K).
-    Returns:
-        loss (0-d), cache for ``softmax_cross_entropy_backward``.
-    """
-    xp = get_array_module(logits)
-    shifted = logits - logits.max(axis=1, keepdims=True)                         # (N, K), max 0
-    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))     # (N, K)
-    n = logits.shape[0]
-    loss = -log_probs[xp.arange(n), labels].mean()
-    cache = (xp.exp(log_probs), labels)
-    return loss, cache
-
-
-def softmax_cross_entropy_backward(dloss, cache):
-    """dlogits = dloss * (softmax(x) - onehot(y)) / N."""
-    probs, labels = cache
-    xp = get_array_module(probs)
-    n = probs.shape[0]
-    dlogits = probs.copy()
-    dlogits[xp.arange(n), labels] -= 1
-    return dlogits * (xp.asarray(dloss, dtype=probs.dtype) / n)
-
-
 def _to_batch(images):
     """uint8 (N, 28, 28) host images -> float32 (N, 1, 28, 28) in [-1, 1] on the device."""
     return backend.to_device(scale_images(images)[:, None])
@@ -270,6 +228,19 @@ def evaluate_images(fake_images, dataset, clf):
         "n": int(n),
         "n_real": int(len(dataset.test_images)),
     }
+
+
+def evaluate_generator(G, config, n=2000, seed=0, dataset=None, verbose=True):
+    """Scores of generator ``G`` trained with ``config`` (a dict with ``dataset``, ``data_dir``
+    and ``z_dim``) on ``n`` images drawn from noise ``seed``; ``dataset`` is loaded when not
+    given. Adds the classifier's test accuracy."""
+    if dataset is None:
+        dataset = load_dataset(config["dataset"], data_dir=config.get("data_dir"), verbose=verbose)
+    clf, info = get_classifier(dataset, verbose=verbose)
+    images = generate(G, n, z_dim=config["z_dim"], seed=seed)
+    scores = evaluate_images(images, dataset, clf)
+    scores["classifier_accuracy"] = info["test_accuracy"]
+    return scores
 
 
 def format_scores(scores, class_names=None):

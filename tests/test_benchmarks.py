@@ -33,12 +33,13 @@ def test_bench_step_prints_the_step_table_ratio_and_breakdown(torch_wanted):
         pytest.skip("PyTorch not installed")
     out = run_benchmark("bench_step.py", "--batch", "4", "--breakdown", *([] if torch_wanted else ["--no-torch"]))
     (row,) = table_rows(out, "eager, batch 4")
-    npgan_ms, torch_ms, ratio = row[1:4]
+    npgan_ms, torch_ms, ratio, frozen_ms, frozen_ratio = row[1:6]
     assert float(npgan_ms) > 0
     if torch_wanted:
         assert abs(float(ratio.rstrip("x")) - float(npgan_ms) / float(torch_ms)) < 0.01
+        assert abs(float(frozen_ratio.rstrip("x")) - float(npgan_ms) / float(frozen_ms)) < 0.01
     else:
-        assert torch_ms == ratio == "-"
+        assert torch_ms == ratio == frozen_ms == frozen_ratio == "-"
     assert "kernels " in out                                          # which BLAS kernel set ran is reported
     layers = table_rows(out, "G[") + table_rows(out, "D[")
     assert any("Conv2d" in r[0] for r in layers) and any("BatchNorm" in r[0] for r in layers)

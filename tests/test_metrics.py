@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from npgan import backend, metrics
+from npgan import backend, losses, metrics
+from npgan.models import classifier
 from npgan.data import Dataset, load_dataset
 from npgan.gradcheck import assert_gradients_close, check_function
 
@@ -58,18 +59,18 @@ def test_class_histogram_and_mean_confidence():
 def test_softmax_cross_entropy_gradient(xp):
     logits = xp.asarray(np.random.default_rng(0).standard_normal((6, 4)))         # float64
     labels = xp.asarray([0, 3, 1, 1, 2, 3])
-    result = check_function(metrics.softmax_cross_entropy_forward, metrics.softmax_cross_entropy_backward,
+    result = check_function(losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward,
                             [logits, labels], wrt=[0])
     assert_gradients_close(result, tol=1e-7)
 
 
 def test_softmax_cross_entropy_values(xp):
-    loss, _ = metrics.softmax_cross_entropy_forward(xp.zeros((5, 10), dtype=xp.float32), xp.arange(5))
+    loss, _ = losses.softmax_cross_entropy_forward(xp.zeros((5, 10), dtype=xp.float32), xp.arange(5))
     assert float(loss) == pytest.approx(math.log(10), rel=1e-6)
     big = xp.asarray([[1000.0, 0.0], [0.0, 1000.0]], dtype=xp.float32)             # no overflow
-    loss, cache = metrics.softmax_cross_entropy_forward(big, xp.asarray([0, 0]))
+    loss, cache = losses.softmax_cross_entropy_forward(big, xp.asarray([0, 0]))
     assert float(loss) == pytest.approx(500.0)
-    assert metrics.softmax_cross_entropy_backward(1.0, cache).dtype == xp.float32
+    assert losses.softmax_cross_entropy_backward(1.0, cache).dtype == xp.float32
 
 
 def test_softmax_cross_entropy_matches_torch():
@@ -79,9 +80,9 @@ def test_softmax_cross_entropy_matches_torch():
     t = torch.tensor(logits, requires_grad=True)
     expected = torch.nn.functional.cross_entropy(t, torch.tensor(labels))
     expected.backward()
-    loss, cache = metrics.softmax_cross_entropy_forward(backend.to_device(logits), backend.to_device(labels))
+    loss, cache = losses.softmax_cross_entropy_forward(backend.to_device(logits), backend.to_device(labels))
     assert float(loss) == pytest.approx(expected.item())
-    np.testing.assert_allclose(backend.asnumpy(metrics.softmax_cross_entropy_backward(1.0, cache)),
+    np.testing.assert_allclose(backend.asnumpy(losses.softmax_cross_entropy_backward(1.0, cache)),
                                t.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
@@ -93,10 +94,10 @@ def _tiny_dataset(n=60):
 
 
 def test_classifier_shapes_and_evaluate_images():
-    clf = metrics.Classifier()
+    clf = classifier.Classifier()
     ds = _tiny_dataset()
     feats, probs = metrics.classifier_outputs(clf, ds.test_images)
-    assert feats.shape == (20, metrics.FEATURE_DIM) and probs.shape == (20, 10)
+    assert feats.shape == (20, classifier.FEATURE_DIM) and probs.shape == (20, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
     fake = np.random.default_rng(1).uniform(-1, 1, (30, 28, 28)).astype(np.float32)
     scores = metrics.evaluate_images(fake, ds, clf)

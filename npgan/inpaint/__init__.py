@@ -16,11 +16,11 @@ from .baselines import biharmonic_fill, harmonic_fill, mean_fill
 from .blend import poisson_blend
 from .latent import latent_inpaint, latent_loss, optimise_latent
 from .masks import contextual_weights, make_masks
-from .models import (CompletionNetwork, ContextEncoder, GlobalLocalDiscriminator, PatchDiscriminator, composite,
-                     network_input)
-from .train import completion_loss, discriminator_loss
+from ..functional import composite
+from .models import CompletionNetwork, ContextEncoder, GlobalLocalDiscriminator, PatchDiscriminator, network_input
+from .train import completion_loss
 
 __all__ = ["make_masks", "contextual_weights", "ContextEncoder", "PatchDiscriminator", "CompletionNetwork",
-           "GlobalLocalDiscriminator", "network_input", "composite", "completion_loss", "discriminator_loss",
+           "GlobalLocalDiscriminator", "network_input", "composite", "completion_loss",
            "latent_loss", "optimise_latent", "latent_inpaint", "poisson_blend", "harmonic_fill", "mean_fill",
            "biharmonic_fill"]

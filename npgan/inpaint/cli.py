@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .. import backend
-from ..train import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
+from ..errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 from .datasets import DATASETS, canonical_dataset
 from .masks import MASK_KINDS, canonical_kind
 from .runs import METHODS

@@ -26,7 +26,7 @@ from ..losses import (bce_with_logits_backward, bce_with_logits_forward, masked_
 from ..optim import Adam
 from .blend import poisson_blend
 from .masks import contextual_weights
-from .models import composite
+from ..functional import composite
 
 LAMBDA = 0.003      # Yeh et al.'s weight of the perceptual loss
 

@@ -10,19 +10,21 @@
 - :class:`GlobalLocalDiscriminator` (Iizuka et al.): a global branch on the whole image and
   a local branch on a patch around the hole, their feature vectors concatenated and mapped
   to one logit.
-- :func:`Generator32` / :func:`Discriminator32`: a DCGAN for 32x32 images (the natural
-  crops); 28x28 data uses :mod:`npgan.models.dcgan`, so ``python -m npgan.train``
-  checkpoints plug into latent-optimisation inpainting.
+Latent-optimisation inpainting uses the DCGANs of :mod:`npgan.models`: :mod:`~npgan.models.dcgan`
+for 28x28 data (so ``python -m npgan.train`` checkpoints plug in) and :mod:`~npgan.models.dcgan32`
+for the 32x32 natural crops.
 
 Every network takes and returns (N, C, H, W) arrays; the completion networks see the
 image with its hole pre-filled plus the mask as an extra channel (:func:`network_input`)
-and predict a whole image, of which only the hole is used (:func:`composite`).
+and predict a whole image, of which only the hole is used (:func:`npgan.functional.composite`).
 :func:`complete` runs a completion network with either pre-fill (:data:`PREFILLS`).
 """
 from ..backend import get_array_module
+from ..functional import crop_backward, crop_forward
 from ..init import dcgan_init
-from ..layers import (BatchNorm1d, BatchNorm2d, ChannelwiseLinear, Conv2d, ConvTranspose2d, Flatten, Layer,
-                      LeakyReLU, Linear, ReLU, Sequential, Tanh, Unflatten)
+from ..layers import (BatchNorm2d, ChannelwiseLinear, Conv2d, ConvTranspose2d, Layer, LeakyReLU, Linear, ReLU,
+                      Sequential, Tanh)
+from ..models.dcgan32 import conv_critic, downsamplings
 from .blend import biharmonic_solve
 from .masks import hole_boxes
 
@@ -65,23 +67,6 @@ def complete(net, x, mask, prefill="mean", fill=0.0):
     raise ValueError(f"unknown prefill {prefill!r}; choose one of {PREFILLS}")
 
 
-def composite(pred, x, mask):
-    """Known pixels from ``x``, hole pixels from ``pred``: pred * m + x * (1 - m).
-    Its gradient with respect to ``pred`` is dout * m."""
-    return pred * mask + x * (1 - mask)
-
-
-def _downsamplings(size):
-    """Stride-2 stages that take ``size`` to a small bottleneck: 28 -> 7 (2), 32 -> 4 (3)."""
-    n = 0
-    while size % 2 == 0 and size // 2 >= 4 and n < 3:
-        size //= 2
-        n += 1
-    if n < 2:
-        raise ValueError(f"image side {size} is not supported: it must halve at least twice (e.g. 28 or 32)")
-    return n
-
-
 # ---- Context Encoder ------------------------------------------------------------------------
 def ContextEncoder(channels=1, size=28, width=32, dtype=None):
     """Pathak et al.'s encoder - channel-wise FC - decoder, for (C+1)-channel inputs.
@@ -95,7 +80,7 @@ def ContextEncoder(channels=1, size=28, width=32, dtype=None):
 
     Shape: (N, C+1, size, size) -> (N, C, size, size) in [-1, 1].
     """
-    k = _downsamplings(size)
+    k = downsamplings(size)
     widths = [width * 2 ** i for i in range(k)]                                # [w, 2w, (4w)]
     s = size // 2 ** k
     layers = []
@@ -113,21 +98,6 @@ def ContextEncoder(channels=1, size=28, width=32, dtype=None):
         layers += [ConvTranspose2d(widths[i], c_out, 4, 2, 1, dtype=dtype)]
         layers += [BatchNorm2d(c_out, dtype=dtype), ReLU()] if i else [Tanh()]
     return dcgan_init(Sequential(*layers))
-
-
-def conv_critic(channels, size, width, out_features, dtype=None):
-    """k stride-2 4x4 convs (width, 2*width, ...; BatchNorm after all but the first,
-    LeakyReLU 0.2), Flatten, Linear. Shape: (N, C, size, size) -> (N, out_features)."""
-    k = _downsamplings(size)
-    layers, c_in = [], channels
-    for i in range(k):
-        c = width * 2 ** i
-        layers += [Conv2d(c_in, c, 4, 2, 1, dtype=dtype)]
-        layers += [BatchNorm2d(c, dtype=dtype)] if i else []
-        layers += [LeakyReLU(0.2)]
-        c_in = c
-    s = size // 2 ** k
-    return Sequential(*layers, Flatten(), Linear(c_in * s * s, out_features, dtype=dtype))
 
 
 def PatchDiscriminator(channels=1, size=28, width=32, dtype=None):
@@ -169,30 +139,6 @@ def CompletionNetwork(channels=1, size=28, width=16, dilations=(2, 4), dtype=Non
     layers += up(w4, w2) + block(w2, w2, 3)
     layers += [ConvTranspose2d(w2, channels, 4, 2, 1, dtype=dtype), Tanh()]
     return dcgan_init(Sequential(*layers))
-
-
-def crop_forward(x, top, left, patch):
-    """Per-sample crops: out[n] = x[n, :, top[n]:top[n]+patch, left[n]:left[n]+patch].
-
-    x: (N, C, H, W); top, left: (N,) integer arrays -> (N, C, patch, patch).
-    """
-    xp = get_array_module(x)
-    r = xp.arange(patch)
-    rows = (top[:, None] + r)[:, :, None]                                       # (N, P, 1)
-    cols = (left[:, None] + r)[:, None, :]                                      # (N, 1, P)
-    n = xp.arange(x.shape[0])[:, None, None]
-    out = x[n, :, rows, cols]                                                   # (N, P, P, C)
-    return xp.ascontiguousarray(out.transpose(0, 3, 1, 2)), (x.shape, n, rows, cols)
-
-
-def crop_backward(dout, cache):
-    """The crop's adjoint: dout pasted into zeros at the crop positions (one crop per sample,
-    so no position is written twice)."""
-    x_shape, n, rows, cols = cache
-    xp = get_array_module(dout)
-    dx = xp.zeros(x_shape, dtype=dout.dtype)
-    dx[n, :, rows, cols] = dout.transpose(0, 2, 3, 1)
-    return dx
 
 
 class GlobalLocalDiscriminator(Layer):
@@ -240,23 +186,3 @@ class GlobalLocalDiscriminator(Layer):
 def discriminate(D, x, mask):
     """D's logits for images ``x``; the mask is passed on to discriminators that use it."""
     return D.forward(x, mask) if isinstance(D, GlobalLocalDiscriminator) else D.forward(x)
-
-
-# ---- a DCGAN for 32x32 images ---------------------------------------------------------------
-def Generator32(z_dim=100, channels=3, width=64, dtype=None):
-    """z (N, z_dim) -> Linear -> (4w, 4, 4) -> three deconv4x4/2 (2w, w, C) -> Tanh:
-    (N, C, 32, 32) in [-1, 1]. BatchNorm + ReLU in between, DCGAN init."""
-    g = Sequential(
-        Linear(z_dim, 4 * width * 16, dtype=dtype), BatchNorm1d(4 * width * 16, dtype=dtype), ReLU(),
-        Unflatten(1, (4 * width, 4, 4)),
-        ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, dtype=dtype), BatchNorm2d(2 * width, dtype=dtype), ReLU(),
-        ConvTranspose2d(2 * width, width, 4, 2, 1, dtype=dtype), BatchNorm2d(width, dtype=dtype), ReLU(),
-        ConvTranspose2d(width, channels, 4, 2, 1, dtype=dtype), Tanh(),
-    )
-    return dcgan_init(g)
-
-
-def Discriminator32(channels=3, width=64, dtype=None):
-    """(N, C, 32, 32) -> three conv4x4/2 (w, 2w, 4w), LeakyReLU(0.2), BatchNorm after the
-    first -> Linear -> one logit (N, 1)."""
-    return PatchDiscriminator(channels, 32, width, dtype)

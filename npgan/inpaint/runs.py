@@ -20,11 +20,12 @@ import numpy as np
 
 from .. import backend
 from ..checkpoint import atomic_savez, read_npz
-from ..models import dcgan
+from ..functional import composite
+from ..models import dcgan, dcgan32
 from .blend import poisson_blend
 from .latent import LAMBDA, latent_generate
-from .models import (PREFILLS, CompletionNetwork, ContextEncoder, Discriminator32, Generator32,
-                     GlobalLocalDiscriminator, PatchDiscriminator, complete, composite)
+from .models import (PREFILLS, CompletionNetwork, ContextEncoder, GlobalLocalDiscriminator, PatchDiscriminator,
+                     complete)
 
 METHODS = ("context-encoder", "context-encoder-l2", "glcic", "latent")
 LABELS = {"context-encoder": "Context Encoder (L2 + adv)", "context-encoder-l2": "Context Encoder (L2 only)",
@@ -145,7 +146,7 @@ def build_models(cfg):
     if s == 28:
         return {"G": dcgan.Generator(cfg.z_dim, c, w), "D": dcgan.Discriminator(c, w)}
     if s == 32:
-        return {"G": Generator32(cfg.z_dim, c, w), "D": Discriminator32(c, w)}
+        return {"G": dcgan32.Generator(cfg.z_dim, c, w), "D": dcgan32.Discriminator(c, w)}
     raise ValueError(f"latent optimisation has DCGANs for 28x28 and 32x32 images, not {s}x{s}")
 
 

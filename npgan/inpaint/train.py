@@ -16,8 +16,6 @@ discriminator alone for T_D steps, then both jointly with w_rec = 1, w_adv = 0.0
 import csv
 import dataclasses
 import json
-import math
-import sys
 import time
 from pathlib import Path
 
@@ -25,16 +23,19 @@ import numpy as np
 
 from .. import backend, health
 from ..data import scale_images
-from ..functional import sigmoid_forward
-from ..losses import (bce_with_logits_backward, bce_with_logits_forward, gan_generator_loss_backward,
-                      gan_generator_loss_forward, masked_mse_backward, masked_mse_forward)
+from ..functional import composite
+from ..gan.loop import MetricsLog, fit_gan, train_loop
+from ..gan.objectives import NonSaturating
+from ..gan.sampling import fixed_noise
+from ..gan.step import discriminator_step, generator_loss, require_finite, sigmoid_mean
+from ..losses import masked_mse_backward, masked_mse_forward
 from ..optim import Adadelta, Adam
-from ..sample import fixed_noise
-from ..train import NonFiniteError
 from .masks import make_masks
-from .models import complete, composite, discriminate
+from .models import complete, discriminate
 from .plots import plot_losses, save_panel, show_masked
 from .runs import build_models, load_gan_checkpoint, save_run
+
+OBJECTIVE = NonSaturating()         # the papers' adversarial loss: BCE on D's logits
 
 
 # ---- the losses, forward and backward -------------------------------------------------------
@@ -46,42 +47,27 @@ def completion_loss(pred, x, mask, D=None, rec_weight=1.0, adv_weight=0.0, backw
     Args:
         pred: (N, C, H, W) the network's output; x: ground truth; mask: (N, 1, H, W), 1 = hole.
         D: discriminator (Sequential or GlobalLocalDiscriminator); None or adv_weight 0 drops
-            the adversarial term. Its backward adds into D's parameter gradients, which the
-            caller zeroes before D's own update.
+            the adversarial term. D is frozen: its parameter gradients are not computed.
     Returns:
         (loss 0-d, {'rec': 0-d, 'adv': 0-d or None}, dpred (N, C, H, W) or None)
     """
     rec, rec_cache = masked_mse_forward(pred, x, mask)
-    loss, adv, adv_cache = rec_weight * rec, None, None
-    use_adv = D is not None and adv_weight > 0
-    if use_adv:
-        logits = discriminate(D, composite(pred, x, mask), mask)                  # (N, 1)
-        adv, adv_cache = gan_generator_loss_forward(logits)
-        loss = loss + adv_weight * adv
-    dpred = None
-    if backward:
-        dpred = masked_mse_backward(rec_weight, rec_cache)
-        if use_adv:
-            dfake = D.backward(gan_generator_loss_backward(adv_weight, adv_cache))
+    loss, adv = rec_weight * rec, None
+    dpred = masked_mse_backward(rec_weight, rec_cache) if backward else None
+    if D is not None and adv_weight > 0:
+        fake = composite(pred, x, mask)
+        if backward:
+            adv, dfake = generator_loss(D, OBJECTIVE, fake, critic(D, mask), weight=adv_weight)
             dpred = dpred + dfake * mask                                          # d composite / d pred = m
+        else:
+            adv = OBJECTIVE.generator(discriminate(D, fake, mask))[0]
+        loss = loss + adv_weight * adv
     return loss, {"rec": rec, "adv": adv}, dpred
 
 
-def discriminator_loss(D, real, fake, mask=None, backward=True):
-    """BCE(D(real), 1) + BCE(D(fake), 0); real and fake pass through D separately (BatchNorm
-    statistics are never mixed). With ``backward`` D's parameter gradients are accumulated.
-
-    Returns (loss 0-d, mean sigmoid(D(real)), mean sigmoid(D(fake))) as device scalars.
-    """
-    total, probs = 0.0, []
-    for images, target in ((real, 1.0), (fake, 0.0)):
-        logits = discriminate(D, images, mask)
-        loss, cache = bce_with_logits_forward(logits, target)
-        if backward:
-            D.backward(bce_with_logits_backward(1.0, cache))
-        total = total + loss
-        probs.append(sigmoid_forward(logits)[0].mean())
-    return total, probs[0], probs[1]
+def critic(D, mask):
+    """D as the GAN step calls it: images -> logits (a global+local D also reads the mask)."""
+    return lambda images: discriminate(D, images, mask)
 
 
 def make_optimizer(name, params, lr):
@@ -124,42 +110,11 @@ def schedule(cfg):
     return ["C"] * cfg.steps
 
 
-def _run_steps(n, one_step, desc, progress, log_every, shown, watch=None):
-    """Call ``one_step(step)`` (returns a record: step, phase and losses as device scalars) for
-    step = 0 .. n-1 under a progress bar. Every ``log_every`` steps and at the last one the
-    record is read back (one device sync), kept, and checked: a NaN or Inf raises
-    NonFiniteError, and ``watch(history)`` (if given) looks at the history so far. A Ctrl-C
-    stops the loop at the step it arrived in.
-
-    Returns (history, (done, n)): the kept records, and how many of the n steps ran (fewer
-    than n when a Ctrl-C stopped the loop)."""
-    bar = range(n)
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(bar, desc=desc, dynamic_ncols=True)
-    history, step = [], 0
-    try:
-        for step in bar:
-            record = one_step(step)
-            if step % log_every == 0 or step == n - 1:
-                record = {k: (float(v) if hasattr(v, "dtype") else v) for k, v in record.items()}
-                _require_finite(record)
-                history.append(record)
-                if watch is not None:
-                    watch(history)
-                if progress:
-                    bar.set_postfix({k: f"{record[k]:.4f}" for k in shown if record.get(k) is not None})
-                elif step % (10 * log_every) == 0:
-                    print(_log_line(record, n), flush=True)
-    except KeyboardInterrupt:
-        return history, (step, n)
-    return history, (n, n)
-
-
 def train_completion(cfg, data, progress=True, log_every=25):
     """Train a Context Encoder (with or without D) or a GLCIC.
 
-    Returns (history, (done, n)) as :func:`_run_steps`, the config and the networks (eval mode)."""
+    Returns (history, (done, n)): the log records and how many of the n steps ran (fewer after
+    a Ctrl-C), then the config and the networks (eval mode)."""
     backend.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     models = build_models(cfg)
@@ -169,40 +124,45 @@ def train_completion(cfg, data, progress=True, log_every=25):
     fill = backend.to_device(np.asarray(cfg.fill, np.float32))
     rec_weight = 1 - cfg.adv_weight if cfg.method.startswith("context-encoder") else 1.0
     phases = schedule(cfg)
+    log = MetricsLog()
 
-    def one_step(step):
-        phase = phases[step]
+    def one_step(step, check):
+        phase = phases[step - 1]
         x, m = sample_batch(data.train, cfg, rng)
         pred = complete(net, x, m, cfg.prefill, fill)                           # (B, C, H, W)
-        record = {"step": step, "phase": phase}
+        stats = {}
         if phase in ("D", "joint"):
-            D.zero_grad()
-            d_loss, p_real, p_fake = discriminator_loss(D, x, composite(pred, x, m), m)
-            opt_D.step()
-            record.update(d_loss=d_loss, D_real=p_real, D_fake=p_fake)
+            loss_D, real_logits, fake_logits = discriminator_step(D, opt_D, OBJECTIVE, x, composite(pred, x, m),
+                                                                  critic(D, m), check)
+            stats.update(loss_D=loss_D, D_x=sigmoid_mean(real_logits), D_G_z=sigmoid_mean(fake_logits))
         if phase in ("C", "joint"):
             adv_weight = cfg.adv_weight if phase == "joint" else 0.0
             loss, parts, dpred = completion_loss(pred, x, m, D, rec_weight, adv_weight)
             net.zero_grad()
             net.backward(dpred)
+            if check:
+                require_finite("net", loss, net)
             opt_G.step()
-            record.update(rec=parts["rec"], adv=parts["adv"])
-        return record
+            stats.update(rec=parts["rec"], adv=parts["adv"])
+        return stats
 
-    history, progress_made = _run_steps(len(phases), one_step, f"{cfg.method} on {cfg.dataset}", progress,
-                                        log_every, ("rec", "d_loss"))
+    def add_phase(record):
+        record["phase"] = phases[record["step"] - 1]
+
+    done = train_loop(one_step, len(phases), log, log_every=log_every, on_log=add_phase, describe=_describe,
+                      progress=progress, print_every=10, desc=f"{cfg.method} on {cfg.dataset}")
     net.eval()
     if D is not None:
         D.eval()
-    return history, progress_made, cfg, models
+    return log.history, (done, len(phases)), cfg, models
 
 
 def train_dcgan(cfg, data, progress=True, log_every=25):
-    """Train the DCGAN that latent-optimisation inpainting searches (or load ``cfg.gan_checkpoint``).
+    """Train the DCGAN that latent-optimisation inpainting searches (or load ``cfg.gan_checkpoint``):
+    ``npgan.gan``'s recipe (non-saturating loss, Adam) on random training images.
 
-    The plain DCGAN step: D on real then fake (BCE), then G with the non-saturating loss.
-    Returns (history, (done, n)) as :func:`_run_steps`, the config (z size and width read from a
-    loaded checkpoint) and the networks {'G', 'D'} (eval mode).
+    Returns (history, (done, n)) as :func:`train_completion`, the config (z size and width read
+    from a loaded checkpoint) and the networks {'G', 'D'} (eval mode).
     """
     backend.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -218,35 +178,18 @@ def train_dcgan(cfg, data, progress=True, log_every=25):
     opt_G = make_optimizer("adam", G.parameters(), cfg.lr_g)
     opt_D = make_optimizer("adam", D.parameters(), cfg.lr_d)
 
-    def one_step(step):
-        idx = rng.integers(0, len(data.train), cfg.batch_size)
-        real = backend.to_device(scale_images(data.train[idx]))
-        z = backend.rng().standard_normal((cfg.batch_size, cfg.z_dim), dtype=np.float32)
-        fake = G.forward(z)
-        D.zero_grad()
-        d_loss, p_real, p_fake = discriminator_loss(D, real, fake)
-        opt_D.step()
-        g_loss, cache = gan_generator_loss_forward(D.forward(fake))
-        G.zero_grad()
-        G.backward(D.backward(gan_generator_loss_backward(1.0, cache)))
-        opt_G.step()
-        return {"step": step, "phase": "joint", "loss_G": g_loss, "d_loss": d_loss, "D_real": p_real,
-                "D_fake": p_fake}
+    def next_real():
+        return backend.to_device(scale_images(data.train[rng.integers(0, len(data.train), cfg.batch_size)]))
 
-    z_fixed = backend.to_device(fixed_noise(100, cfg.z_dim, [cfg.seed, 1]))
-    real_spread = health.spread(scale_images(data.train[:1000]))
-
-    def watch(history):
-        """npgan.health's checks on the DCGAN, as ``python -m npgan.train`` runs them."""
-        as_logged = [{"D_x": r["D_real"], "D_G_z": r["D_fake"], "loss_G": r["loss_G"]}
-                     for r in history[-health.WIN_LOG_POINTS:]]
-        found = health.check(as_logged, G, z_fixed, real_spread, history[-1]["step"])
-        health.report(history[-1], history[-2] if len(history) > 1 else None, found, _warn)
-
-    history, progress_made = _run_steps(steps, one_step, f"DCGAN on {cfg.dataset}", progress, log_every,
-                                        ("d_loss", "loss_G"), watch)
+    log = MetricsLog()
+    done = fit_gan(G, D, opt_G, opt_D, OBJECTIVE, next_real, steps, log, z_dim=cfg.z_dim, batch_size=cfg.batch_size,
+                   z_fixed=backend.to_device(fixed_noise(100, cfg.z_dim, [cfg.seed, 1])),
+                   real_spread=health.spread(scale_images(data.train[:1000])), log_every=log_every,
+                   progress=progress, print_every=10, desc=f"DCGAN on {cfg.dataset}")
+    for record in log.history:
+        record["phase"] = "joint"
     G.eval(), D.eval()
-    return history, progress_made, cfg, models
+    return log.history, (done, steps), cfg, models
 
 
 def trained_config(cfg, done):
@@ -263,21 +206,9 @@ def trained_config(cfg, done):
     return dataclasses.replace(cfg, steps=done)
 
 
-def _warn(line):
-    from tqdm import tqdm
-    tqdm.write(line, file=sys.stderr)
-
-
-def _require_finite(record):
-    """Stop a diverged run before anything is saved: NonFiniteError naming the step, phase and loss."""
-    bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
-    if bad:
-        raise NonFiniteError(f"{', '.join(bad)} (phase {record['phase']})", record["step"])
-
-
-def _log_line(record, total):
-    parts = [f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float)]
-    return f"step {record['step']}/{total} [{record['phase']}] " + ", ".join(parts)
+def _describe(record):
+    parts = [f"{k} {v:.4f}" for k, v in record.items() if k != "step" and isinstance(v, float)]
+    return f"[{record['phase']}] " + ", ".join(parts)
 
 
 # what eval and an earlier training left in a run directory that a new training invalidates
@@ -288,7 +219,7 @@ def train(cfg, data, run_dir, progress=True):
     """Train ``cfg.method`` on ``data``; write checkpoint, config, losses and the sample panel.
 
     Losses are checked at every log point (every 25 steps); a NaN or Inf raises
-    :class:`~npgan.train.NonFiniteError` before anything is written, so an earlier run in
+    :class:`~npgan.errors.NonFiniteError` before anything is written, so an earlier run in
     ``run_dir`` is left as it was. A Ctrl-C stops training: the networks trained so far are
     saved as a complete run directory, then KeyboardInterrupt is raised again.
     Returns the loss history."""
@@ -317,7 +248,7 @@ def train(cfg, data, run_dir, progress=True):
 
 
 def write_history(history, path):
-    keys = ["step", "phase", "rec", "adv", "d_loss", "loss_G", "D_real", "D_fake"]
+    keys = ["step", "phase", "rec", "adv", "loss_D", "loss_G", "D_x", "D_G_z"]
     keys = [k for k in keys if any(k in r for r in history)]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")

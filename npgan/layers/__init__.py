@@ -1,6 +1,6 @@
 """Layers with hand-written forward and backward passes, PyTorch's names and defaults."""
 from .activation import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
-from .base import Layer, Parameter, Sequential
+from .base import Layer, Parameter, Sequential, frozen, no_input_grad
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .channelwise import ChannelwiseLinear
 from .conv import Conv2d, ConvTranspose2d
@@ -9,6 +9,6 @@ from .linear import Linear
 from .pooling import AvgPool2d, MaxPool2d
 from .shape import Flatten, Reshape, Unflatten, Upsample
 
-__all__ = ["Layer", "Parameter", "Sequential", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
+__all__ = ["Layer", "Parameter", "Sequential", "frozen", "no_input_grad", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
            "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Flatten", "Unflatten", "Reshape", "Upsample",
            "AvgPool2d", "MaxPool2d", "Dropout", "ChannelwiseLinear"]

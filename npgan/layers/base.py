@@ -5,9 +5,10 @@
   gradients of D(real) and D(fake) in one step sum) and never writes into ``dout``.
 - ``state_dict()`` holds host (NumPy) arrays under PyTorch-style dotted names.
 - Gradients nobody reads are skipped on request, as in PyTorch: ``model.requires_grad_(False)``
-  stops a model's layers adding parameter gradients (a discriminator during the generator's
-  update), and ``model.needs_input_grad = False`` lets its ``backward`` skip ``dx`` and return
-  None (a model fed with data or noise).
+  (or ``with frozen(model):``) stops a model's layers adding parameter gradients (a
+  discriminator during the generator's update), and ``model.needs_input_grad = False`` (or
+  ``with no_input_grad(model):``) lets its ``backward`` skip ``dx`` and return None (a model
+  fed with data or noise).
 
 The base class checks the contract for every layer: ``backward`` before any ``forward``, or a
 ``dout`` whose shape differs from the last output's, raises naming the layer (a wrong-shaped
@@ -15,6 +16,7 @@ The base class checks the contract for every layer: ``backward`` before any ``fo
 A layer keeps one cache, so one layer object may appear only once in a model; sharing a
 ``Parameter`` between layers ties weights (its gradient sums both uses, and it is listed once).
 """
+import contextlib
 import functools
 import numbers
 from collections import OrderedDict
@@ -276,6 +278,33 @@ class Sequential(Layer):
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
         return dout if self._needs_input_grad else None
+
+
+@contextlib.contextmanager
+def frozen(model):
+    """Within the block, ``model``'s backward adds no parameter gradients (it still returns dx);
+    each parameter's ``requires_grad`` is restored afterwards. PyTorch users write
+    ``D.requires_grad_(False)`` for the same thing during a generator's update."""
+    params = model.parameters()
+    before = [p.requires_grad for p in params]
+    model.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(params, before):
+            p.requires_grad = flag
+
+
+@contextlib.contextmanager
+def no_input_grad(model):
+    """Within the block, ``model.backward`` may skip the gradient of its input and return None
+    (a model fed with data or noise); the previous ``needs_input_grad`` is restored afterwards."""
+    before = model.needs_input_grad
+    model.needs_input_grad = False
+    try:
+        yield model
+    finally:
+        model.needs_input_grad = before
 
 
 def check_input(layer, x, ndim, channels=None, channel_axis=1, min_spatial=None):

@@ -1,0 +1,40 @@
+"""The networks, and the registry that builds a training run's models by name.
+
+- :mod:`~npgan.models.dcgan`: DCGAN-MNIST-28, the reference architecture;
+- :mod:`~npgan.models.mlp_gan`: the fully connected GAN of Goodfellow et al.;
+- :mod:`~npgan.models.dcgan32`: a DCGAN for 32x32 images and the strided conv critic it uses;
+- :mod:`~npgan.models.classifier`: the digit classifier behind the evaluation scores.
+The inpainting networks are in :mod:`npgan.inpaint.models`.
+"""
+from pathlib import Path
+
+from ..checkpoint import load_generator_state
+from . import dcgan, mlp_gan
+
+MODELS = {"dcgan": dcgan, "mlp": mlp_gan}
+
+
+def build_models(name):
+    """``(G, D)`` of the named architecture (``'dcgan'`` or ``'mlp'``), freshly initialised
+    from the backend's random generator."""
+    module = MODELS[name]
+    return module.Generator(), module.Discriminator()
+
+
+def load_generator(run_dir):
+    """The generator of ``run_dir/checkpoint.npz``, the run's configuration and the step the
+    checkpoint was saved at (below ``config['steps']`` for an interrupted run).
+
+    Raises FileNotFoundError or ValueError (a damaged or foreign checkpoint) naming the file."""
+    path = Path(run_dir) / "checkpoint.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a training run directory?")
+    state, config, step = load_generator_state(path)
+    if config.get("model") not in MODELS:
+        raise ValueError(f"{path}: unknown model {config.get('model')!r} (expected one of {', '.join(MODELS)})")
+    G = MODELS[config["model"]].Generator()
+    try:
+        G.load_state_dict(state)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{path}: the stored generator is not a {config['model']} generator ({err})") from None
+    return G.eval(), config, step

@@ -1,0 +1,37 @@
+"""Command-line pieces the applications share (``python -m npgan.sample`` and ``npgan.evaluate``
+read a training run the same way). Applications import this, never each other."""
+import argparse
+from pathlib import Path
+
+from . import backend
+from .models import load_generator
+
+
+def run_parser(prog, description, n_default, n_min):
+    """The arguments every command reading a training run shares: the run, ``--n``, ``--seed``
+    and ``--backend``; ``parse_run_args`` checks them."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("run", help="a run directory written by `python -m npgan.train`")
+    parser.add_argument("--n", type=int, default=n_default, help=f"number of images (default {n_default})")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
+                        help="array backend (default: $NPGAN_BACKEND or numpy)")
+    parser.set_defaults(n_min=n_min)
+    return parser
+
+
+def parse_run_args(parser, argv=None):
+    """Parse, then load the run's generator. Exits 2 with a clear message for a too-small --n,
+    an unavailable backend, or a missing, damaged or foreign checkpoint.
+
+    Returns (args, G, config, step) as :func:`npgan.models.load_generator`."""
+    args = parser.parse_args(argv)
+    if args.n < args.n_min:
+        parser.error(f"--n must be at least {args.n_min}, got {args.n}")
+    if not (Path(args.run) / "checkpoint.npz").is_file():
+        parser.error(f"no checkpoint.npz in {args.run}: is it a training run directory?")
+    backend.use_from_cli(args.backend, parser)
+    try:
+        return (args,) + load_generator(args.run)
+    except ValueError as err:
+        parser.error(str(err))

@@ -1,0 +1,17 @@
+"""The GAN recipe, written once: objectives, the training step, the training loop, samples.
+
+- :mod:`~npgan.gan.objectives`: what D and G minimise (non-saturating, LSGAN; a new one is a short class);
+- :mod:`~npgan.gan.step`: one D update then one G update, and the NaN guard;
+- :mod:`~npgan.gan.loop`: the loop every trainer runs (logging, health checks, samples,
+  checkpoints, Ctrl-C) and ``fit_gan``, the recipe on top of it;
+- :mod:`~npgan.gan.run`: a ``python -m npgan.train`` run and its directory;
+- :mod:`~npgan.gan.sampling`: fixed noise and samples from a generator.
+"""
+from .loop import MetricsLog, fit_gan, train_loop
+from .objectives import OBJECTIVES, LeastSquares, NonSaturating, Objective, get_objective
+from .sampling import fixed_noise, generate
+from .step import discriminator_loss, discriminator_step, gan_step, generator_loss
+
+__all__ = ["Objective", "NonSaturating", "LeastSquares", "OBJECTIVES", "get_objective", "gan_step",
+           "discriminator_loss", "discriminator_step", "generator_loss", "train_loop", "fit_gan", "MetricsLog",
+           "fixed_noise", "generate"]

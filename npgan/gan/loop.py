@@ -1,0 +1,192 @@
+"""The training loop every npgan trainer runs, and the GAN recipe on top of it.
+
+    for step in start_step+1 .. steps:
+        stats = one_step(step, check)          # dict of 0-d device arrays; check: the NaN guard
+        every log_every steps: the means since the last log point, read from the device once,
+            become a record (metrics.jsonl / the history) and ``on_log`` sees it (health checks)
+        every k steps of ``every``: its action (sample grids)
+        every save_every steps, at the end and on Ctrl-C: ``save(step)`` (a checkpoint)
+
+**NaN guard.** ``one_step`` tests the losses and gradients before each update when ``check``
+is true: at every step on NumPy (cheap there), only at log and save steps on a GPU (each
+test waits for the device). A failure stops the loop with :class:`~npgan.errors.NonFiniteError`
+naming the step; nothing is saved after it, so the last checkpoint is a good state.
+
+**Ctrl-C.** The first one finishes the current step, saves and returns; a second one raises
+KeyboardInterrupt at once.
+"""
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import backend, health
+from ..errors import NonFiniteError
+from .step import gan_step
+
+
+class MetricsLog:
+    """Sums each step's statistics on the device; ``summarise`` reads their means once (one
+    device synchronisation) as a record, ``append`` keeps it (and writes it as a line of
+    ``path``, a metrics.jsonl, when given).
+
+    A statistic a step does not report (None or absent) is averaged over the steps that did.
+    ``history`` starts with the records of ``path`` up to ``start_step`` (a resumed run).
+    """
+
+    def __init__(self, path=None, start_step=0, batch_size=None):
+        self.path, self.batch_size = (Path(path) if path else None), batch_size
+        self.history = read_history(self.path, start_step) if self.path else []
+        if self.path:
+            with open(self.path, "w") as f:                 # keep only lines up to the checkpoint
+                f.writelines(json.dumps(r) + "\n" for r in self.history)
+        self._reset(time.perf_counter())
+
+    def _reset(self, now):
+        self.totals, self.counts, self.steps, self.since = {}, {}, 0, now
+
+    def add(self, stats):
+        for key, value in stats.items():
+            if value is None:
+                continue
+            self.totals[key] = value if key not in self.totals else self.totals[key] + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+        self.steps += 1
+
+    def summarise(self, step):
+        """The means of the statistics added since the last record, as a new record."""
+        keys = list(self.totals)
+        sums = backend.asnumpy(backend.xp().stack([self.totals[k] for k in keys])) if keys else []
+        now = time.perf_counter()
+        record = {"step": step, **{k: round(float(total / self.counts[k]), 5) for k, total in zip(keys, sums)}}
+        if self.batch_size:
+            record["img_per_s"] = round(self.steps * self.batch_size / (now - self.since), 1)
+        self._reset(now)
+        return record
+
+    def append(self, record):
+        self.history.append(record)
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def read_history(path, up_to_step):
+    """The records of a ``metrics.jsonl`` with step <= ``up_to_step`` (none for a new run)."""
+    if up_to_step == 0 or path is None or not Path(path).is_file():
+        return []
+    records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [r for r in records if r["step"] <= up_to_step]
+
+
+class DeferredInterrupt:
+    """While active, the first Ctrl-C only sets ``requested`` (the loop finishes its step,
+    saves and stops); a second Ctrl-C raises KeyboardInterrupt at once."""
+
+    def __enter__(self):
+        self.requested = False
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def warn(line):
+    """Print a line to stderr without breaking a progress bar."""
+    tqdm.write(line, file=sys.stderr)
+
+
+def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None, describe=None, every=(),
+               save=None, save_every=None, progress=True, print_every=1, desc=None):
+    """Run ``one_step(step, check)`` for step = start_step + 1 .. steps (see the module docstring).
+
+    Args:
+        one_step: trains one step; returns its statistics {name: 0-d device array or None}.
+        log: a :class:`MetricsLog`; on_log(record): called at every log point before the
+            record is kept (it may add keys, e.g. health findings).
+        describe(record) -> str: the progress bar's text; without a bar (``progress`` False) it is
+            printed as ``step N: ...`` every ``print_every`` log points.
+        every: (period, action(step)) pairs, run every ``period`` steps and at the last one.
+        save(step): called every ``save_every`` steps, at the last one and on Ctrl-C.
+    Returns:
+        the last completed step (below ``steps`` after Ctrl-C).
+    """
+    check_every_step = backend.name() == "numpy"
+    bar = tqdm(total=steps, initial=start_step, unit="step", disable=not progress, dynamic_ncols=True, desc=desc)
+    step = start_step
+    with DeferredInterrupt() as interrupt:
+        for step in range(start_step + 1, steps + 1):
+            last = step == steps
+            is_log = step % log_every == 0 or last
+            is_save = save is not None and (step % save_every == 0 or last or interrupt.requested)
+            try:
+                stats = one_step(step, check_every_step or is_log or is_save)
+            except NonFiniteError as err:
+                raise NonFiniteError(err.where, step) from None
+            log.add(stats)
+            bar.update(1)
+            if is_log:
+                record = log.summarise(step)
+                if on_log is not None:
+                    on_log(record)
+                log.append(record)
+                if describe is not None:
+                    bar.set_postfix_str(describe(record), refresh=False)
+                    if not progress and (len(log.history) % print_every == 0 or last):
+                        print(f"step {step}: {describe(record)}", flush=True)
+            for period, action in every:
+                if step % period == 0 or last:
+                    action(step)
+            if save is not None and (is_save or interrupt.requested):
+                save(step)
+            if interrupt.requested:
+                break
+    bar.close()
+    return step
+
+
+def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batch_size, z_fixed, real_spread,
+            start_step=0, on_log=None, **loop_options):
+    """The GAN recipe: ``gan_step`` on ``next_real()`` and fresh noise at every step, with
+    npgan.health's checks at every log point. Returns the last completed step.
+
+    Args:
+        next_real: returns the next real batch on the device, (batch_size, C, H, W) in [-1, 1].
+        z_fixed, real_spread: the health checks' fixed noise (device) and real images' spread.
+        on_log(record): called after the health checks (e.g. TensorBoard).
+        loop_options: passed to :func:`train_loop` (log_every, every, save, save_every, progress, desc).
+    """
+    def one_step(step, check):
+        real = next_real()
+        z = backend.rng().standard_normal((batch_size, z_dim), dtype=np.float32)
+        return gan_step(G, D, opt_G, opt_D, objective, real, z, check)
+
+    def log_health(record):
+        findings = health.check(log.history + [record], G, z_fixed, real_spread, record["step"])
+        health.report(record, log.history[-1] if log.history else None, findings, warn)
+        if on_log is not None:
+            on_log(record)
+
+    return train_loop(one_step, steps, log, start_step=start_step, on_log=log_health, describe=describe_gan,
+                      **loop_options)
+
+
+def describe_gan(record):
+    """``loss_D 1.234  loss_G 0.987  D(x) 0.612  D(G(z)) 0.401  690 img/s``."""
+    text = (f"loss_D {record['loss_D']:.3f}  loss_G {record['loss_G']:.3f}  D(x) {record['D_x']:.3f}  "
+            f"D(G(z)) {record['D_G_z']:.3f}")
+    return text + (f"  {record['img_per_s']:.0f} img/s" if "img_per_s" in record else "")

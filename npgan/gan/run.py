@@ -1,0 +1,174 @@
+"""A GAN training run and its directory: what ``python -m npgan.train`` does between parsing
+its arguments and printing the result.
+
+    config.json       the run's settings
+    metrics.jsonl     one JSON line per log point: the means of losses, D(x), D(G(z)) since the
+                      line before, img/s, and the names of any training-health findings
+    samples/step_NNNNNN.png   the same 100 noise vectors through G (eval mode) every
+                      sample_every steps; samples.png: the final grid
+    losses.png        losses, D(x) and D(G(z)) against the step
+    progress.gif      the sample grids as an animation
+    checkpoint.npz    G, D, both optimizer states, the RNG state, the step and the config
+                      (every checkpoint_every steps, at the end and on Ctrl-C; never with NaN/Inf)
+    tensorboard/      optionally: the scalars, the sample grids and the final scores
+
+**Determinism.** Every random draw comes from a generator whose state is saved or that is a
+function of the seed and the step: the real batches of epoch e are a permutation drawn from
+``default_rng([seed, 2, e])``, the fixed sample noise from ``default_rng([seed, 1])``, and the
+training noise from npgan's backend generator, whose state is in the checkpoint. On the CPU a
+run stopped at any point (even by SIGKILL) and resumed ends with weights identical bit for bit
+to an uninterrupted run.
+"""
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .. import backend, health
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data import batches_per_epoch, iterate_minibatches, scale_images
+from ..models import build_models
+from ..optim import Adam
+from .loop import MetricsLog, fit_gan
+from .objectives import get_objective
+from .sampling import fixed_noise
+
+N_FIXED = 100                     # images in each sample grid (10 x 10)
+OUTPUT_FILES = ("config.json", "checkpoint.npz", "metrics.jsonl", "metrics.json", "losses.png", "samples.png",
+                "progress.gif")
+OUTPUT_DIRS = ("samples", "tensorboard")
+LOGGED = ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s")
+
+
+def real_batches(images, batch_size, seed, start_step=0):
+    """Endless real minibatches (uint8), starting with the batch of step ``start_step + 1``.
+
+    Epoch e is shuffled by ``default_rng([seed, 2, e])``, so the batch of every step depends
+    only on the seed and the step number: a resumed run sees the same data.
+    """
+    epoch, skip = divmod(start_step, batches_per_epoch(len(images), batch_size))
+    while True:
+        shuffle = np.random.default_rng([seed, 2, epoch])
+        for i, batch in enumerate(iterate_minibatches(images, batch_size, shuffle)):
+            if i >= skip:
+                yield batch
+        epoch, skip = epoch + 1, 0
+
+
+def build_training(config, ckpt=None, build=build_models):
+    """G, D and their Adam optimizers for ``config`` (model, lr, beta1, beta2), initialised from
+    ``config['seed']``, then loaded from ``ckpt`` (a ``load_checkpoint`` dict) when resuming.
+    ``build(name) -> (G, D)`` makes the networks."""
+    backend.seed(config["seed"])
+    G, D = build(config["model"])
+    betas = (config["beta1"], config["beta2"])
+    opt_G = Adam(G.parameters(), lr=config["lr"], betas=betas)
+    opt_D = Adam(D.parameters(), lr=config["lr"], betas=betas)
+    if ckpt:
+        G.load_state_dict(ckpt["G"])
+        D.load_state_dict(ckpt["D"])
+        opt_G.load_state_dict(ckpt["opt_G"])
+        opt_D.load_state_dict(ckpt["opt_D"])
+        backend.set_rng_state(ckpt["rng"])
+    return G, D, opt_G, opt_D
+
+
+def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, writer=None):
+    """Train from ``start_step`` to ``config['steps']`` with the run's objective (``config['loss']``),
+    writing the run directory ``config['out']`` as the module docstring says. Returns the last
+    completed step (smaller than ``config['steps']`` after Ctrl-C); raises NonFiniteError."""
+    out, steps, batch_size = Path(config["out"]), config["steps"], config["batch_size"]
+    batches = real_batches(dataset.train_images, batch_size, config["seed"], start_step)
+    z_fixed = backend.to_device(fixed_noise(N_FIXED, config["z_dim"], [config["seed"], 1]))
+    log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
+    if start_step == 0:
+        save_samples(G, z_fixed, out, 0, writer)
+        # The initial weights are a good state: a run that diverges or is killed before its
+        # first periodic checkpoint can still be resumed or inspected.
+        save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, 0, config)
+
+    def to_tensorboard(record):
+        if writer is not None:
+            for key in LOGGED:
+                writer.add_scalar(f"train/{key}", record[key], record["step"])
+
+    return fit_gan(
+        G, D, opt_G, opt_D, get_objective(config.get("loss", "ns")),
+        lambda: backend.to_device(scale_images(next(batches))[:, None]),              # (B, 1, 28, 28) in [-1, 1]
+        steps, log, z_dim=config["z_dim"], batch_size=batch_size, z_fixed=z_fixed,
+        real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step,
+        on_log=to_tensorboard, log_every=config["log_every"],
+        every=[(config["sample_every"], lambda step: save_samples(G, z_fixed, out, step, writer))],
+        save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config),
+        save_every=config["checkpoint_every"], progress=progress)
+
+
+def save_samples(G, z_fixed, out, step, writer=None):
+    """The fixed-noise grid under G.eval() (BatchNorm uses its running statistics), then
+    G.train() again; written to samples/step_NNNNNN.png and TensorBoard."""
+    from ..viz import save_grid
+    G.eval()
+    images = backend.asnumpy(G.forward(z_fixed))[:, 0]                      # (100, 28, 28)
+    G.train()
+    grid = save_grid(images, Path(out) / "samples" / f"step_{step:06d}.png", nrow=10)
+    if writer is not None:
+        writer.add_image("samples", grid[None], step, dataformats="CHW")
+    return images
+
+
+def save_run(path, G, D, opt_G, opt_D, step, config):
+    """checkpoint.npz, written atomically (see ``npgan.checkpoint``)."""
+    save_checkpoint(path, G=G, D=D, opt_G=opt_G, opt_D=opt_D, step=step, config=config,
+                    rng_state=backend.get_rng_state())
+
+
+def saved_step(out):
+    """The step of the checkpoint in ``out`` (a run writes one at step 0)."""
+    return load_checkpoint(Path(out) / "checkpoint.npz")["step"]
+
+
+def delete_outputs(out):
+    """Remove what a previous run wrote (only npgan's own files, never the whole folder)."""
+    out = Path(out)
+    for name in OUTPUT_FILES:
+        if (out / name).is_file():
+            (out / name).unlink()
+    for name in OUTPUT_DIRS:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+
+
+def open_tensorboard(out, start_step):
+    """A tensorboardX SummaryWriter in ``out/tensorboard`` (events after ``start_step`` replaced)."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise SystemExit("error: --tensorboard needs tensorboardX (pip install 'npgan[tensorboard]')")
+    return SummaryWriter(str(Path(out) / "tensorboard"), purge_step=start_step or None)
+
+
+def write_final_outputs(out, history, title):
+    """samples.png (the last grid, twice the size), losses.png and progress.gif."""
+    from PIL import Image
+
+    from ..viz import plot_history, save_gif
+    out = Path(out)
+    frames = sorted((out / "samples").glob("step_*.png"))
+    if frames:
+        with Image.open(frames[-1]) as last:
+            last.resize((last.width * 2, last.height * 2), Image.NEAREST).save(out / "samples.png")
+        save_gif(frames, out / "progress.gif")
+    if history:
+        plot_history(history, out / "losses.png", title=title)
+
+
+def health_summary(history):
+    """One line: the health findings of the run (``npgan.health``) and the steps they were seen at."""
+    seen = {}
+    for record in history:
+        for name in record.get("health", ()):
+            seen.setdefault(name, []).append(record["step"])
+    if not seen:
+        return "health: no warnings (discriminator never won, no collapse, no dead units)"
+    return "health: " + "; ".join(f"{name} at steps {steps[0]}-{steps[-1]} ({len(steps)} log points)"
+                                  for name, steps in seen.items()) + " (see the warnings above and metrics.jsonl)"

@@ -1,0 +1,24 @@
+"""Noise and samples: the codes a run's sample grids use and images drawn from a generator."""
+import numpy as np
+
+from .. import backend
+
+
+def fixed_noise(n, z_dim, seed):
+    """``n`` standard-normal codes (n, z_dim) float32, drawn on the host from ``seed`` so they
+    are the same on every backend and after a resume."""
+    return np.random.default_rng(seed).standard_normal((n, z_dim)).astype(np.float32)
+
+
+def generate(G, n, z_dim=100, seed=0, batch_size=500):
+    """``n`` images from ``G`` in eval mode: host float32 (n, 28, 28) in [-1, 1] (one channel
+    squeezed). G's training mode is restored afterwards."""
+    was_training = G.training
+    G.eval()
+    z = fixed_noise(n, z_dim, seed)
+    images = []
+    for start in range(0, n, batch_size):
+        fake = G.forward(backend.to_device(z[start:start + batch_size]))       # (b, 1, 28, 28)
+        images.append(backend.asnumpy(fake)[:, 0])
+    G.train(was_training)
+    return np.concatenate(images).astype(np.float32, copy=False)

@@ -1,0 +1,142 @@
+"""One GAN training step: a discriminator update, then a generator update, for any objective.
+
+    fake = G(z)
+    (1) D step: minimise  L_D = objective.discriminator_real(D(x)) + objective.discriminator_fake(D(fake))
+        D's parameter gradients only: the images need no gradient, G is not updated.
+    (2) G step: minimise  L_G = objective.generator(D(fake))  through the updated D, reusing fake;
+        D is frozen (its parameter gradients would be zeroed unread), dL_G/dfake flows into G.
+
+D runs on the real and the fake batch separately and each pass is backpropagated before the
+next one runs: a layer keeps the cache of its last forward, and BatchNorm's statistics are
+never mixed across the two batches. The parameter gradients of both passes add up.
+
+**NaN guard.** With ``check``, the loss and every gradient are tested for NaN/Inf before each
+optimizer update (a device read on a GPU). A failure raises :class:`~npgan.errors.NonFiniteError`
+naming the first non-finite quantity, in the order the step computed things.
+"""
+from .. import backend
+from ..errors import NonFiniteError
+from ..layers import frozen, no_input_grad
+
+
+def discriminator_loss(D, objective, real, fake, forward=None, backward=True):
+    """``objective``'s D loss on a real and a fake batch; with ``backward``, adds D's parameter
+    gradients.
+
+    Args:
+        forward: how D is called (default ``D.forward``; an inpainting discriminator also takes the mask).
+    Returns:
+        (L_D 0-d, D's outputs on real (N, 1), on fake (N, 1)).
+    """
+    forward = forward or D.forward
+    real_logits = forward(real)                                              # (N, 1)
+    loss_real, dreal = objective.discriminator_real(real_logits)
+    if backward:
+        D.backward(dreal)
+    fake_logits = forward(fake)                                              # (N, 1)
+    loss_fake, dfake = objective.discriminator_fake(fake_logits)
+    if backward:
+        D.backward(dfake)
+    return loss_real + loss_fake, real_logits, fake_logits
+
+
+def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=False):
+    """Zero D's gradients, compute ``discriminator_loss`` and update D. Returns what it returns."""
+    opt_D.zero_grad()
+    with no_input_grad(D):                                                   # the images need no gradient
+        loss, real_logits, fake_logits = discriminator_loss(D, objective, real, fake, forward)
+    if check:
+        require_finite("D", loss, D)
+    opt_D.step()
+    return loss, real_logits, fake_logits
+
+
+def generator_loss(D, objective, fake, forward=None, weight=1.0):
+    """G's loss on D(fake) and ``weight`` times its gradient with respect to ``fake``.
+
+    D is frozen meanwhile: it passes the gradient through without computing its own."""
+    with frozen(D):
+        loss, dlogits = objective.generator((forward or D.forward)(fake), weight)
+        dfake = D.backward(dlogits)
+    return loss, dfake
+
+
+def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False):
+    """One D update then one G update (see the module docstring).
+
+    Args:
+        real: a real batch (N, C, H, W) on the device; z: noise (N, z_dim).
+        check: the NaN guard (see the module docstring).
+    Returns:
+        {"loss_D", "loss_G", "D_x", "D_G_z"} as 0-d device arrays: the losses before each update
+        and the mean of sigmoid(D(.)) on the real and the fake batch (D before its update).
+    """
+    try:
+        with no_input_grad(G):                                               # the noise needs no gradient
+            fake = G.forward(z)                                              # (N, C, H, W)
+            loss_D, real_logits, fake_logits = discriminator_step(D, opt_D, objective, real, fake, check=check)
+            opt_G.zero_grad()
+            loss_G, dfake = generator_loss(D, objective, fake)
+            G.backward(dfake)
+        if check:
+            require_finite("G", loss_G, G)
+        opt_G.step()
+    except NonFiniteError:
+        raise NonFiniteError(locate_nonfinite(G, D, z, real)) from None
+    return {"loss_D": loss_D, "loss_G": loss_G, "D_x": sigmoid_mean(real_logits), "D_G_z": sigmoid_mean(fake_logits)}
+
+
+def sigmoid_mean(logits):
+    """mean(sigmoid(x)) on the device, written with tanh so it never overflows."""
+    xp = backend.get_array_module(logits)
+    return (0.5 * (1 + xp.tanh(0.5 * logits))).mean()
+
+
+# ---- the NaN guard --------------------------------------------------------------------
+def _finite(a):
+    return bool(backend.get_array_module(a).isfinite(a).all())
+
+
+def require_finite(name, loss, model):
+    """Raise NonFiniteError when ``loss`` or a gradient of ``model`` is NaN or Inf, naming the
+    loss or the first non-finite gradient in the order backward produced them."""
+    if _finite(loss) and all(_finite(p.grad) for p in model.parameters()):
+        return
+    if not _finite(loss):
+        raise NonFiniteError(f"loss_{name}")
+    for label, layer in reversed(named_layers(model, name)):
+        for pname, p in layer.named_parameters():
+            if not _finite(p.grad):
+                raise NonFiniteError(f"{label} {pname} gradient")
+    raise NonFiniteError(f"a gradient of {name}")
+
+
+def named_layers(model, prefix):
+    """``("D.2 (Conv2d)", layer)`` for the model's top-level layers, in forward order."""
+    return [(f"{prefix}.{key} ({type(layer).__name__})", layer) for key, layer in model.named_children()]
+
+
+def locate_nonfinite(G, D, z, real):
+    """The first NaN/Inf of a failed GAN step, in the order the step computed things.
+
+    Parameters entering the step, then each layer's output (G on z, D on real and on G(z)),
+    then parameter gradients in the order backward produces them (last layer first), D's
+    then G's. Replays the forward passes, so the models' caches change.
+    """
+    for prefix, model in (("G", G), ("D", D)):
+        for label, layer in named_layers(model, prefix):
+            for pname, p in layer.named_parameters():
+                if not _finite(p.data):
+                    return f"{label} {pname}"
+    for prefix, model, x in (("G", G, z), ("D", D, real), ("D", D, None)):
+        x = G.forward(z) if x is None else x
+        for label, layer in named_layers(model, prefix):
+            x = layer.forward(x)
+            if not _finite(x):
+                return f"{label} output"
+    for prefix, model in (("D", D), ("G", G)):
+        for label, layer in reversed(named_layers(model, prefix)):
+            for pname, p in layer.named_parameters():
+                if not _finite(p.grad):
+                    return f"{label} {pname} gradient"
+    return "the loss (every layer output and gradient is finite)"

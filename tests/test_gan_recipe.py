@@ -1,0 +1,187 @@
+"""The GAN recipe (``npgan.gan``): objectives checked against PyTorch and finite differences,
+the step against the step written out by hand, and a new objective as one short class."""
+import json
+
+import numpy as np
+import pytest
+
+from npgan import backend, losses
+from npgan.gan import LeastSquares, NonSaturating, Objective, OBJECTIVES, gan_step, get_objective
+from npgan.gan.objectives import half_mse
+from npgan.gradcheck import assert_gradients_close, check_function
+from npgan.models import dcgan, mlp_gan
+from npgan.optim import Adam
+
+
+def logits(n, seed=0, scale=3.0, dtype=np.float64):
+    return backend.to_device((scale * np.random.default_rng(seed).standard_normal((n, 1))).astype(dtype))
+
+
+def host(a):
+    return backend.asnumpy(a)
+
+
+# ---- objectives -----------------------------------------------------------------------------
+def _torch_losses(name, real, fake):
+    """(L_D, L_G) in PyTorch, with their gradients on real and fake."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    r = torch.tensor(host(real), requires_grad=True)
+    f = torch.tensor(host(fake), requires_grad=True)
+    g = torch.tensor(host(fake), requires_grad=True)
+    if name == "ns":
+        loss_d = (F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
+                  + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)))
+        loss_g = F.binary_cross_entropy_with_logits(g, torch.ones_like(g))
+    else:
+        loss_d = 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean()
+        loss_g = 0.5 * ((g - 1) ** 2).mean()
+    loss_d.backward()
+    loss_g.backward()
+    return loss_d.item(), r.grad.numpy(), f.grad.numpy(), loss_g.item(), g.grad.numpy()
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_objective_matches_pytorch(xp, name):
+    objective = get_objective(name)
+    real, fake = logits(5), logits(7, seed=1)
+    loss_r, dreal = objective.discriminator_real(real)
+    loss_f, dfake = objective.discriminator_fake(fake)
+    loss_g, dgen = objective.generator(fake)
+    want_d, want_dreal, want_dfake, want_g, want_dgen = _torch_losses(name, real, fake)
+    assert float(host(loss_r + loss_f)) == pytest.approx(want_d, rel=1e-12)
+    assert float(host(loss_g)) == pytest.approx(want_g, rel=1e-12)
+    for got, want in ((dreal, want_dreal), (dfake, want_dfake), (dgen, want_dgen)):
+        np.testing.assert_allclose(host(got), want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+@pytest.mark.parametrize("part", ["discriminator_real", "discriminator_fake", "generator"])
+def test_objective_gradients_pass_gradcheck_and_weight_scales_them(xp, name, part):
+    fn = getattr(get_objective(name), part)
+    x = logits(6, seed=2)
+    assert_gradients_close(check_function(lambda a: fn(a)[0], lambda dout: fn(x)[1] * dout, [x]))
+    np.testing.assert_allclose(host(fn(x, 0.3)[1]), 0.3 * host(fn(x)[1]), rtol=1e-12)
+    assert float(host(fn(x, 0.3)[0])) == float(host(fn(x)[0]))          # the weight scales the gradient only
+
+
+def test_non_saturating_generator_keeps_its_gradient_when_d_rejects_the_fakes(xp):
+    fake = backend.to_device(np.array([[-20.0], [-5.0], [0.0], [5.0]], np.float32))
+    loss, dfake = NonSaturating().generator(fake)
+    assert dfake.dtype == np.float32 and loss.dtype == np.float32
+    # D confidently rejects the fake (logit -20): the gradient is still ~ -1/N, not ~0
+    assert host(dfake)[0, 0] == pytest.approx(-1 / 4, rel=1e-6)
+
+
+def test_unknown_objective_names_the_choices():
+    with pytest.raises(ValueError, match="lsgan"):
+        get_objective("wgan-typo")
+
+
+# ---- the step -------------------------------------------------------------------------------
+def _models_and_batch(model=dcgan, batch=8, seed=4):
+    backend.seed(seed)
+    G, D = model.Generator(), model.Discriminator()
+    opt_G, opt_D = Adam(G.parameters(), 2e-4, (0.5, 0.999)), Adam(D.parameters(), 2e-4, (0.5, 0.999))
+    rng = np.random.default_rng(seed)
+    real = backend.to_device(rng.uniform(-1, 1, (batch, 1, 28, 28)).astype(np.float32))
+    z = backend.to_device(rng.standard_normal((batch, model.Z_DIM)).astype(np.float32))
+    return G, D, opt_G, opt_D, real, z
+
+
+def _step_by_hand(G, D, opt_G, opt_D, real, z):
+    """The DCGAN step as pytorch/examples writes it: every gradient computed, nothing frozen."""
+    fake = G.forward(z)
+    opt_D.zero_grad()
+    loss_r, cache = losses.bce_with_logits_forward(D.forward(real), 1.0)
+    D.backward(losses.bce_with_logits_backward(1.0, cache))
+    loss_f, cache = losses.bce_with_logits_forward(D.forward(fake), 0.0)
+    D.backward(losses.bce_with_logits_backward(1.0, cache))
+    opt_D.step()
+    opt_G.zero_grad()
+    loss_g, cache = losses.bce_with_logits_forward(D.forward(fake), 1.0)
+    G.backward(D.backward(losses.bce_with_logits_backward(1.0, cache)))
+    opt_G.step()
+    return loss_r + loss_f, loss_g
+
+
+@pytest.mark.parametrize("model", [dcgan, mlp_gan])
+def test_gan_step_trains_exactly_like_the_step_written_out(model):
+    """Skipping the gradients nobody reads (the noise's, the images', D's during G's update)
+    changes no weight: three steps end bitwise equal to the plain step's."""
+    a = _models_and_batch(model)
+    b = _models_and_batch(model)
+    for m in a[:2] + b[:2]:
+        m.eval() if model is mlp_gan else None            # dropout off: both runs must draw nothing
+    for _ in range(3):
+        stats = gan_step(*a[:4], NonSaturating(), *a[4:], check=True)
+        loss_d, loss_g = _step_by_hand(*b)
+        assert float(host(stats["loss_D"])) == float(host(loss_d))
+        assert float(host(stats["loss_G"])) == float(host(loss_g))
+    for p, q in zip(a[0].parameters() + a[1].parameters(), b[0].parameters() + b[1].parameters()):
+        np.testing.assert_array_equal(host(p.data), host(q.data))
+    assert 0 < float(host(stats["D_x"])) < 1 and 0 < float(host(stats["D_G_z"])) < 1
+
+
+def test_gan_step_leaves_the_models_as_it_found_them_and_names_a_nan():
+    G, D, opt_G, opt_D, real, z = _models_and_batch()
+    gan_step(G, D, opt_G, opt_D, NonSaturating(), real, z)
+    assert all(p.requires_grad for p in D.parameters() + G.parameters())
+    assert G.needs_input_grad and D.needs_input_grad and G[0].needs_input_grad and D[0].needs_input_grad
+    D[2].weight.data[0, 0, 0, 0] = np.nan
+    from npgan.errors import NonFiniteError
+    with pytest.raises(NonFiniteError, match=r"D\.2 \(Conv2d\) weight"):
+        gan_step(G, D, opt_G, opt_D, NonSaturating(), real, z, check=True)
+
+
+# ---- a new objective is one short class ------------------------------------------------------
+class DocsLeastSquares(Objective):
+    """The example of npgan.gan.objectives' docstring and docs/TRAINING.md, written out here."""
+    name = "lsgan"
+
+    def discriminator_real(self, logits, weight=1.0):
+        return half_mse(logits, 1.0, weight)
+
+    def discriminator_fake(self, logits, weight=1.0):
+        return half_mse(logits, 0.0, weight)
+
+    def generator(self, logits, weight=1.0):
+        return half_mse(logits, 1.0, weight)
+
+
+def test_a_new_objective_plugs_into_the_step_and_trains():
+    """The docs' LSGAN class trains DCGAN through gan_step exactly as the built-in one, and a
+    few steps lower D's least-squares loss on a fixed batch."""
+    a, b = _models_and_batch(batch=16), _models_and_batch(batch=16)
+    G, D, opt_G, opt_D, real, z = a
+
+    def d_loss():
+        D.eval()
+        value = float(host(half_mse(D.forward(real), 1.0)[0] + half_mse(D.forward(G.forward(z)), 0.0)[0]))
+        D.train()
+        return value
+    G.eval()
+    before = d_loss()
+    G.train()
+    for _ in range(5):
+        stats = gan_step(*a[:4], DocsLeastSquares(), *a[4:])
+        gan_step(*b[:4], LeastSquares(), *b[4:])
+    for p, q in zip(a[0].parameters() + a[1].parameters(), b[0].parameters() + b[1].parameters()):
+        np.testing.assert_array_equal(host(p.data), host(q.data))
+    G.eval()
+    assert d_loss() < before
+    assert np.isfinite([float(host(v)) for v in stats.values()]).all()
+
+
+def test_train_command_takes_the_objective_and_resumes_with_it(tmp_path, monkeypatch, capsys):
+    from npgan import train
+    monkeypatch.setenv("NPGAN_OFFLINE", "1")
+    common = ["mnist", "--batch-size", "8", "--log-every", "2", "--no-progress", "--no-eval", "--out",
+              str(tmp_path / "run")]
+    assert train.main(common + ["--steps", "4", "--loss", "lsgan"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["loss"] == "lsgan"
+    with pytest.raises(SystemExit):
+        train.main(common + ["--steps", "6", "--resume", "--loss", "ns"])
+    assert "--loss lsgan" in capsys.readouterr().err
+    assert train.main(common + ["--steps", "6", "--resume"]) == 0              # the saved objective is kept
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["loss"] == "lsgan"
