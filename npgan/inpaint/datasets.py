@@ -70,19 +70,27 @@ def load_inpaint_data(name, n_train_crops=30000, n_test_crops=1000, seed=0, verb
         name: 'fashion-mnist', 'mnist', 'natural' or 'lfw'.
         n_train_crops, n_test_crops: crops cut for 'natural'.
         seed: seed of the crop positions and flips (and of the LFW split).
-        verbose: print one line saying which data is used.
+        verbose: print one line saying which data is used (and any notes about it below).
+
+    Raises:
+        FileNotFoundError / IDXError: MNIST or Fashion-MNIST not found or damaged (see
+        :func:`npgan.data.load_dataset`).
     """
     name = canonical_dataset(name)
+    notes = ()
     if name in ("fashion-mnist", "mnist"):
         from ..data import load_dataset
-        ds = load_dataset(name, verbose=False)
+        ds = load_dataset(name, verbose=False)                  # $NPGAN_DATA, if set, must hold it
         data = InpaintData(name, ds.source, ds.train_images[:, None], ds.test_images[:, None], hole=14)
+        notes = ds.notes
     elif name == "natural":
         data = _natural_crops(n_train_crops, n_test_crops, seed)
     else:
         data = _lfw(seed)
     if verbose:
         print(f"data: {data.source}")
+        for note in notes:
+            print(f"  ({note})")
     return data
 
 
