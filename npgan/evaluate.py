@@ -4,31 +4,49 @@ Generates ``--n`` images from the run's checkpoint and prints the classifier-fea
 Fréchet distance to the held-out real images, the predicted-class histogram, its KL
 divergence from uniform and the mean confidence (see :mod:`npgan.metrics`). The
 evaluation classifier is trained on first use (well under a minute for the MNIST subset)
-and cached. ``--json`` prints the scores as one JSON object instead.
+and cached. ``--json`` prints the scores as one JSON object instead. Below
+``npgan.metrics.MIN_FRECHET_N`` (500) images the Fréchet distance is mostly sample-size bias,
+and a ``note:`` line (``"note"`` in the JSON) says so.
+
+The data set is read as the run was trained on it: from the ``--data-dir`` it was trained
+with (or the one given here), which must still hold it (exit 2 naming the folder otherwise).
 """
 import json
 import sys
 
 from .cli import parse_run_args, run_parser
-from .data import class_names
+from .data import class_names, load_dataset
 from .metrics import evaluate_generator, format_scores
 
 
-def parse_args(argv=None):
+def build_parser():
     # A Frechet distance needs a covariance, so at least two images.
     parser = run_parser("python -m npgan.evaluate", __doc__.split("\n")[0], n_default=2000, n_min=2)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    return parse_run_args(parser, argv)
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding the data set's IDX files (default: the run's own --data-dir, if any)")
+    return parser
+
+
+def parse_args(argv=None):
+    return parse_run_args(build_parser(), argv)
 
 
 def main(argv=None):
-    args, G, config, step = parse_args(argv)
-    scores = evaluate_generator(G, config, n=args.n, seed=args.seed, verbose=not args.json)
+    parser = build_parser()
+    args, G, config, step = parse_run_args(parser, argv)
+    data_dir = args.data_dir or config.get("data_dir")
+    try:
+        dataset = load_dataset(config["dataset"], data_dir=data_dir, verbose=not args.json)
+    except (OSError, ValueError) as err:                      # the run's --data-dir gone, a damaged file
+        trained = f" ({args.run} was trained with --data-dir {data_dir})" if data_dir and not args.data_dir else ""
+        parser.error(f"{err}{trained}")
+    scores = evaluate_generator(G, config, n=args.n, seed=args.seed, dataset=dataset, verbose=not args.json)
     if args.json:
         print(json.dumps(scores))
     else:
         print(f"{args.run}: {config['model']} on {config['dataset']}, step {step}")
-        print(format_scores(scores, class_names(config["dataset"])))
+        print(format_scores(scores, class_names(config["dataset"]), n_option="--n"))
     return 0
 
 

@@ -107,6 +107,25 @@ def test_classifier_shapes_and_evaluate_images():
     assert "Frechet distance" in metrics.format_scores(scores)
 
 
+def test_scores_of_too_few_images_carry_a_note_that_format_scores_prints():
+    """A Frechet distance from fewer than MIN_FRECHET_N images is mostly sample-size bias."""
+    fake = np.random.default_rng(2).uniform(-1, 1, (10, 28, 28)).astype(np.float32)
+    scores = metrics.evaluate_images(fake, _tiny_dataset(), classifier.Classifier())
+    assert scores["note"].startswith("10 generated images are too few for a meaningful Frechet distance")
+    lines = metrics.format_scores(scores, n_option="--n").splitlines()
+    assert lines[0].startswith("Frechet distance") and lines[1].startswith("note: 10 generated images are too few")
+    assert lines[1].endswith("; pass --n 500 or more")
+    assert "pass --" not in metrics.format_scores(scores)
+
+    assert metrics.MIN_FRECHET_N == 500 and metrics.small_sample_note(500, 500) is None
+    held_out = metrics.small_sample_note(2000, 20)
+    assert held_out.startswith("the 20 held-out images are too few")
+    enough = dict(scores, n=2000, note=held_out)
+    assert "pass --n" not in metrics.format_scores(enough, n_option="--n")           # more fakes would not help
+    del enough["note"]
+    assert "note:" not in metrics.format_scores(enough, n_option="--n")
+
+
 def test_classifier_is_cached_by_data(tmp_path, monkeypatch):
     calls = []
     quick = functools.partial(metrics.train_classifier, epochs=1, max_steps=3, verbose=False)
@@ -114,7 +133,7 @@ def test_classifier_is_cached_by_data(tmp_path, monkeypatch):
     ds = _tiny_dataset()
     rng_before = backend.get_rng_state()
     clf, info = metrics.get_classifier(ds, cache_dir=tmp_path, verbose=False)
-    assert backend.get_rng_state() == rng_before                          # training leaves the RNG alone
+    assert _same_rng_state(backend.get_rng_state(), rng_before)          # training leaves the RNG alone
     again, info2 = metrics.get_classifier(ds, cache_dir=tmp_path, verbose=False)
     assert len(calls) == 1 and info2["path"] == info["path"]
     for (k, a), b in zip(clf.state_dict().items(), again.state_dict().values()):
@@ -131,3 +150,12 @@ def test_classifier_reaches_97_percent_on_the_mnist_subset(tmp_path, monkeypatch
     ds = load_dataset("mnist", verbose=False)
     _, info = metrics.get_classifier(ds, cache_dir=tmp_path, verbose=False)
     assert info["test_accuracy"] >= 0.97
+
+
+def _same_rng_state(a, b):
+    """Field by field: a CuPy state holds arrays, whose == is elementwise."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_rng_state(a[k], b[k]) for k in a)
+    if hasattr(a, "shape"):
+        return np.array_equal(backend.asnumpy(a), backend.asnumpy(b))
+    return a == b
