@@ -757,3 +757,101 @@ def test_the_latent_methods_dcgan_gets_the_training_health_checks(tmp_path, monk
                  "--width", "4", "--latent-steps", "2", "--runs-dir", str(tmp_path), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert err.count("warning at step 25: 100% of the 4 channels of G.6 (ReLU) output 0") == 1, err
+
+
+# ---- data, eval size and config.json --------------------------------------------------------
+def _tiny_idx_folder(folder, n_train=16, n_test=12):
+    """The four MNIST-named IDX files with random digits (Fashion-MNIST uses the same names)."""
+    from npgan.data import write_idx
+    from npgan.data.mnist import FILES
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for key, stem in FILES.items():
+        n = n_train if key.startswith("train") else n_test
+        shape = (n, 28, 28) if key.endswith("images") else (n,)
+        write_idx(folder / f"{stem}.gz", rng.integers(0, 256 if key.endswith("images") else 10, shape, dtype=np.uint8))
+
+
+def test_eval_uses_every_held_out_image_when_there_are_fewer_than_n_and_says_so(tmp_path, monkeypatch, capsys):
+    """The MNIST subset holds out 500 images, fewer than --n's default of 1000: the help says
+    what the default is, and the output that all of the held-out images were used."""
+    from npgan.inpaint.cli import build_parser, main
+
+    _tiny_idx_folder(tmp_path / "data" / "mnist", n_test=12)
+    monkeypatch.setenv("NPGAN_DATA", str(tmp_path / "data"))
+    run = _tiny_run(tmp_path, "r", "--dataset", "mnist")
+    capsys.readouterr()
+    assert main(["eval", str(run), "--no-baselines"]) == 0
+    out = capsys.readouterr().out
+    assert "12 held-out images" in out and "note: mnist holds out only 12 images, so all of them were used (--n 1000)" in out
+    assert json.loads((run / "metrics.json").read_text())["n"] == 12
+    assert main(["eval", str(run), "--no-baselines", "--n", "5"]) == 0
+    assert "note:" not in capsys.readouterr().out
+    eval_parser = build_parser()._subparsers._group_actions[0].choices["eval"]
+    assert "default: 1000, or all held-out images if fewer" in " ".join(eval_parser.format_help().split())
+
+
+def test_a_npgan_data_folder_without_the_data_set_exits_2(tmp_path, monkeypatch, capsys):
+    """$NPGAN_DATA names where MNIST and Fashion-MNIST are: train and eval stop there (exit 2, the
+    folder and the files named) instead of inpainting other data."""
+    from npgan.inpaint.cli import main
+
+    _tiny_idx_folder(tmp_path / "data" / "fashion-mnist")
+    monkeypatch.setenv("NPGAN_DATA", str(tmp_path / "data"))
+    run = _tiny_run(tmp_path, "r", "--dataset", "fashion-mnist")
+    (tmp_path / "data" / "fashion-mnist").rename(tmp_path / "data" / "moved")
+    for args in (["train", "--dataset", "fashion-mnist", "--method", "context-encoder-l2", "--steps", "1",
+                  "--runs-dir", str(tmp_path / "new"), "--no-progress"], ["eval", str(run), "--n", "2"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "Fashion-MNIST not found where $NPGAN_DATA points" in err, err
+        assert f"{tmp_path / 'data' / 'fashion-mnist'} (no such folder)" in err and "train-images-idx3-ubyte" in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_config_json_records_only_what_the_method_uses(tmp_path):
+    """A Context Encoder's config.json has no GLCIC phases or latent-search settings (and so on for
+    each method); such a config and an older one with every field both load to the same Config."""
+    import dataclasses
+
+    from npgan.checkpoint import atomic_savez
+    from npgan.inpaint.runs import Config, build_models, default_config, load_run, save_run
+
+    run = _tiny_run(tmp_path)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["method"] == "context-encoder-l2" and saved["steps"] == 1 and saved["width"] == 4
+    for unused in ("phases", "patch", "z_dim", "latent_steps", "latent_lr", "latent_lambda", "gan_checkpoint",
+                   "adv_weight", "lr_d"):
+        assert unused not in saved, unused
+    cfg, _ = load_run(run)
+    assert cfg == Config.from_dict(saved) and cfg.steps == 1 and cfg.phases == default_config("glcic", "lfw").phases
+
+    keys = {
+        "context-encoder": ({"steps", "adv_weight", "lr_d", "prefill"}, {"phases", "patch", "latent_steps", "z_dim"}),
+        "glcic": ({"phases", "patch", "adv_weight", "prefill"}, {"steps", "latent_steps", "latent_lambda", "z_dim"}),
+        "latent": ({"steps", "z_dim", "latent_steps", "latent_lr", "latent_lambda", "gan_checkpoint"},
+                   {"phases", "patch", "prefill", "fill", "optimizer", "adv_weight"}),
+    }
+    for method, (used, unused) in keys.items():
+        cfg = default_config(method, "lfw", seed=2, width=4, size=28, hole=14)
+        stored = json.loads(cfg.to_json())
+        assert used <= set(stored) and not unused & set(stored), method
+        assert Config.from_dict(stored) == cfg, method
+    loaded_gan = json.loads(default_config("latent", "lfw", gan_checkpoint="g.npz").to_json())
+    assert not {"steps", "batch_size", "lr_g", "lr_d"} & set(loaded_gan) and loaded_gan["gan_checkpoint"] == "g.npz"
+
+    # a run written before: every field in config.json and in the checkpoint's meta
+    old = dataclasses.replace(default_config("context-encoder", "lfw", steps=7, width=4), fill=(0.1,))
+    models = build_models(old)
+    arrays = {f"{role}.{k}": v for role, m in models.items() for k, v in m.state_dict().items()}
+    every_field = json.dumps(dataclasses.asdict(old), indent=2)
+    assert '"phases"' in every_field and '"latent_lambda"' in every_field
+    (tmp_path / "old").mkdir()
+    atomic_savez(tmp_path / "old" / "checkpoint.npz", dict(arrays, meta=np.array(every_field)))
+    (tmp_path / "old" / "config.json").write_text(every_field + "\n")
+    assert load_run(tmp_path / "old")[0] == old
+    assert Config.from_dict(json.loads((tmp_path / "old" / "config.json").read_text())) == old
+    save_run(tmp_path / "again", old, models)                          # saved anew: only what it uses
+    assert "phases" not in json.loads((tmp_path / "again" / "config.json").read_text())
+    assert load_run(tmp_path / "again")[0] == old

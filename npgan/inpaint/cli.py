@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .. import backend
+from ..data import IDXError
 from ..errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 from .datasets import DATASETS, canonical_dataset
 from .masks import MASK_KINDS, canonical_kind
@@ -53,7 +54,9 @@ def build_parser():
 
     e = sub.add_parser("eval", help="metrics table of runs and the baselines on held-out images")
     e.add_argument("runs", nargs="+", help="run directories (same data set); the first fixes data and masks")
-    e.add_argument("--n", type=int, default=1000, help="held-out images (default 1000)")
+    e.add_argument("--n", type=int, default=1000,
+                   help="held-out images (default: 1000, or all held-out images if fewer: the MNIST subset "
+                        "holds out 500, LFW 20)")
     e.add_argument("--mask", help="hole kind (default: the first run's training kind)")
     e.add_argument("--latent-steps", type=int, help="override the z-optimisation steps of latent runs")
     e.add_argument("--out", help="where metrics.json/.md and eval_panel.png go (default: the first run)")
@@ -177,7 +180,10 @@ def cmd_train(args, parser):
     overrides["phases"] = tuple(args.phases) if args.phases else None
     if args.optimizer == "adadelta" and args.lr_g is None:
         overrides.update(lr_g=1.0, lr_d=args.lr_d or 0.1)
-    data = load_inpaint_data(dataset)
+    try:
+        data = load_inpaint_data(dataset)
+    except (FileNotFoundError, IDXError) as err:           # $NPGAN_DATA without the data set, ...
+        parser.error(str(err))
     if args.batch_size is not None and args.batch_size > len(data.train):
         parser.error(f"--batch-size {args.batch_size} is larger than the {len(data.train):,} training images "
                      f"of {dataset}")
@@ -220,10 +226,16 @@ def cmd_eval(args, parser):
         load_runs(args.runs)                                # a foreign or damaged checkpoint, mixed data sets
     except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
-    rows, context = evaluate(args.runs, n=args.n, mask=mask, latent_steps=args.latent_steps,
-                             baselines=not args.no_baselines)
+    try:
+        rows, context = evaluate(args.runs, n=args.n, mask=mask, latent_steps=args.latent_steps,
+                                 baselines=not args.no_baselines)
+    except (FileNotFoundError, IDXError) as err:           # the run's data set is no longer found
+        parser.error(str(err))
     out = write_outputs(rows, context, args.out or args.runs[0])
     print(f"\n{context['dataset']}, {context['mask']} holes, {context['n']} held-out images\n")
+    if context["n"] < args.n:
+        print(f"note: {context['dataset']} holds out only {context['n']} images, so all of them were used "
+              f"(--n {args.n})\n")
     print(format_table(rows, markdown=False))
     print(f"\nwrote {out}/metrics.json, metrics.md, eval_panel.png, eval_examples.npz")
     return 0

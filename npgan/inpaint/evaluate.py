@@ -115,7 +115,8 @@ def evaluate(run_dirs, n=1000, mask=None, latent_steps=None, baselines=True, pro
 
     Args:
         run_dirs: run directories on one data set (the first one fixes data and mask kind).
-        n: held-out images. mask: mask kind (default: the first run's training kind).
+        n: held-out images (all of them when the data set holds out fewer; ``context['n']``
+            says how many were used). mask: mask kind (default: the first run's training kind).
         latent_steps: override the z-optimisation steps of latent runs.
     Returns:
         (rows, context): rows = list of {'method', 'run', metrics...}; context = dict with the

@@ -2,7 +2,8 @@
 
 A run directory (``runs/NAME``) written by ``python -m npgan.inpaint train`` holds
 
-- ``config.json``: the :class:`Config` (method, data, mask kind, sizes, hyper-parameters);
+- ``config.json``: the :class:`Config` settings its method uses (method, data, mask kind, sizes,
+  hyper-parameters; see :data:`METHOD_FIELDS`);
 - ``checkpoint.npz``: the networks' ``state_dict()`` under ``net.`` / ``D.`` (Context
   Encoder, GLCIC) or ``G.`` / ``D.`` (latent optimisation), plus the config as ``meta``;
 - ``losses.csv`` and ``losses.png``, ``samples.png`` (masked | completion | ground truth);
@@ -45,6 +46,17 @@ METHOD_DEFAULTS = {
     "glcic": dict(phases=(800, 100, 500), lr_g=1e-3, lr_d=1e-4, adv_weight=0.0004, width=16),
     "latent": dict(steps=2000, lr_g=2e-4, lr_d=2e-4, width=32),
 }
+
+# the Config fields each method reads: config.json and the checkpoint record these (a Context Encoder
+# run has no GLCIC phases or latent-search settings); loading fills the others from the method's defaults
+COMMON_FIELDS = ("method", "dataset", "mask", "channels", "size", "hole", "batch_size", "lr_g", "width", "seed")
+METHOD_FIELDS = {
+    "context-encoder": ("prefill", "fill", "steps", "lr_d", "optimizer", "adv_weight"),
+    "context-encoder-l2": ("prefill", "fill", "steps", "optimizer"),                # no D, adv_weight 0
+    "glcic": ("prefill", "fill", "phases", "lr_d", "optimizer", "adv_weight", "patch"),
+    "latent": ("steps", "lr_d", "z_dim", "latent_steps", "latent_lr", "latent_lambda", "gan_checkpoint"),
+}
+LOADED_DCGAN_UNUSED = ("steps", "batch_size", "lr_g", "lr_d")     # latent with a --gan-checkpoint: not trained
 
 
 @dataclass(frozen=True)
@@ -108,13 +120,25 @@ class Config:
                 parts.append(text(value))
         return ", ".join(parts)
 
+    def used_fields(self):
+        """The names of the fields this run's method reads (see ``METHOD_FIELDS``), in field order."""
+        used = set(COMMON_FIELDS) | set(METHOD_FIELDS.get(self.method, ()))
+        if self.method == "latent" and self.gan_checkpoint:
+            used -= set(LOADED_DCGAN_UNUSED)
+        return [f.name for f in fields(self) if f.name in used]
+
     def to_json(self):
-        return json.dumps(asdict(self), indent=2)
+        """The fields the method uses, as JSON (what config.json and the checkpoint hold)."""
+        return json.dumps({name: getattr(self, name) for name in self.used_fields()}, indent=2)
 
     @classmethod
     def from_dict(cls, d):
+        """A Config from :meth:`to_json`'s keys, the others taking the method's defaults; older
+        runs that stored every field (and unknown keys, which are ignored) load too."""
         known = {f.name for f in fields(cls)}
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
+        if d.get("method") in METHODS and "dataset" in d:
+            d = dict(asdict(default_config(d["method"], d["dataset"])), **d)
         return cls(**d)
 
 
