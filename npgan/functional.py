@@ -4,26 +4,57 @@ Every op comes as ``out, cache = op_forward(...)`` and ``grads = op_backward(dou
 with gradients returned in input order (CS231n style). Backward functions never
 write into ``dout``. The array module comes from the inputs, so the same code runs
 on NumPy and on CuPy.
+
+Each cache is a named tuple (``LinearCache``, ``ConvCache``, ``BatchNormCache``, ...) with
+the same fields on both backends, listed in its forward's docstring; backward functions
+read the fields by name.
+
+CuPy kernels (``npgan.kernels``) replace some of the code below. Each family of operations
+makes that choice in one place: ``_products_by_kernels`` (matrix products),
+``im2col_by_kernels`` (im2col and col2im, in ``npgan.im2col``), ``_batchnorm_by_kernels``
+and ``_activations_by_kernels``. A kernel computes the formula of the function it replaces
+and fills and reads the same cache.
 """
+from typing import Any, NamedTuple, Optional, Tuple
+
 from . import kernels
 from .backend import get_array_module
-from .im2col import col2im, col2im_taps, conv_output_size, conv_transpose_output_size, im2col, im2col_nhwc, nhwc, pair
+from .im2col import (col2im, col2im_taps, conv_output_size, conv_transpose_output_size, im2col, im2col_by_kernels,
+                     im2col_nhwc, nhwc, pair)
+
+Array = Any                                                            # a NumPy or CuPy array
+Pair = Tuple[int, int]
+
+
+# ---------------------------------------------------------------- matrix products
+def _products_by_kernels(a):
+    """The matrix products' backend choice, for arrays like ``a``: on CuPy with kernels on, 2-D
+    products go through ``kernels.matmul`` (which a CUDA-graph capture can record) and
+    per-channel sums are reductions; elsewhere ``@`` and BLAS."""
+    return kernels.available(get_array_module(a))
 
 
 def _matmul(a, b):
-    """a @ b for 2-D arrays; on CuPy through kernels.matmul, which a CUDA-graph capture can record."""
-    if kernels.available(get_array_module(a)):
-        return kernels.matmul(a, b)
-    return a @ b
+    """a @ b for 2-D arrays (``kernels.matmul`` where ``_products_by_kernels``)."""
+    return kernels.matmul(a, b) if _products_by_kernels(a) else a @ b
 
 
 # ---------------------------------------------------------------- linear
+class LinearCache(NamedTuple):
+    x: Array                       # (*, in) input
+    w: Array                       # (out, in) weight
+    has_bias: bool                 # whether the forward added b (db is None otherwise)
+
+
 def linear_forward(x, w, b):
-    """y = x @ w.T + b.   x: (*, in), w: (out, in), b: (out,) or None -> y: (*, out)."""
+    """y = x @ w.T + b.   x: (*, in), w: (out, in), b: (out,) or None -> y: (*, out).
+
+    Cache: ``LinearCache(x, w, has_bias)``.
+    """
     out = _matmul(x.reshape(-1, x.shape[-1]), w.T).reshape(x.shape[:-1] + (w.shape[0],))
     if b is not None:
         out += b
-    return out, (x, w, b is not None)
+    return out, LinearCache(x, w, b is not None)
 
 
 def linear_backward(dout, cache, need_dx=True, need_dw=True):
@@ -32,23 +63,23 @@ def linear_backward(dout, cache, need_dx=True, need_dw=True):
     ``need_dx=False`` skips dx (returned as None), e.g. for a generator's input noise;
     ``need_dw=False`` skips dw and db (None), e.g. for a frozen discriminator.
     """
-    x, w, has_bias = cache
+    x, w = cache.x, cache.w
     x2 = x.reshape(-1, x.shape[-1])
     d2 = dout.reshape(-1, dout.shape[-1])
     dx = None
     if need_dx:
         # one output feature (a discriminator's logit): the product has inner size 1, where a
-        # broadcast multiply is ~10x faster than BLAS (0.04 against 0.45 ms at 64 x 6272)
+        # broadcast multiply beats BLAS (benchmarks/bench_layers.py times "Linear 6272->1")
         dx = (d2 * w if w.shape[0] == 1 else _matmul(d2, w)).reshape(x.shape)
     if not need_dw:
         return dx, None, None
     dw = _matmul(d2.T, x2)
-    db = d2.sum(axis=0) if has_bias else None
+    db = d2.sum(axis=0) if cache.has_bias else None
     return dx, dw, db
 
 
 # ---------------------------------------------------------------- per-channel sums
-def _channel_rows(a):
+def _channel_rows_view(a):
     """(N, C, *) -> its (M, C) channel rows as a view, or None when channels are not its fastest axis."""
     if a.ndim == 2:
         return a
@@ -60,13 +91,12 @@ def _channel_sum(a):
     """sum of a over every axis but 1 -> (C,).
 
     On (M, C) rows (channels-last or 2-D arrays) as the product ones(M) @ rows: BLAS reads
-    the rows once on every core, ~3x faster than NumPy's axis-0 reduction (0.10 against
-    0.30 ms at 12544 x 64)."""
-    xp = get_array_module(a)
-    rows = _channel_rows(a)
-    if rows is None or kernels.available(xp):
+    the rows once on every core, faster than NumPy's axis-0 reduction. Where
+    ``_products_by_kernels``, a reduction."""
+    rows = _channel_rows_view(a)
+    if rows is None or _products_by_kernels(a):
         return a.sum(axis=(0,) + tuple(range(2, a.ndim)))
-    return xp.ones(rows.shape[0], dtype=a.dtype) @ rows
+    return get_array_module(a).ones(rows.shape[0], dtype=a.dtype) @ rows
 
 
 def _channel_dot(a, b):
@@ -81,12 +111,12 @@ def _channel_dot(a, b):
 # (N, H, W, C) array) and no transpose is ever copied. Weights are reordered to match
 # (small copies): w_rows (F, KH*KW*C), column (ky, kx, c), for the im2col product;
 # w_taps (KH, KW, K, C), one (K, C) matrix per kernel tap, for the col2im side.
-def _rows(x):
+def _nhwc_rows(x):
     """(N, C, H, W) -> (N*H*W, C) channels-last rows (no copy when x is stored channels-last)."""
     return nhwc(x).reshape(-1, x.shape[1])
 
 
-def _from_rows(rows, n, h, w):
+def _nchw_view_of_rows(rows, n, h, w):
     """(N*H*W, C) rows -> the (N, C, H, W) view (channels-last storage)."""
     return rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2)
 
@@ -98,12 +128,12 @@ def _col2im_of_products(rows, w_taps, x_shape, grid, stride, padding, dilation):
     rows @ w_taps[ky, kx] is added onto the pixels that tap reads -> (N, C, H, W) channels-last.
     NumPy: one product per tap (tap-major, so col2im adds contiguous blocks), or, for kernels
     that are a multiple of the stride (DCGAN's k4 s2), one product on space-to-depth blocks.
-    CuPy kernels: one product (N*OH*OW, KH*KW*C) and one gather kernel.
+    Where ``im2col_by_kernels``: one product (N*OH*OW, KH*KW*C) and one gather kernel.
     """
     xp = get_array_module(rows)
     kh, kw, k, c = w_taps.shape
     n, (oh, ow) = x_shape[0], grid
-    if kernels.available(xp):
+    if im2col_by_kernels(rows):
         cols = kernels.matmul(rows, w_taps.transpose(2, 0, 1, 3).reshape(k, -1))  # (N*OH*OW, KH*KW*C)
         return kernels.col2im_rows(cols, x_shape, (kh, kw), pair(stride), pair(padding), pair(dilation), grid)
     if _phase_form_fits(w_taps.shape, x_shape, grid, stride, padding, dilation):
@@ -139,7 +169,7 @@ def _col2im_of_products_by_phase(rows, w_taps, x_shape, grid, stride, padding):
     th, tw = kh // sh, kw // sw
     n, _, h, w = x_shape
     (oh, ow), hs, ws = grid, grid[0] + th - 1, grid[1] + tw - 1
-    cols = im2col_nhwc(_from_rows(rows, n, oh, ow), (th, tw), 1, (th - 1, tw - 1))   # (N*HS*WS, TH*TW*K)
+    cols = im2col_nhwc(_nchw_view_of_rows(rows, n, oh, ow), (th, tw), 1, (th - 1, tw - 1))  # (N*HS*WS, TH*TW*K)
     w2 = w_taps.reshape(th, sh, tw, sw, k, c)[::-1, :, ::-1].transpose(0, 2, 4, 1, 3, 5).reshape(th * tw * k, -1)
     blocks = (cols @ w2).reshape(n, hs, ws, sh, sw, c)                # [:, Y, X, dy, dx] = padded dx[:, Y*sh+dy, X*sw+dx]
     dx = xp.empty((n, h, w, c), dtype=rows.dtype)
@@ -152,24 +182,35 @@ def _col2im_of_products_by_phase(rows, w_taps, x_shape, grid, stride, padding):
     return dx.transpose(0, 3, 1, 2)                                    # (N, C, H, W) view, channels-last
 
 
+class ConvCache(NamedTuple):
+    x_shape: Tuple[int, ...]       # (N, C, H, W) of the input
+    w: Array                       # (F, C, KH, KW) weight
+    cols: Array                    # (N*OH*OW, KH*KW*C) im2col of the input, row (n, oy, ox), column (ky, kx, c)
+    has_bias: bool                 # whether the forward added b (db is None otherwise)
+    stride: Pair                   # (sh, sw)
+    padding: Pair                  # (ph, pw)
+    dilation: Pair                 # (dh, dw)
+
+
 def conv2d_forward(x, w, b, stride=1, padding=0, dilation=1):
     """y[n,f] = sum_c w[f,c] (*) x[n,c] + b[f]  (cross-correlation, as in PyTorch).
 
     x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None -> y: (N, F, OH, OW) stored channels-last,
     OH = floor((H + 2*pad - dil*(KH-1) - 1) / stride) + 1.
     As one matrix product: y_rows = im2col(x) @ w_rows^T, (N*OH*OW, KH*KW*C) @ (KH*KW*C, F).
+    Cache: ``ConvCache(x_shape, w, cols, has_bias, stride, padding, dilation)``, the geometry as pairs.
     """
     n, c, h, wd = x.shape
     f, _, kh, kw = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(wd, kw, sw, pw, dw)
     cols = im2col_nhwc(x, (kh, kw), stride, padding, dilation)        # (N*OH*OW, KH*KW*C)
     w_rows = w.transpose(0, 2, 3, 1).reshape(f, -1)                   # (F, KH*KW*C), small copy
     out = _matmul(cols, w_rows.T)                                     # (N*OH*OW, F)
     if b is not None:
         out += b
-    cache = (x.shape, w, cols, w_rows, b is not None, stride, padding, dilation)
-    return _from_rows(out, n, oh, ow), cache
+    return _nchw_view_of_rows(out, n, oh, ow), ConvCache(x.shape, w, cols, b is not None, stride, padding, dilation)
 
 
 def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
@@ -178,17 +219,28 @@ def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
     ``need_dx=False`` skips dx (returned as None): a first layer's input needs no gradient;
     ``need_dw=False`` skips dw and db (None): a frozen layer's parameters.
     """
-    x_shape, w, cols, w_rows, has_bias, stride, padding, dilation = cache
+    w = cache.w
     f, c, kh, kw = w.shape
     n, _, oh, ow = dout.shape
-    d_rows = _rows(dout)                                              # (N*OH*OW, F)
+    d_rows = _nhwc_rows(dout)                                         # (N*OH*OW, F)
     dw = db = dx = None
     if need_dw:
-        dw = _matmul(d_rows.T, cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
-        db = _channel_sum(d_rows) if has_bias else None
+        dw = _matmul(d_rows.T, cache.cols).reshape(f, kh, kw, c).transpose(0, 3, 1, 2)
+        db = _channel_sum(d_rows) if cache.has_bias else None
     if need_dx:
-        dx = _col2im_of_products(d_rows, w.transpose(2, 3, 0, 1), x_shape, (oh, ow), stride, padding, dilation)
+        dx = _col2im_of_products(d_rows, w.transpose(2, 3, 0, 1), cache.x_shape, (oh, ow),
+                                 cache.stride, cache.padding, cache.dilation)
     return dx, dw, db
+
+
+class ConvTransposeCache(NamedTuple):
+    x_rows: Array                  # (N*H*W, Cin) the input as channels-last rows
+    x_shape: Tuple[int, ...]       # (N, Cin, H, W) of the input
+    w: Array                       # (Cin, Cout, KH, KW) weight
+    has_bias: bool                 # whether the forward added b (db is None otherwise)
+    stride: Pair                   # (sh, sw)
+    padding: Pair                  # (ph, pw)
+    dilation: Pair                 # (dh, dw); output_padding only sets the output size, read off dout
 
 
 def conv_transpose2d_forward(x, w, b, stride=1, padding=0, output_padding=0, dilation=1):
@@ -197,40 +249,56 @@ def conv_transpose2d_forward(x, w, b, stride=1, padding=0, output_padding=0, dil
     x: (N, Cin, H, W), w: (Cin, Cout, KH, KW), b: (Cout,) or None -> y: (N, Cout, OH, OW)
     stored channels-last, OH = (H-1)*stride - 2*pad + dil*(KH-1) + output_padding + 1.
     Each input pixel scatters w[cin] * x into a KHxKW window: y = col2im(x_rows @ w_taps).
+    Cache: ``ConvTransposeCache(x_rows, x_shape, w, has_bias, stride, padding, dilation)``.
     """
     n, cin, h, wd = x.shape
     _, cout, kh, kw = w.shape
-    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = map(pair, (stride, padding, output_padding, dilation))
+    stride, padding, output_padding, dilation = map(pair, (stride, padding, output_padding, dilation))
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
     oh = conv_transpose_output_size(h, kh, sh, ph, oph, dh)
     ow = conv_transpose_output_size(wd, kw, sw, pw, opw, dw)
-    x_rows = _rows(x)                                                 # (N*H*W, Cin)
+    x_rows = _nhwc_rows(x)                                            # (N*H*W, Cin)
     out = _col2im_of_products(x_rows, w.transpose(2, 3, 0, 1), (n, cout, oh, ow), (h, wd), stride, padding, dilation)
     if b is not None:
         out_nhwc = out.transpose(0, 2, 3, 1)                          # a contiguous view: add in memory order
         out_nhwc += b
-    cache = (x_rows, x.shape, w, b is not None, stride, padding, dilation)
-    return out, cache
+    return out, ConvTransposeCache(x_rows, x.shape, w, b is not None, stride, padding, dilation)
 
 
 def conv_transpose2d_backward(dout, cache, need_dx=True, need_dw=True):
     """dx = conv2d(dout, w) (im2col of dout);  dw = x_rows^T cols;  db = sum dout.
 
     ``need_dx`` / ``need_dw`` False skip dx / (dw, db), returned as None."""
-    x_rows, x_shape, w, has_bias, stride, padding, dilation = cache
-    n, cin, h, wd = x_shape
+    n, cin, h, wd = cache.x_shape
+    w = cache.w
     _, cout, kh, kw = w.shape
-    cols = im2col_nhwc(dout, (kh, kw), stride, padding, dilation, out_size=(h, wd))  # (N*H*W, KH*KW*Cout)
+    cols = im2col_nhwc(dout, (kh, kw), cache.stride, cache.padding, cache.dilation, out_size=(h, wd))  # (N*H*W, KH*KW*Cout)
     dw = db = dx = None
     if need_dw:
-        dw = _matmul(x_rows.T, cols).reshape(cin, kh, kw, cout).transpose(0, 3, 1, 2)
-        db = _channel_sum(dout) if has_bias else None
+        dw = _matmul(cache.x_rows.T, cols).reshape(cin, kh, kw, cout).transpose(0, 3, 1, 2)
+        db = _channel_sum(dout) if cache.has_bias else None
     if need_dx:
         w_rows = w.transpose(0, 2, 3, 1).reshape(cin, -1)             # (Cin, KH*KW*Cout)
-        dx = _from_rows(_matmul(cols, w_rows.T), n, h, wd)
+        dx = _nchw_view_of_rows(_matmul(cols, w_rows.T), n, h, wd)
     return dx, dw, db
 
 
 # ---------------------------------------------------------------- batch normalisation
+def _batchnorm_by_kernels(a):
+    """Batch normalisation's backend choice, for arrays like ``a``: on CuPy with kernels on,
+    ``kernels.batchnorm_forward`` / ``kernels.batchnorm_backward`` compute this section's
+    formulas (per-channel sums as cuBLAS products, the elementwise work in a few fused kernels)."""
+    return kernels.available(get_array_module(a))
+
+
+class BatchNormCache(NamedTuple):
+    x: Array                       # (N, C, *) input (under the CuPy kernels, its values stored channels-last)
+    mean: Array                    # (C,) the mean subtracted: the batch's when training, running_mean in eval
+    inv_std: Array                 # (C,) 1 / sqrt(var + eps)
+    gamma: Optional[Array]         # (C,) scale, or None (no affine parameters)
+    training: bool                 # batch statistics (their gradient flows back through mean and var)
+
+
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1, eps=1e-5):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, statistics per channel (axis 1).
 
@@ -238,11 +306,14 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
     statistics (updated in place) take the unbiased variance, as in PyTorch:
     running = (1 - momentum) * running + momentum * batch.
     Eval: the running statistics. x: (N, C) or (N, C, *) -> y: same shape and memory layout.
-    The cache keeps xc = x - mean (xhat = xc * inv_std is never stored: one pass fewer).
+    Cache: ``BatchNormCache(x, mean, inv_std, gamma, training)``; the backward recomputes
+    xc = x - mean (xhat = xc * inv_std is never stored).
     """
+    if _batchnorm_by_kernels(x):
+        out, x, mean, inv_std = kernels.batchnorm_forward(x, gamma, beta, running_mean, running_var,
+                                                          training, momentum, eps)
+        return out, BatchNormCache(x, mean, inv_std, gamma, training)
     xp = get_array_module(x)
-    if kernels.available(xp):
-        return kernels.batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps)
     shape = (1, -1) + (1,) * (x.ndim - 2)                              # broadcast (C,) over x
     if training:
         count = x.size // x.shape[1]
@@ -261,10 +332,10 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
         xc = x - mean.reshape(shape)
     inv_std = 1 / xp.sqrt(var + eps)                                   # (C,)
     scale = inv_std if gamma is None else gamma * inv_std
-    out = xc * scale.reshape(shape)                                    # = gamma * xhat
+    out = xp.multiply(xc, scale.reshape(shape), out=xc)                # = gamma * xhat, in xc's buffer
     if beta is not None:
         out += beta.reshape(shape)
-    return out, (xc, inv_std, gamma, training)
+    return out, BatchNormCache(x, mean, inv_std, gamma, training)
 
 
 def batchnorm_backward(dout, cache):
@@ -275,179 +346,261 @@ def batchnorm_backward(dout, cache):
     eval:     dx = k * dout
     dgamma = sum(dout * xhat) = inv_std * sum(dout * xc), dbeta = sum(dout).
     """
-    xp = get_array_module(dout)
-    if kernels.available(xp):
-        return kernels.batchnorm_backward(dout, cache)
-    xc, inv_std, gamma, training = cache
+    if _batchnorm_by_kernels(dout):
+        return kernels.batchnorm_backward(dout, cache.x, cache.mean, cache.inv_std, cache.gamma, cache.training)
+    inv_std, gamma = cache.inv_std, cache.gamma
     shape = (1, -1) + (1,) * (dout.ndim - 2)
+    xc = cache.x - cache.mean.reshape(shape)                           # as in the forward
     dbeta = _channel_sum(dout)
     dgamma = _channel_dot(dout, xc) * inv_std
     k = inv_std * gamma if gamma is not None else inv_std
     dx = dout * k.reshape(shape)
-    if training:
+    if cache.training:
         m = xc.size // xc.shape[1]
-        dx -= xc * (k * inv_std * dgamma / m).reshape(shape)          # 4 passes over x-sized arrays, one temporary
+        xc *= (k * inv_std * dgamma / m).reshape(shape)               # in place: xc is this function's own
+        dx -= xc
         dx -= (k * dbeta / m).reshape(shape)
     return dx, (dgamma if gamma is not None else None), (dbeta if gamma is not None else None)
 
 
 # ---------------------------------------------------------------- activations
+def _activations_by_kernels(a):
+    """ReLU's and LeakyReLU's backend choice, for arrays like ``a``: on CuPy with kernels on,
+    one elementwise kernel per call (``kernels.relu_forward``, ``kernels.relu_backward``,
+    ``kernels.leaky_relu_forward``, ``kernels.leaky_relu_backward``), writing its output in
+    its input's memory layout."""
+    return kernels.available(get_array_module(a))
+
+
+class ReluCache(NamedTuple):
+    out: Array                     # y = max(x, 0), x's shape and memory layout: dy/dx = 1 where y > 0
+
+
 def relu_forward(x):
-    """y = max(x, 0)."""
-    xp = get_array_module(x)
-    if kernels.available(xp):
-        return kernels.relu_forward(x)
-    return xp.maximum(x, 0), x > 0
+    """y = max(x, 0).   Cache: ``ReluCache(out)``."""
+    out = kernels.relu_forward(x) if _activations_by_kernels(x) else get_array_module(x).maximum(x, 0)
+    return out, ReluCache(out)
 
 
-def relu_backward(dout, mask):
+def relu_backward(dout, cache):
+    """dx = dout where y > 0, else 0."""
+    if _activations_by_kernels(dout):
+        return kernels.relu_backward(dout, cache.out)
     xp = get_array_module(dout)
-    if kernels.available(xp):
-        return kernels.activation_backward(dout, mask)
-    # dx in x's memory layout (channels-last after a conv) whatever layout dout comes in: the
-    # layers before then all work in one layout (mixed-layout operations are ~2x slower)
-    return xp.multiply(dout, mask, out=xp.empty_like(mask, dtype=dout.dtype))
+    # dx in y's (that is x's) memory layout, channels-last after a conv, whatever layout dout
+    # comes in: the layers before then all work in one layout (mixed-layout operations are slower)
+    return xp.multiply(dout, cache.out > 0, out=xp.empty_like(cache.out, dtype=dout.dtype))
+
+
+class LeakyReluCache(NamedTuple):
+    x: Array                       # the input
+    negative_slope: float          # dy/dx where x <= 0
 
 
 def leaky_relu_forward(x, negative_slope=0.01):
-    """y = x * slope, slope = 1 if x > 0 else negative_slope (kept for backward)."""
+    """y = x if x > 0 else negative_slope * x.   Cache: ``LeakyReluCache(x, negative_slope)``."""
+    cache = LeakyReluCache(x, negative_slope)
+    if _activations_by_kernels(x):
+        return kernels.leaky_relu_forward(x, negative_slope), cache
     xp = get_array_module(x)
-    if kernels.available(xp):
-        return kernels.leaky_relu_forward(x, negative_slope)
-    # (x > 0) * (1 - a) + a: plain arithmetic, several times faster than xp.where on NumPy
-    slope = xp.multiply(x > 0, 1 - negative_slope, dtype=x.dtype)
+    a = x.dtype.type(negative_slope)
+    if 0 < a <= 1:                                                     # where max(x, a*x) is the definition, bit for bit
+        return xp.maximum(x, x * a), cache
+    return x * _leaky_relu_slope(x, negative_slope), cache
+
+
+def leaky_relu_backward(dout, cache):
+    """dx = dout * slope, slope = 1 where x > 0, else negative_slope."""
+    if _activations_by_kernels(dout):
+        return kernels.leaky_relu_backward(dout, cache.x, cache.negative_slope)
+    slope = _leaky_relu_slope(cache.x, cache.negative_slope)
+    return get_array_module(dout).multiply(dout, slope, out=slope)    # in x's memory layout, as relu_backward
+
+
+def _leaky_relu_slope(x, negative_slope):
+    """1 where x > 0, else negative_slope, in x's dtype and memory layout: (x > 0) * (1 - a) + a,
+    plain arithmetic, several times faster than xp.where on NumPy."""
+    slope = get_array_module(x).multiply(x > 0, 1 - negative_slope, dtype=x.dtype)
     slope += negative_slope
-    return x * slope, slope
+    return slope
 
 
-def leaky_relu_backward(dout, slope):
-    xp = get_array_module(dout)
-    if kernels.available(xp):
-        return kernels.activation_backward(dout, slope)
-    return xp.multiply(dout, slope, out=xp.empty_like(slope))        # in x's memory layout, as relu_backward
+class EluCache(NamedTuple):
+    x: Array                       # the input
+    neg: Array                     # alpha * (exp(min(x, 0)) - 1), the negative branch of y
+    alpha: float
 
 
 def elu_forward(x, alpha=1.0):
-    """y = x if x > 0 else alpha * (exp(x) - 1)."""
+    """y = x if x > 0 else alpha * (exp(x) - 1).   Cache: ``EluCache(x, neg, alpha)``."""
     xp = get_array_module(x)
     neg = alpha * xp.expm1(xp.minimum(x, 0))
     out = xp.where(x > 0, x, neg)
-    return out, (x, neg, alpha)
+    return out, EluCache(x, neg, alpha)
 
 
 def elu_backward(dout, cache):
     """dy/dx = 1 if x > 0 else y + alpha."""
     xp = get_array_module(dout)
-    x, neg, alpha = cache
-    return dout * xp.where(x > 0, x.dtype.type(1), neg + x.dtype.type(alpha))
+    x = cache.x
+    return dout * xp.where(x > 0, x.dtype.type(1), cache.neg + x.dtype.type(cache.alpha))
+
+
+class TanhCache(NamedTuple):
+    out: Array                     # y = tanh(x)
 
 
 def tanh_forward(x):
+    """y = tanh(x).   Cache: ``TanhCache(out)``."""
     out = get_array_module(x).tanh(x)
-    return out, out
+    return out, TanhCache(out)
 
 
-def tanh_backward(dout, out):
+def tanh_backward(dout, cache):
     """dy/dx = 1 - y^2."""
+    out = cache.out
     return dout * (1 - out * out)
 
 
+class SigmoidCache(NamedTuple):
+    out: Array                     # y = sigmoid(x)
+
+
 def sigmoid_forward(x):
-    """y = 1 / (1 + exp(-x)), computed without overflow for large |x|."""
+    """y = 1 / (1 + exp(-x)), computed without overflow for large |x|.   Cache: ``SigmoidCache(out)``."""
     xp = get_array_module(x)
     e = xp.exp(-xp.abs(x))
     out = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
-    return out, out
+    return out, SigmoidCache(out)
 
 
-def sigmoid_backward(dout, out):
+def sigmoid_backward(dout, cache):
     """dy/dx = y (1 - y)."""
+    out = cache.out
     return dout * out * (1 - out)
 
 
 # ---------------------------------------------------------------- pooling and resizing
+class MaxPoolCache(NamedTuple):
+    arg: Array                     # (N*C*OH*OW,) index of each window's maximum in its column
+    cols_shape: Tuple[int, int]    # (KH*KW, N*C*OH*OW) of the windows' columns
+    x_shape: Tuple[int, ...]       # (N, C, H, W) of the input
+    kernel_size: Pair              # (kh, kw)
+    stride: Pair                   # (sh, sw)
+    padding: Pair                  # (ph, pw)
+
+
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
-    """y = max over each KHxKW window (padding counts as -inf). x: (N, C, H, W) -> (N, C, OH, OW)."""
+    """y = max over each KHxKW window (padding counts as -inf). x: (N, C, H, W) -> (N, C, OH, OW).
+
+    Cache: ``MaxPoolCache(arg, cols_shape, x_shape, kernel_size, stride, padding)``.
+    """
     xp = get_array_module(x)
     stride = kernel_size if stride is None else stride
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(stride), pair(padding)
+    kernel_size, stride, padding = pair(kernel_size), pair(stride), pair(padding)
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
-    cols = im2col(x.reshape(n * c, 1, h, w), (kh, kw), stride, padding, pad_value=-xp.inf)  # (KH*KW, N*C*OH*OW)
+    cols = im2col(x.reshape(n * c, 1, h, w), kernel_size, stride, padding, pad_value=-xp.inf)  # (KH*KW, N*C*OH*OW)
     arg = cols.argmax(axis=0)
     out = xp.take_along_axis(cols, arg[None], axis=0).reshape(n, c, oh, ow)
-    return out, (arg, cols.shape, x.shape, (kh, kw), stride, padding)
+    return out, MaxPoolCache(arg, cols.shape, x.shape, kernel_size, stride, padding)
 
 
 def max_pool2d_backward(dout, cache):
     """The gradient goes to the arg-max of each window (first one on ties)."""
     xp = get_array_module(dout)
-    arg, cols_shape, x_shape, kernel, stride, padding = cache
-    n, c, h, w = x_shape
-    dcols = xp.zeros(cols_shape, dtype=dout.dtype)
-    xp.put_along_axis(dcols, arg[None], dout.reshape(1, -1), axis=0)
-    dx = col2im(dcols, (n * c, 1, h, w), kernel, stride, padding)
-    return xp.ascontiguousarray(dx).reshape(x_shape)
+    n, c, h, w = cache.x_shape
+    dcols = xp.zeros(cache.cols_shape, dtype=dout.dtype)
+    xp.put_along_axis(dcols, cache.arg[None], dout.reshape(1, -1), axis=0)
+    dx = col2im(dcols, (n * c, 1, h, w), cache.kernel_size, cache.stride, cache.padding)
+    return xp.ascontiguousarray(dx).reshape(cache.x_shape)
+
+
+class AvgPoolCache(NamedTuple):
+    x_shape: Tuple[int, ...]       # (N, C, H, W) of the input
+    kernel_size: Pair              # (kh, kw)
+    stride: Pair                   # (sh, sw)
+    padding: Pair                  # (ph, pw)
 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
-    """y = mean over each KHxKW window, zero padding counted (count_include_pad=True)."""
+    """y = mean over each KHxKW window, zero padding counted (count_include_pad=True).
+
+    Cache: ``AvgPoolCache(x_shape, kernel_size, stride, padding)``.
+    """
     stride = kernel_size if stride is None else stride
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(stride), pair(padding)
+    kernel_size, stride, padding = pair(kernel_size), pair(stride), pair(padding)
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
-    cols = im2col(x.reshape(n * c, 1, h, w), (kh, kw), stride, padding)
+    cols = im2col(x.reshape(n * c, 1, h, w), kernel_size, stride, padding)
     out = cols.mean(axis=0).reshape(n, c, oh, ow)
-    return out, (x.shape, (kh, kw), stride, padding)
+    return out, AvgPoolCache(x.shape, kernel_size, stride, padding)
 
 
 def avg_pool2d_backward(dout, cache):
     """Each window's gradient is spread evenly over its KH*KW entries."""
     xp = get_array_module(dout)
-    x_shape, (kh, kw), stride, padding = cache
-    n, c, h, w = x_shape
+    n, c, h, w = cache.x_shape
+    kh, kw = cache.kernel_size
     dcols = xp.broadcast_to(dout.reshape(1, -1) / (kh * kw), (kh * kw, dout.size))
-    dx = col2im(xp.ascontiguousarray(dcols), (n * c, 1, h, w), (kh, kw), stride, padding)
-    return xp.ascontiguousarray(dx).reshape(x_shape)
+    dx = col2im(xp.ascontiguousarray(dcols), (n * c, 1, h, w), cache.kernel_size, cache.stride, cache.padding)
+    return xp.ascontiguousarray(dx).reshape(cache.x_shape)
+
+
+class UpsampleCache(NamedTuple):
+    scale: int                     # the integer scale factor s
 
 
 def upsample_nearest_forward(x, scale_factor):
-    """Nearest-neighbour upsampling by an integer factor: (N, C, H, W) -> (N, C, H*s, W*s)."""
+    """Nearest-neighbour upsampling by an integer factor: (N, C, H, W) -> (N, C, H*s, W*s).
+
+    Cache: ``UpsampleCache(scale)``.
+    """
     xp = get_array_module(x)
     n, c, h, w = x.shape
     s = int(scale_factor)
     out = xp.broadcast_to(x[:, :, :, None, :, None], (n, c, h, s, w, s)).reshape(n, c, h * s, w * s)
-    return out, s
+    return out, UpsampleCache(s)
 
 
-def upsample_nearest_backward(dout, s):
+def upsample_nearest_backward(dout, cache):
     """Each input pixel receives the sum of its s x s copies."""
+    s = cache.scale
     n, c, hs, ws = dout.shape
     return dout.reshape(n, c, hs // s, s, ws // s, s).sum(axis=(3, 5))
 
 
 # ---------------------------------------------------------------- channel-wise fully connected
+class ChannelwiseLinearCache(NamedTuple):
+    x_c: Array                     # (C, N, H*W) the input, channel-major
+    x_shape: Tuple[int, ...]       # (N, C, H, W) of the input
+    w: Array                       # (C, OH*OW, H*W) weight
+    has_bias: bool                 # whether the forward added b (db is None otherwise)
+
+
 def channelwise_linear_forward(x, w, b):
     """Context Encoders' channel-wise FC: a dense map over spatial positions, one per channel.
 
     y[n, c, :] = w[c] @ x[n, c, :] + b[c]   (no mixing across channels).
     x: (N, C, H, W), w: (C, OH*OW, H*W), b: (C, OH*OW) or None -> y: (N, C, OH*OW).
+    Cache: ``ChannelwiseLinearCache(x_c, x_shape, w, has_bias)``.
     """
     n, c = x.shape[:2]
     x_c = x.reshape(n, c, -1).transpose(1, 0, 2)                       # (C, N, H*W)
     out = x_c @ w.transpose(0, 2, 1)                                   # (C, N, OH*OW)
     if b is not None:
         out += b[:, None, :]
-    return out.transpose(1, 0, 2), (x_c, x.shape, w, b is not None)
+    return out.transpose(1, 0, 2), ChannelwiseLinearCache(x_c, x.shape, w, b is not None)
 
 
 def channelwise_linear_backward(dout, cache):
     """dx_c = dout_c @ w[c];  dw[c] = dout_c^T x_c;  db[c] = sum_n dout_c."""
-    x_c, x_shape, w, has_bias = cache
     d_c = dout.transpose(1, 0, 2)                                      # (C, N, OH*OW)
-    dx = (d_c @ w).transpose(1, 0, 2).reshape(x_shape)
-    dw = d_c.transpose(0, 2, 1) @ x_c
-    db = d_c.sum(axis=1) if has_bias else None
+    dx = (d_c @ cache.w).transpose(1, 0, 2).reshape(cache.x_shape)
+    dw = d_c.transpose(0, 2, 1) @ cache.x_c
+    db = d_c.sum(axis=1) if cache.has_bias else None
     return dx, dw, db
 
 

@@ -1,11 +1,15 @@
 """CUDA kernels (CuPy) behind the signatures of npgan's array functions.
 
-On the GPU a small array operation costs a kernel launch (about 10-15 us from Python)
-whatever its size, and a DCGAN step at batch 64 is hundreds of small operations. So a
-function in ``im2col.py``, ``functional.py`` or ``optim.py`` (Adam) asks ``available(xp)``
-and, on CuPy, hands its work to the one or few kernels here; on NumPy it never comes here. Each kernel
-computes exactly the formula in the docstring of the function it replaces, and the same
-tests run on both paths (``NPGAN_KERNELS=0`` turns the kernels off to test CuPy's
+On the GPU a small array operation costs a kernel launch whatever its size (from Python,
+more than the arithmetic of most DCGAN-sized operations), and a DCGAN step at batch 64 is
+hundreds of small operations. So each family of operations asks ``available(xp)`` in one
+place: ``functional._products_by_kernels`` (matrix products), ``im2col.im2col_by_kernels``
+(im2col and col2im), ``functional._batchnorm_by_kernels``, ``functional._activations_by_kernels``
+and ``optim.Adam`` (its update); on CuPy the family hands its work to the one or few kernels
+here, on NumPy it never comes here. Each function below computes exactly the formula in the
+docstring of the function it replaces, returns what that function returns (or, for a forward,
+the arrays of its cache, which ``functional`` packs into the same named tuple as on NumPy), and
+the same tests run on both paths (``NPGAN_KERNELS=0`` turns the kernels off to test CuPy's
 generic path).
 
 Layouts follow the NumPy path: conv/BN outputs are (N, C, H, W) arrays stored
@@ -145,14 +149,15 @@ def _map_like(kernel, like, *args):
     return out.transpose(inverse)
 
 
-def _to_rows(x):
+def _to_channel_rows(x):
     """(N, C, *) -> ((M, C) rows, channels-last shape): a view when x is stored channels-last."""
     cp = _cupy()
     moved = cp.moveaxis(x, 1, -1)                                      # (N, *, C) view
     return cp.ascontiguousarray(moved).reshape(-1, x.shape[1]), moved.shape
 
 
-def _from_rows(rows, moved_shape):
+def _from_channel_rows(rows, moved_shape):
+    """Inverse of ``_to_channel_rows``: (M, C) rows -> the (N, C, *) view (channels-last storage)."""
     return _cupy().moveaxis(rows.reshape(moved_shape), -1, 1)          # (N, C, *) view
 
 
@@ -265,9 +270,13 @@ def _column_sums(rows):
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
     """``functional.batchnorm_forward`` on (M, C) channel rows: two column-sum products and three kernels
-    (squares, per-channel statistics + running update, output); eval: two kernels."""
+    (squares, per-channel statistics + running update, output); eval: two kernels.
+
+    Returns y and the arrays of its ``BatchNormCache``: x (as an (N, C, *) view of the rows read
+    here: of x's own memory when x is stored channels-last, else of a channels-last copy), mean, inv_std.
+    """
     cp = _cupy()
-    rows, moved = _to_rows(x)                                          # (M, C)
+    rows, moved = _to_channel_rows(x)                                  # (M, C)
     m = rows.shape[0]
     if training:
         if m < 2:
@@ -284,13 +293,14 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
     g = gamma if gamma is not None else 1.0
     b = beta if beta is not None else 0.0
     out = _bn_out()(rows, mean, inv_std, g, b)                         # (M, C)
-    return _from_rows(out, moved), (rows, mean, inv_std, gamma, training, moved)
+    return _from_channel_rows(out, moved), _from_channel_rows(rows, moved), mean, inv_std
 
 
-def batchnorm_backward(dout, cache):
-    """``functional.batchnorm_backward``: two column-sum products, two kernels (+1 for dgamma's scale)."""
-    rows, mean, inv_std, gamma, training, moved = cache
-    d, _ = _to_rows(dout)
+def batchnorm_backward(dout, x, mean, inv_std, gamma, training):
+    """``functional.batchnorm_backward`` from its cache's fields: two column-sum products, two
+    kernels (+1 for dgamma's scale). ``x`` as ``batchnorm_forward`` returned it (its rows are a view)."""
+    rows, moved = _to_channel_rows(x)                                  # (M, C)
+    d, _ = _to_channel_rows(dout)
     dbeta = _column_sums(d)
     dgraw = _column_sums(_bn_prod()(d, rows, mean))                    # sum dout * (x - mean)
     g = gamma if gamma is not None else 1.0
@@ -299,8 +309,8 @@ def batchnorm_backward(dout, cache):
     else:
         dx = _bn_dx_eval()(d, inv_std, g)
     if gamma is None:
-        return _from_rows(dx, moved), None, None
-    return _from_rows(dx, moved), dgraw * inv_std, dbeta
+        return _from_channel_rows(dx, moved), None, None
+    return _from_channel_rows(dx, moved), dgraw * inv_std, dbeta
 
 
 # ---------------------------------------------------------------- activations
@@ -311,20 +321,23 @@ _lrelu_bwd = _elementwise("T d, T x, float64 a", "T dx", "dx = x > (T)0 ? d : d 
 
 
 def relu_forward(x):
-    out = _map_like(_relu_fwd(), x, x)
-    return out, ("relu", out)
+    """``functional.relu_forward``'s y (its ``ReluCache`` keeps y), in x's memory layout."""
+    return _map_like(_relu_fwd(), x, x)
+
+
+def relu_backward(dout, out):
+    """``functional.relu_backward`` from its cache's ``out``, in out's memory layout."""
+    return _map_like(_relu_bwd(), out, dout, out)
 
 
 def leaky_relu_forward(x, negative_slope):
-    return _map_like(_lrelu_fwd(), x, x, negative_slope), ("leaky_relu", x, negative_slope)
+    """``functional.leaky_relu_forward``'s y (its ``LeakyReluCache`` keeps x and the slope), in x's layout."""
+    return _map_like(_lrelu_fwd(), x, x, negative_slope)
 
 
-def activation_backward(dout, cache):
-    """Backward of ``relu_forward`` / ``leaky_relu_forward`` from their caches."""
-    if cache[0] == "relu":
-        return _map_like(_relu_bwd(), cache[1], dout, cache[1])
-    _, x, a = cache
-    return _map_like(_lrelu_bwd(), x, dout, x, a)
+def leaky_relu_backward(dout, x, negative_slope):
+    """``functional.leaky_relu_backward`` from its cache's fields, in x's memory layout."""
+    return _map_like(_lrelu_bwd(), x, dout, x, negative_slope)
 
 
 # ---------------------------------------------------------------- Adam with the step count on the GPU
