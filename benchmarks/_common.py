@@ -266,8 +266,12 @@ def ratio(a, b):
 
 
 # ---------------------------------------------------------------- the DCGAN-MNIST-28 training step
-def npgan_step(batch, xp, seed=0):
+def npgan_step(batch, xp, seed=0, skip_unread=True):
     """One D step + one G step of DCGAN-MNIST-28 (npgan.models.dcgan), as a closure.
+
+    ``skip_unread=False`` times the same step with every gradient computed (D's parameter
+    gradients in G's update, the images' and the noise's gradients), as PyTorch's DCGAN
+    example computes them: what skipping the unread ones saves.
 
     D step: BCE(D(x), 1) + BCE(D(G(z)), 0), D's gradients only; G step: BCE(D(G(z)), 1)
     through D into G (the same G(z), as in PyTorch's DCGAN example). Adam(2e-4, (0.5, 0.999)).
@@ -289,6 +293,20 @@ def npgan_step(batch, xp, seed=0):
         # `python -m npgan.train` runs: no gradient of the noise or the images, D frozen in G's update.
         z = backend.rng().standard_normal((batch, dcgan.Z_DIM), dtype=numpy.float32)
         return gan_step(G, D, opt_g, opt_d, objective, real, z)
+
+    def every_gradient_step():
+        z = backend.rng().standard_normal((batch, dcgan.Z_DIM), dtype=numpy.float32)
+        fake = G.forward(z)
+        opt_d.zero_grad()
+        for images, part in ((real, objective.discriminator_real), (fake, objective.discriminator_fake)):
+            D.backward(part(D.forward(images))[1])
+        opt_d.step()
+        opt_g.zero_grad()
+        G.backward(D.backward(objective.generator(D.forward(fake))[1]))
+        opt_g.step()
+
+    if not skip_unread:
+        step = every_gradient_step
 
     step.models = (G, D)
     step.optimizers = (opt_g, opt_d)

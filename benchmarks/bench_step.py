@@ -98,6 +98,8 @@ def main():
                    help="batch sizes (default: 64 256 on numpy, 64 256 1024 on cupy)")
     p.add_argument("--no-graph", action="store_true", help="cupy: skip the CUDA-graph rows")
     p.add_argument("--breakdown", action="store_true", help="print where npgan's step time goes (first batch size)")
+    p.add_argument("--levers", action="store_true",
+                   help="also time npgan's step computing every gradient (what skipping the unread ones saves)")
     args = p.parse_args()
     xp, use_torch = C.setup(args)
     gpu = args.backend == "cupy"
@@ -106,12 +108,13 @@ def main():
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # fp32, like CuPy
         print("# torch: TF32 off (cuDNN and matmul), so both sides compute in fp32")
     batches = args.batch or ([64, 256, 1024] if gpu else [64, 256])
-    rows, mem_rows = [], []
+    rows, mem_rows, lever_rows = [], [], []
     for batch in batches:
         ours = C.npgan_step(batch, xp)
         theirs = C.torch_step(batch, device) if use_torch else None
         fns = {"npgan": ours, "torch": theirs,
-               "torch D frozen": C.torch_step(batch, device, freeze_d=True) if use_torch else None}
+               "torch D frozen": C.torch_step(batch, device, freeze_d=True) if use_torch else None,
+               "npgan every gradient": C.npgan_step(batch, xp, skip_unread=False) if args.levers else None}
         if gpu and not args.no_graph:
             graphed = _graph_of(batch, xp)
             fns["npgan graph"] = graphed
@@ -127,6 +130,9 @@ def main():
             rows.append((f"CUDA graph, batch {batch}", C.fmt_ms(t["npgan graph"]), C.fmt_ms(t.get("torch graph")),
                          C.ratio(t["npgan graph"], t.get("torch graph")), "-", "-",
                          f"{gflop / t['npgan graph'] * 1e3:.0f}"))
+        if args.levers:
+            lever_rows.append((f"batch {batch}", C.fmt_ms(t["npgan every gradient"]), C.fmt_ms(t["npgan"]),
+                               f"{100 * (1 - t['npgan'] / t['npgan every gradient']):.1f}%"))
         print(f"  batch {batch}: " + ", ".join(f"{k} {C.fmt_ms(v)} ms" for k, v in t.items())
               + f", npgan/torch {C.ratio(t['npgan'], t['torch'])}", flush=True)
         peak = C.peak_memory(ours, xp)
@@ -150,6 +156,10 @@ def main():
         print(C.table(("batch", "npgan peak MiB", "torch peak MiB", "npgan RSS MiB", "torch RSS MiB"), mem_rows)
               + "\n(peak: tracemalloc of one step (NumPy buffers; PyTorch's CPU allocations are not traced);"
               + "\n RSS: resident memory two steps add in a fresh process, both libraries measured alike)")
+    if args.levers:
+        print()
+        print(C.table(("npgan step, skipping unread gradients", "every gradient ms", "skipped ms", "saved"),
+                      lever_rows))
     if args.breakdown:
         print()
         print(breakdown_table)

@@ -4,7 +4,9 @@ Math code never names ``numpy`` or ``cupy``: it asks its inputs for their array
 module (``xp = get_array_module(x)``). Arrays made from nothing (weights, noise,
 masks, optimizer state) come from the *current* backend, chosen by the
 ``NPGAN_BACKEND`` environment variable (``numpy`` by default, or ``cupy``) or by
-``npgan.backend.use("cupy")``.
+``npgan.backend.use("cupy")``. A third backend, ``cupy-standin``
+(``npgan.testing.cupy_standin``), computes with NumPy under CuPy's rules: the test suite
+runs on it to check that the generic path would run on a GPU (it is no GPU test).
 
     >>> from npgan import backend
     >>> backend.use("numpy")
@@ -18,7 +20,7 @@ import numpy
 
 DEFAULT_DTYPE = numpy.float32
 
-_current = None  # the active module (numpy or cupy)
+_current = None  # the active module (numpy, cupy or the stand-in)
 _rng = None      # the active backend's random Generator
 
 
@@ -44,11 +46,15 @@ def _load(name):
         if count == 0:
             raise BackendError("backend 'cupy' requested but no CUDA GPU is visible")
         return cupy
-    raise BackendError(f"unknown backend {name!r}: expected 'numpy' or 'cupy'")
+    if name == "cupy-standin":
+        from .testing import cupy_standin
+        return cupy_standin
+    raise BackendError(f"unknown backend {name!r}: expected 'numpy' or 'cupy' (or 'cupy-standin', the "
+                       f"CuPy-semantics check of the test suite)")
 
 
 def use(name):
-    """Switch the current backend to ``'numpy'`` or ``'cupy'``; returns the module."""
+    """Switch the current backend to ``'numpy'``, ``'cupy'`` or ``'cupy-standin'``; returns the module."""
     global _current, _rng
     _current = _load(name)
     _rng = None
@@ -84,28 +90,36 @@ def xp():
 
 
 def name():
-    return "cupy" if xp() is not numpy else "numpy"
+    """``'numpy'``, ``'cupy'`` or ``'cupy-standin'``: the current backend."""
+    return _name_of(xp())
+
+
+def _name_of(module):
+    return "numpy" if module is numpy else getattr(module, "BACKEND_NAME", "cupy")
 
 
 def get_array_module(*arrays):
-    """NumPy or CuPy, whichever holds ``arrays`` (all must agree)."""
+    """NumPy or CuPy (or the stand-in), whichever holds ``arrays`` (all must agree)."""
     module = None
     for a in arrays:
         if a is None or isinstance(a, (int, float)):
             continue
-        m = numpy if isinstance(a, (numpy.ndarray, numpy.generic)) else _cupy_of(a)
+        m = numpy if isinstance(a, (numpy.ndarray, numpy.generic)) else _device_module_of(a)
         if module is not None and m is not module:
-            raise TypeError("mixed backends: got both NumPy and CuPy arrays in one operation; "
-                            "move them with npgan.backend.to_device / asnumpy first")
+            raise TypeError(f"mixed backends: got both {_name_of(module)} and {_name_of(m)} arrays in one "
+                            f"operation; move them with npgan.backend.to_device / asnumpy first")
         module = m
     return module if module is not None else xp()
 
 
-def _cupy_of(a):
+def _device_module_of(a):
     mod = type(a).__module__
     if mod.startswith("cupy"):
         import cupy
         return cupy
+    if mod == "npgan.testing.cupy_standin":
+        from .testing import cupy_standin
+        return cupy_standin
     raise TypeError(f"expected a NumPy or CuPy array, got {type(a).__name__}")
 
 
@@ -120,7 +134,7 @@ def asnumpy(a):
     """A host NumPy array of ``a`` (no copy when it is already on the host)."""
     if isinstance(a, (numpy.ndarray, numpy.generic)):
         return numpy.asarray(a)
-    if type(a).__module__.startswith("cupy"):
+    if hasattr(a, "get") and not isinstance(a, dict):               # a device array
         return a.get()
     return numpy.asarray(a)
 
@@ -145,7 +159,7 @@ def get_rng_state():
     g = rng()
     if xp() is numpy:
         return {"kind": "numpy", "state": g.bit_generator.state}
-    return {"kind": "cupy", "state": _cupy_rng_state(g)}
+    return {"kind": name(), "state": _cupy_rng_state(g)}
 
 
 def set_rng_state(state):
@@ -153,7 +167,7 @@ def set_rng_state(state):
     g = rng()
     if state["kind"] == "numpy" and xp() is numpy:
         g.bit_generator.state = state["state"]
-    elif state["kind"] == "cupy" and xp() is not numpy:
+    elif state["kind"] == name() and xp() is not numpy:
         _set_cupy_rng_state(g, state["state"])
     else:
         raise BackendError(f"RNG state was saved on {state['kind']!r} but the current backend is {name()!r}")

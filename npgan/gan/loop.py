@@ -8,9 +8,10 @@
         every save_every steps, at the end and on Ctrl-C: ``save(step)`` (a checkpoint)
 
 **NaN guard.** ``one_step`` tests the losses and gradients before each update when ``check``
-is true: at every step on NumPy (cheap there), only at log and save steps on a GPU (each
-test waits for the device). A failure stops the loop with :class:`~npgan.errors.NonFiniteError`
-naming the step; nothing is saved after it, so the last checkpoint is a good state.
+is true, which the loop asks at every step on every backend (on a GPU, one device read per
+update), so a NaN is caught in the step and the layer where it first appears, before any
+update spreads it. A failure stops the loop with :class:`~npgan.errors.NonFiniteError` naming
+the step; nothing is saved after it, so the last checkpoint is a good state.
 
 **Ctrl-C.** The first one finishes the current step, saves and returns; a second one raises
 KeyboardInterrupt at once.
@@ -115,7 +116,8 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
     """Run ``one_step(step, check)`` for step = start_step + 1 .. steps (see the module docstring).
 
     Args:
-        one_step: trains one step; returns its statistics {name: 0-d device array or None}.
+        one_step(step, check): trains one step, testing for NaN/Inf before its updates when
+            ``check``; returns its statistics {name: 0-d device array or None}.
         log: a :class:`MetricsLog`; on_log(record): called at every log point before the
             record is kept (it may add keys, e.g. health findings).
         describe(record) -> str: the progress bar's text; without a bar (``progress`` False) it is
@@ -125,7 +127,6 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
     Returns:
         the last completed step (below ``steps`` after Ctrl-C).
     """
-    check_every_step = backend.name() == "numpy"
     bar = tqdm(total=steps, initial=start_step, unit="step", disable=not progress, dynamic_ncols=True, desc=desc)
     step = start_step
     with DeferredInterrupt() as interrupt:
@@ -134,7 +135,7 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
             is_log = step % log_every == 0 or last
             is_save = save is not None and (step % save_every == 0 or last or interrupt.requested)
             try:
-                stats = one_step(step, check_every_step or is_log or is_save)
+                stats = one_step(step, True)
             except NonFiniteError as err:
                 raise NonFiniteError(err.where, step) from None
             log.add(stats)

@@ -11,7 +11,7 @@ next one runs: a layer keeps the cache of its last forward, and BatchNorm's stat
 never mixed across the two batches. The parameter gradients of both passes add up.
 
 **NaN guard.** With ``check``, the loss and every gradient are tested for NaN/Inf before each
-optimizer update (a device read on a GPU). A failure raises :class:`~npgan.errors.NonFiniteError`
+optimizer update (one device read per update on a GPU). A failure raises :class:`~npgan.errors.NonFiniteError`
 naming the first non-finite quantity, in the order the step computed things.
 """
 from .. import backend
@@ -99,8 +99,10 @@ def _finite(a):
 
 def require_finite(name, loss, model):
     """Raise NonFiniteError when ``loss`` or a gradient of ``model`` is NaN or Inf, naming the
-    loss or the first non-finite gradient in the order backward produced them."""
-    if _finite(loss) and all(_finite(p.grad) for p in model.parameters()):
+    loss or the first non-finite gradient in the order backward produced them. The test itself
+    is one device read (a GPU waits once), however many parameters there are."""
+    xp = backend.get_array_module(loss)
+    if bool(xp.stack([xp.isfinite(loss).all()] + [xp.isfinite(p.grad).all() for p in model.parameters()]).all()):
         return
     if not _finite(loss):
         raise NonFiniteError(f"loss_{name}")
