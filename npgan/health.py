@@ -60,17 +60,20 @@ def probe_generator(G, z):
     return backend.asnumpy(x), dead
 
 
-def check(history, G, z_fixed, real_spread, step):
+def check(history, G, z_fixed, real_spread, step, d_probabilities=True):
     """The failures present at this log point, as {name: explanation}.
 
     Args:
         history: the metrics.jsonl records so far, the current one last (keys D_x, D_G_z, loss_G).
         G: the generator; z_fixed: its fixed noise (device array); real_spread: ``spread`` of
             real training images; step: the current step.
+        d_probabilities: D's outputs are logits, so D(x) and D(G(z)) are probabilities and "the
+            discriminator has won" can be read from them; False for a critic's scores (WGAN,
+            hinge, LSGAN), where that check does not apply.
     """
     found = {}
     recent = history[-WIN_LOG_POINTS:]
-    if len(recent) == WIN_LOG_POINTS and all(r["D_x"] > WIN_PROBABILITY and r["D_G_z"] < 1 - WIN_PROBABILITY
+    if d_probabilities and len(recent) == WIN_LOG_POINTS and all(r["D_x"] > WIN_PROBABILITY and r["D_G_z"] < 1 - WIN_PROBABILITY
                                              for r in recent):
         last = recent[-1]
         found["discriminator_wins"] = (

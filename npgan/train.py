@@ -61,10 +61,10 @@ from .models import MODELS, build_models
 
 DEFAULT_STEPS = 2500
 
-# Settings that define the run; --resume takes them from the checkpoint.
-RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": 2e-4, "beta1": 0.5, "seed": 0,
-                "backend": "numpy"}
-BETA2 = 0.999
+# Settings that define the run; --resume takes them from the checkpoint. None: the objective's
+# published setting (npgan.gan.objectives: Objective.defaults).
+RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "beta1": None, "beta2": None,
+                "n_critic": None, "clip": None, "seed": 0, "backend": "numpy"}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -76,13 +76,21 @@ def build_parser():
     p.add_argument("--model", choices=sorted(MODELS), default=None,
                    help=f"dcgan (DCGAN-MNIST-28) or mlp (Goodfellow et al. 2014); default {RUN_DEFAULTS['model']}")
     p.add_argument("--loss", choices=list(OBJECTIVES), default=None,
-                   help="GAN objective: ns (non-saturating BCE, the default) or lsgan (least squares)")
+                   help="GAN objective (npgan.gan.objectives): ns (non-saturating BCE, the default), minimax "
+                        "(Goodfellow et al.'s saturating log(1 - D(G(z)))), lsgan (least squares), hinge, wgan "
+                        "(weight clipping, RMSprop, 5 critic updates per G update)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, default=None, help=f"training steps in all, counted from step 0 also when resuming (default {DEFAULT_STEPS})")
     length.add_argument("--epochs", type=float, default=None, help="training length in passes over the data")
     p.add_argument("--batch-size", type=int, default=None, help="images per batch (default 64)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate of G and D (default 2e-4)")
-    p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (default 0.5; beta2 is 0.999)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate of G and D (default: the objective's, 2e-4; wgan 5e-5)")
+    p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (default 0.5; not for wgan's RMSprop)")
+    p.add_argument("--beta2", type=float, default=None, help="Adam beta2 (default 0.999)")
+    p.add_argument("--n-critic", type=int, default=None,
+                   help="D updates per G update, each on its own batch (default 1; wgan 5)")
+    p.add_argument("--clip", type=float, default=None,
+                   help="wgan: clip every critic parameter to [-CLIP, CLIP] after each update (default 0.01)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend (default: $NPGAN_BACKEND or numpy)")
@@ -124,8 +132,13 @@ def check_args(args, parser):
         parser.error(f"--epochs must be positive, got {args.epochs}")
     if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
         parser.error(f"--lr must be a positive number, got {args.lr}")
-    if args.beta1 is not None and not 0 <= args.beta1 < 1:
-        parser.error(f"--beta1 must be in [0, 1), got {args.beta1}")
+    for flag, value in (("--beta1", args.beta1), ("--beta2", args.beta2)):
+        if value is not None and not 0 <= value < 1:
+            parser.error(f"{flag} must be in [0, 1), got {value}")
+    if args.n_critic is not None and args.n_critic < 1:
+        parser.error(f"--n-critic must be at least 1, got {args.n_critic}")
+    if args.clip is not None and not (args.clip > 0 and math.isfinite(args.clip)):
+        parser.error(f"--clip must be a positive number, got {args.clip}")
 
 
 def requested_backend(args):
@@ -164,7 +177,8 @@ def resolve_config(args, parser):
                for key, default in RUN_DEFAULTS.items()}
         run["backend"] = requested_backend(args)[0]
         run["dataset"] = args.dataset
-    config = dict(run, out=str(out), data_dir=args.data_dir, beta2=BETA2, z_dim=MODELS[run["model"]].Z_DIM,
+    objective_settings(run, parser)
+    config = dict(run, out=str(out), data_dir=args.data_dir, z_dim=MODELS[run["model"]].Z_DIM,
                   sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                   log_every=args.log_every, npgan_version=__version__)
     if ckpt is not None and args.data_dir is None:
@@ -172,9 +186,29 @@ def resolve_config(args, parser):
     return config, ckpt
 
 
+def objective_settings(run, parser):
+    """Fill the settings left None from the objective's published ones (optimizer, lr, betas,
+    n_critic, clip) and refuse those that do not apply to it."""
+    defaults = OBJECTIVES[run["loss"]].defaults
+    run["optimizer"] = defaults["optimizer"]
+    for key in ("lr", "beta1", "beta2", "n_critic"):
+        if run[key] is None:
+            run[key] = defaults[key]
+    if run["optimizer"] != "adam":
+        for key in ("beta1", "beta2"):
+            if run[key] is not None:
+                parser.error(f"--{key} is Adam's; --loss {run['loss']} trains with {run['optimizer']}")
+    if run["loss"] == "wgan":
+        run["clip"] = 0.01 if run["clip"] is None else run["clip"]
+    elif run["clip"] is not None:
+        parser.error(f"--clip applies to --loss wgan (weight clipping), not --loss {run['loss']}")
+
+
 def _merge_resumed(args, saved, parser):
     """The saved run settings; an explicitly given one that differs is an error."""
     run = {key: saved.get(key, RUN_DEFAULTS.get(key)) for key in list(RUN_DEFAULTS) + ["dataset"]}
+    if "loss" not in saved:                     # trained before objectives were a setting: ns, Adam (0.5, 0.999)
+        run.update(beta2=saved.get("beta2", 0.999), n_critic=1)
     for key in run:
         given = getattr(args, key)
         if given is not None and given != run[key]:
@@ -290,7 +324,7 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
     write_final_outputs(out, history, f"{config['model']} on {config['dataset']}")
     print(f"trained {step - start_step:,} steps in {seconds:.0f} s "
           f"({(step - start_step) * config['batch_size'] / seconds:.0f} img/s)")
-    print(health_summary(history))
+    print(health_summary(history, config.get("loss", "ns")))
     if args.no_eval:
         (out / "metrics.json").unlink(missing_ok=True)     # a resumed run's old scores describe an earlier step
     else:

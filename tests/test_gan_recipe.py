@@ -29,13 +29,20 @@ def _torch_losses(name, real, fake):
     r = torch.tensor(host(real), requires_grad=True)
     f = torch.tensor(host(fake), requires_grad=True)
     g = torch.tensor(host(fake), requires_grad=True)
-    if name == "ns":
+    if name in ("ns", "minimax"):
         loss_d = (F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
                   + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)))
-        loss_g = F.binary_cross_entropy_with_logits(g, torch.ones_like(g))
-    else:
+        loss_g = (F.binary_cross_entropy_with_logits(g, torch.ones_like(g)) if name == "ns"
+                  else torch.log(1 - torch.sigmoid(g)).mean())
+    elif name == "lsgan":
         loss_d = 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean()
         loss_g = 0.5 * ((g - 1) ** 2).mean()
+    elif name == "hinge":
+        loss_d = F.relu(1 - r).mean() + F.relu(1 + f).mean()
+        loss_g = -g.mean()
+    else:                                                                    # wgan
+        loss_d = -r.mean() + f.mean()
+        loss_g = -g.mean()
     loss_d.backward()
     loss_g.backward()
     return loss_d.item(), r.grad.numpy(), f.grad.numpy(), loss_g.item(), g.grad.numpy()
@@ -73,9 +80,40 @@ def test_non_saturating_generator_keeps_its_gradient_when_d_rejects_the_fakes(xp
     assert host(dfake)[0, 0] == pytest.approx(-1 / 4, rel=1e-6)
 
 
+def test_minimax_generator_gradient_vanishes_where_ns_keeps_it(xp):
+    """Why ns exists: with D rejecting a fake at logit -10, the saturating loss's gradient is ~1e-5
+    of the non-saturating one's."""
+    fake = backend.to_device(np.array([[-10.0]]))
+    saturating = abs(host(get_objective("minimax").generator(fake)[1]).item())
+    assert saturating < 1e-4 * abs(host(NonSaturating().generator(fake)[1]).item())
+
+
 def test_unknown_objective_names_the_choices():
     with pytest.raises(ValueError, match="lsgan"):
         get_objective("wgan-typo")
+    with pytest.raises(ValueError, match="clip"):
+        get_objective("wgan", clip=0)
+
+
+def test_wgan_clips_every_critic_parameter_after_each_update():
+    G, D, opt_G, opt_D, real, z = _models_and_batch()
+    gan_step(G, D, opt_G, opt_D, get_objective("wgan", clip=0.005), real, z)
+    assert max(float(abs(host(p.data)).max()) for p in D.parameters()) <= 0.005
+    assert max(float(abs(host(p.data)).max()) for p in G.parameters()) > 0.005      # G is not clipped
+
+
+def test_fit_gan_takes_n_critic_batches_per_step():
+    from npgan.gan import MetricsLog, fit_gan
+    G, D, opt_G, opt_D, real, z = _models_and_batch(batch=4)
+    drawn = []
+
+    def next_real():
+        drawn.append(1)
+        return real[:4]
+    fit_gan(G, D, opt_G, opt_D, get_objective("wgan"), next_real, 2, MetricsLog(), z_dim=dcgan.Z_DIM, batch_size=4,
+            z_fixed=z[:4], real_spread=1.0, n_critic=3, log_every=1, progress=False)
+    assert len(drawn) == 6
+    assert max(float(abs(host(p.data)).max()) for p in D.parameters()) <= 0.01
 
 
 # ---- the step -------------------------------------------------------------------------------
@@ -185,3 +223,31 @@ def test_train_command_takes_the_objective_and_resumes_with_it(tmp_path, monkeyp
     assert "--loss lsgan" in capsys.readouterr().err
     assert train.main(common + ["--steps", "6", "--resume"]) == 0              # the saved objective is kept
     assert json.loads((tmp_path / "run" / "config.json").read_text())["loss"] == "lsgan"
+
+
+@pytest.mark.parametrize("extra,message", [(["--clip", "0.1"], "--clip applies to --loss wgan"),
+                                           (["--loss", "wgan", "--beta1", "0.5"], "--beta1 is Adam's"),
+                                           (["--n-critic", "0"], "--n-critic must be at least 1"),
+                                           (["--loss", "wgan", "--clip", "-1"], "--clip must be a positive")])
+def test_objective_settings_that_do_not_apply_exit_2(tmp_path, monkeypatch, capsys, extra, message):
+    from npgan import train
+    monkeypatch.setenv("NPGAN_OFFLINE", "1")
+    with pytest.raises(SystemExit) as exc:
+        train.main(["mnist", "--steps", "1", "--out", str(tmp_path / "run"), *extra])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_resumed_wgan_run_ends_bitwise_equal_to_an_uninterrupted_one(tmp_path, monkeypatch):
+    """Five critic batches per step: a resumed run must start at the right batch of its epoch."""
+    from npgan import checkpoint, train
+    monkeypatch.setenv("NPGAN_OFFLINE", "1")
+    common = ["mnist", "--loss", "wgan", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "2",
+              "--no-progress", "--no-eval"]
+    assert train.main(common + ["--steps", "4", "--out", str(tmp_path / "whole")]) == 0
+    assert train.main(common + ["--steps", "2", "--out", str(tmp_path / "parts")]) == 0
+    assert train.main(common + ["--steps", "4", "--out", str(tmp_path / "parts"), "--resume"]) == 0
+    a, b = (checkpoint.load_checkpoint(tmp_path / run / "checkpoint.npz") for run in ("whole", "parts"))
+    for part in ("G", "D"):
+        for k in a[part]:
+            np.testing.assert_array_equal(a[part][k], b[part][k], err_msg=f"{part}.{k}")
+    assert a["config"]["optimizer"] == "rmsprop" and a["config"]["n_critic"] == 5 and a["config"]["clip"] == 0.01

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from .. import backend, health
 from ..errors import NonFiniteError
-from .step import gan_step
+from .step import critic_step, gan_step
 
 
 class MetricsLog:
@@ -161,23 +161,31 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
 
 
 def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batch_size, z_fixed, real_spread,
-            start_step=0, on_log=None, **loop_options):
-    """The GAN recipe: ``gan_step`` on ``next_real()`` and fresh noise at every step, with
-    npgan.health's checks at every log point. Returns the last completed step.
+            start_step=0, n_critic=1, on_log=None, **loop_options):
+    """The GAN recipe: ``gan_step`` on ``next_real()`` and fresh noise at every step (after
+    ``n_critic - 1`` extra D updates, each on its own batch), with npgan.health's checks at
+    every log point. Returns the last completed step.
 
     Args:
-        next_real: returns the next real batch on the device, (batch_size, C, H, W) in [-1, 1].
+        next_real: returns the next real batch on the device, (batch_size, C, H, W) in [-1, 1];
+            a step takes ``n_critic`` of them.
         z_fixed, real_spread: the health checks' fixed noise (device) and real images' spread.
         on_log(record): called after the health checks (e.g. TensorBoard).
         loop_options: passed to :func:`train_loop` (log_every, every, save, save_every, progress, desc).
     """
+    def noise():
+        return backend.rng().standard_normal((batch_size, z_dim), dtype=np.float32)
+
     def one_step(step, check):
+        for _ in range(n_critic - 1):                                       # the extra critic updates
+            real = next_real()
+            critic_step(G, D, opt_D, objective, real, noise(), check)
         real = next_real()
-        z = backend.rng().standard_normal((batch_size, z_dim), dtype=np.float32)
-        return gan_step(G, D, opt_G, opt_D, objective, real, z, check)
+        return gan_step(G, D, opt_G, opt_D, objective, real, noise(), check)
 
     def log_health(record):
-        findings = health.check(log.history + [record], G, z_fixed, real_spread, record["step"])
+        findings = health.check(log.history + [record], G, z_fixed, real_spread, record["step"],
+                                d_probabilities=objective.outputs_are_logits)
         health.report(record, log.history[-1] if log.history else None, findings, warn)
         if on_log is not None:
             on_log(record)

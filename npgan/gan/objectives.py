@@ -26,13 +26,23 @@ is a short class::
         def generator(self, logits, weight=1.0):
             return half_mse(logits, 1.0, weight)
 """
+from ..backend import get_array_module
 from ..losses import bce_with_logits_backward, bce_with_logits_forward, mse_backward, mse_forward
 
 
 class Objective:
-    """Base class: ``name`` (the ``--loss`` value) and the three losses (see the module docstring)."""
+    """Base class: ``name`` (the ``--loss`` value) and the three losses (see the module docstring).
+
+    Attributes a subclass may change:
+        outputs_are_logits: D's outputs are logits of "real" (so sigmoid(D) is a probability and
+            the health check "the discriminator has won" applies); False for critics' scores.
+        defaults: the training settings the method was published with (``python -m npgan.train``
+            uses them unless told otherwise): optimizer, lr, betas, n_critic.
+    """
 
     name = None
+    outputs_are_logits = True
+    defaults = {"optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "n_critic": 1}
 
     def discriminator_real(self, logits, weight=1.0):
         raise NotImplementedError
@@ -42,6 +52,9 @@ class Objective:
 
     def generator(self, logits, weight=1.0):
         raise NotImplementedError
+
+    def after_discriminator_update(self, D):
+        """Called after each update of D (WGAN clips D's weights here)."""
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -89,6 +102,7 @@ class LeastSquares(Objective):
     still get a gradient proportional to their distance, where the cross-entropy saturates.
     """
     name = "lsgan"
+    outputs_are_logits = False
 
     def discriminator_real(self, logits, weight=1.0):
         return half_mse(logits, 1.0, weight)
@@ -100,14 +114,109 @@ class LeastSquares(Objective):
         return half_mse(logits, 1.0, weight)
 
 
-OBJECTIVES = {cls.name: cls for cls in (NonSaturating, LeastSquares)}
+class Minimax(Objective):
+    """The minimax game as Goodfellow et al. (2014) wrote it: D as ``ns``, but G minimises
+    log(1 - sigmoid(D(G(z)))) = -BCE(D(G(z)), 0).
+
+    Its gradient with respect to the logit, -sigmoid(D(G(z))) / N, vanishes exactly when D
+    confidently rejects the fakes (early in training): G learns slowly or not at all. Kept to
+    show why ``ns`` exists.
+    """
+    name = "minimax"
+
+    def discriminator_real(self, logits, weight=1.0):
+        return bce(logits, 1.0, weight)
+
+    def discriminator_fake(self, logits, weight=1.0):
+        return bce(logits, 0.0, weight)
+
+    def generator(self, logits, weight=1.0):
+        loss, grad = bce(logits, 0.0, weight)
+        return -loss, -grad
 
 
-def get_objective(name):
-    """The objective called ``name`` (a key of ``OBJECTIVES``); ValueError names the choices."""
+class Hinge(Objective):
+    """The hinge loss (Lim and Ye 2017; Miyato et al. 2018):
+
+        L_D = mean relu(1 - D(x)) + mean relu(1 + D(G(z))),   L_G = -mean D(G(z))
+
+    D stops pushing a sample once it is beyond the margin; its outputs are scores.
+    """
+    name = "hinge"
+    outputs_are_logits = False
+
+    def discriminator_real(self, logits, weight=1.0):
+        return hinge(logits, 1.0, weight)
+
+    def discriminator_fake(self, logits, weight=1.0):
+        return hinge(logits, -1.0, weight)
+
+    def generator(self, logits, weight=1.0):
+        return mean_score(logits, -1.0, weight)
+
+
+class Wasserstein(Objective):
+    """WGAN (Arjovsky et al. 2017) with weight clipping: the critic estimates the Wasserstein-1
+    distance as mean D(x) - mean D(G(z)) over 1-Lipschitz functions, kept (roughly) Lipschitz by
+    clipping every critic parameter to [-clip, clip] after each update.
+
+        L_D = -mean D(x) + mean D(G(z)),   L_G = -mean D(G(z))
+
+    Published with RMSprop (lr 5e-5) and 5 critic updates per generator update.
+    """
+    name = "wgan"
+    outputs_are_logits = False
+    defaults = {"optimizer": "rmsprop", "lr": 5e-5, "beta1": None, "beta2": None, "n_critic": 5}
+
+    def __init__(self, clip=0.01):
+        if not clip > 0:
+            raise ValueError(f"WGAN: the clip value must be positive, got {clip}")
+        self.clip = clip
+
+    def discriminator_real(self, logits, weight=1.0):
+        return mean_score(logits, -1.0, weight)
+
+    def discriminator_fake(self, logits, weight=1.0):
+        return mean_score(logits, 1.0, weight)
+
+    def generator(self, logits, weight=1.0):
+        return mean_score(logits, -1.0, weight)
+
+    def after_discriminator_update(self, D):
+        xp = None
+        for p in D.parameters():
+            xp = xp or get_array_module(p.data)
+            xp.clip(p.data, -self.clip, self.clip, out=p.data)
+
+    def __repr__(self):
+        return f"Wasserstein(clip={self.clip})"
+
+
+def hinge(outputs, sign, weight=1.0):
+    """mean relu(1 - sign * outputs) and ``weight`` times its gradient."""
+    margin = 1 - sign * outputs
+    active = margin > 0
+    xp = get_array_module(outputs)
+    loss = xp.where(active, margin, 0).mean()
+    return loss, (-sign * weight / outputs.size) * active.astype(outputs.dtype)
+
+
+def mean_score(outputs, sign, weight=1.0):
+    """sign * mean(outputs) and ``weight`` times its gradient (a constant)."""
+    xp = get_array_module(outputs)
+    return sign * outputs.mean(), xp.full_like(outputs, sign * weight / outputs.size)
+
+
+OBJECTIVES = {cls.name: cls for cls in (NonSaturating, Minimax, LeastSquares, Hinge, Wasserstein)}
+
+
+def get_objective(name, **options):
+    """The objective called ``name`` (a key of ``OBJECTIVES``), built with ``options`` (e.g.
+    ``clip`` for ``wgan``); ValueError names the choices."""
     if isinstance(name, Objective):
         return name
     try:
-        return OBJECTIVES[name]()
+        cls = OBJECTIVES[name]
     except KeyError:
         raise ValueError(f"unknown GAN objective {name!r}: one of {', '.join(OBJECTIVES)}") from None
+    return cls(**options)

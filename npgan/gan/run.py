@@ -28,7 +28,7 @@ from .. import backend, health
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data import batches_per_epoch, iterate_minibatches, scale_images
 from ..models import build_models
-from ..optim import Adam
+from ..optim import Adam, RMSprop
 from .loop import MetricsLog, fit_gan
 from .objectives import get_objective
 from .sampling import fixed_noise
@@ -56,14 +56,17 @@ def real_batches(images, batch_size, seed, start_step=0):
 
 
 def build_training(config, ckpt=None, build=build_models):
-    """G, D and their Adam optimizers for ``config`` (model, lr, beta1, beta2), initialised from
-    ``config['seed']``, then loaded from ``ckpt`` (a ``load_checkpoint`` dict) when resuming.
+    """G, D and their optimizers for ``config`` (model, optimizer, lr, beta1, beta2), initialised
+    from ``config['seed']``, then loaded from ``ckpt`` (a ``load_checkpoint`` dict) when resuming.
     ``build(name) -> (G, D)`` makes the networks."""
     backend.seed(config["seed"])
     G, D = build(config["model"])
-    betas = (config["beta1"], config["beta2"])
-    opt_G = Adam(G.parameters(), lr=config["lr"], betas=betas)
-    opt_D = Adam(D.parameters(), lr=config["lr"], betas=betas)
+    if config.get("optimizer", "adam") == "rmsprop":
+        opt_G, opt_D = RMSprop(G.parameters(), lr=config["lr"]), RMSprop(D.parameters(), lr=config["lr"])
+    else:
+        betas = (config["beta1"], config["beta2"])
+        opt_G = Adam(G.parameters(), lr=config["lr"], betas=betas)
+        opt_D = Adam(D.parameters(), lr=config["lr"], betas=betas)
     if ckpt:
         G.load_state_dict(ckpt["G"])
         D.load_state_dict(ckpt["D"])
@@ -78,7 +81,8 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
     writing the run directory ``config['out']`` as the module docstring says. Returns the last
     completed step (smaller than ``config['steps']`` after Ctrl-C); raises NonFiniteError."""
     out, steps, batch_size = Path(config["out"]), config["steps"], config["batch_size"]
-    batches = real_batches(dataset.train_images, batch_size, config["seed"], start_step)
+    n_critic = config.get("n_critic", 1)
+    batches = real_batches(dataset.train_images, batch_size, config["seed"], start_step * n_critic)
     z_fixed = backend.to_device(fixed_noise(N_FIXED, config["z_dim"], [config["seed"], 1]))
     log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
     if start_step == 0:
@@ -92,11 +96,13 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
             for key in LOGGED:
                 writer.add_scalar(f"train/{key}", record[key], record["step"])
 
+    loss = config.get("loss", "ns")
+    objective = get_objective(loss, **({"clip": config["clip"]} if loss == "wgan" else {}))
     return fit_gan(
-        G, D, opt_G, opt_D, get_objective(config.get("loss", "ns")),
+        G, D, opt_G, opt_D, objective,
         lambda: backend.to_device(scale_images(next(batches))[:, None]),              # (B, 1, 28, 28) in [-1, 1]
         steps, log, z_dim=config["z_dim"], batch_size=batch_size, z_fixed=z_fixed,
-        real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step,
+        real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step, n_critic=n_critic,
         on_log=to_tensorboard, log_every=config["log_every"],
         every=[(config["sample_every"], lambda step: save_samples(G, z_fixed, out, step, writer))],
         save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config),
@@ -162,13 +168,15 @@ def write_final_outputs(out, history, title):
         plot_history(history, out / "losses.png", title=title)
 
 
-def health_summary(history):
+def health_summary(history, loss="ns"):
     """One line: the health findings of the run (``npgan.health``) and the steps they were seen at."""
     seen = {}
     for record in history:
         for name in record.get("health", ()):
             seen.setdefault(name, []).append(record["step"])
     if not seen:
-        return "health: no warnings (discriminator never won, no collapse, no dead units)"
+        wins = ("discriminator never won" if get_objective(loss).outputs_are_logits
+                else f"the discriminator-wins check does not apply to {loss}'s scores")
+        return f"health: no warnings ({wins}, no collapse, no dead units)"
     return "health: " + "; ".join(f"{name} at steps {steps[0]}-{steps[-1]} ({len(steps)} log points)"
                                   for name, steps in seen.items()) + " (see the warnings above and metrics.jsonl)"

@@ -48,7 +48,19 @@ def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=Fals
     if check:
         require_finite("D", loss, D)
     opt_D.step()
+    objective.after_discriminator_update(D)                                 # WGAN: clip D's weights
     return loss, real_logits, fake_logits
+
+
+def critic_step(G, D, opt_D, objective, real, z, check=False):
+    """One D update alone, on a fresh real batch and fresh fakes G(z): the extra critic updates
+    of a WGAN (``n_critic`` per generator update). Returns L_D."""
+    try:
+        with no_input_grad(G):
+            fake = G.forward(z)                                              # G's BatchNorm statistics move, as in PyTorch
+        return discriminator_step(D, opt_D, objective, real, fake, check=check)[0]
+    except NonFiniteError:
+        raise NonFiniteError(locate_nonfinite(G, D, z, real)) from None
 
 
 def generator_loss(D, objective, fake, forward=None, weight=1.0):
