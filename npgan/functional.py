@@ -511,8 +511,9 @@ def max_pool2d_backward(dout, cache):
     """The gradient goes to the arg-max of each window (first one on ties)."""
     xp = get_array_module(dout)
     n, c, h, w = cache.x_shape
-    dcols = xp.zeros(cache.cols_shape, dtype=dout.dtype)
-    xp.put_along_axis(dcols, cache.arg[None], dout.reshape(1, -1), axis=0)
+    dcols = xp.zeros(cache.cols_shape, dtype=dout.dtype)                  # (KH*KW, N*C*OH*OW)
+    # one entry per window, so a plain fancy-index assignment (put_along_axis is CuPy >= 14 only)
+    dcols[cache.arg, xp.arange(dcols.shape[1])] = dout.reshape(-1)
     dx = col2im(dcols, (n * c, 1, h, w), cache.kernel_size, cache.stride, cache.padding)
     return xp.ascontiguousarray(dx).reshape(cache.x_shape)
 

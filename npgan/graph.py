@@ -26,10 +26,17 @@ What a replay repeats is the recorded kernels with the recorded array addresses,
   capture each Adam's ``step()`` is replaced by a fused kernel reading the count from the
   GPU (PyTorch's ``Adam(capturable=True)``); the host-side ``state['step']`` is kept in
   step after every replay, so checkpoints stay right.
-Memory allocated while capturing comes from a private pool owned by this object, so no
-other array can ever be handed an address the graph writes to.
+Memory allocated while capturing comes from a private pool, so no other array can ever be
+handed an address the graph writes to. A CuPy array holds only a weak reference to its pool,
+and the outputs of a capture (and the layer caches it left) may still be referenced after
+``recapture()`` or after this object is dropped: so every pool a capture used is kept for the
+life of the process (``_KEPT_POOLS``), a bounded cost of one step's working memory per capture.
+Capture needs npgan's kernels (not ``NPGAN_KERNELS=0``): CuPy's own cuBLAS calls refuse a stream
+that is being captured, and the kernels route matrix products through a handle that does not.
 """
 from . import backend, kernels
+
+_KEPT_POOLS = []                   # every private pool a capture used (see the module docstring)
 
 
 class CUDAGraphStep:
@@ -46,6 +53,9 @@ class CUDAGraphStep:
         xp = backend.xp()
         if xp.__name__ != "cupy":
             raise RuntimeError("CUDAGraphStep needs the CuPy backend (npgan.backend.use('cupy'))")
+        if not kernels.available(xp):
+            raise RuntimeError("CUDAGraphStep needs npgan's CUDA kernels, which NPGAN_KERNELS=0 turns off: CuPy's "
+                               "own matrix products refuse a stream being captured (unset NPGAN_KERNELS)")
         if warmup < 1:
             raise ValueError("CUDAGraphStep: warmup must be at least 1 (the optimizers' state is created eagerly)")
         self.xp, self.fn, self.optimizers, self.warmup = xp, fn, list(optimizers), warmup
@@ -58,13 +68,15 @@ class CUDAGraphStep:
             self._capture()
         stream = self.xp.cuda.get_current_stream()
         self.graph.launch(stream=stream)
-        for opt, _ in self._counters:                                 # mirror the device step count
+        for opt in self.optimizers:                                   # mirror the step counts on the host
             for state in opt.state:
-                state["step"] += 1
+                if "step" in state:
+                    state["step"] += 1
         return self.outputs
 
     def recapture(self):
-        """Drop the recorded graph; the next call records a new one (after changing a Python value)."""
+        """Drop the recorded graph; the next call records a new one (after changing a Python value).
+        The old graph's memory stays allocated: its outputs may still be referenced."""
         self.graph = self.outputs = self._pool = None
 
     # ---- recording ---------------------------------------------------------------------
@@ -75,9 +87,14 @@ class CUDAGraphStep:
         with s:
             for _ in range(self.warmup):
                 self.fn()
-            self._counters = [(opt, self._device_count(opt)) for opt in self.optimizers if _is_adam(opt)]
+            self._counters = [(opt, self._device_count(opt)) for opt in self.optimizers
+                              if getattr(opt, "capturable_with_device_step", False)]
             self._pool = xp.cuda.MemoryPool()
+            _KEPT_POOLS.append(self._pool)
             patched = [(opt, opt.__dict__.get("step")) for opt, _ in self._counters]
+            # The capture pass records the step without running it; host-side counts an optimizer
+            # bumps in Python during it are put back, and each launch mirrors one step (__call__).
+            counts = [[state.get("step") for state in opt.state] for opt in self.optimizers]
             try:
                 for opt, t in self._counters:
                     opt.step = _capturable_adam_step(opt, t)
@@ -92,6 +109,10 @@ class CUDAGraphStep:
                         self.graph = s.end_capture()
             finally:
                 kernels.end_capture()
+                for opt, before in zip(self.optimizers, counts):
+                    for state, step in zip(opt.state, before):
+                        if step is not None:
+                            state["step"] = step
                 for opt, old in patched:
                     if old is None:
                         del opt.step
@@ -104,10 +125,6 @@ class CUDAGraphStep:
         if len(steps) != 1:
             raise RuntimeError(f"CUDAGraphStep: the parameters of {opt!r} have different step counts {steps}")
         return self.xp.full((1,), float(steps.pop()), dtype=self.xp.float64)
-
-
-def _is_adam(opt):
-    return type(opt).__name__ == "Adam"
 
 
 def _capturable_adam_step(opt, t):

@@ -140,10 +140,10 @@ def im2col_nhwc(x, kernel_size, stride=1, padding=0, dilation=1, out_size=None):
     n, c, h, w = x.shape
     full = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
     oh, ow = out_size or full
+    if oh > full[0] or ow > full[1]:                                   # both paths read only inside the image
+        raise ValueError(f"im2col_nhwc: out_size {(oh, ow)} exceeds the convolution's output size {full}")
     if im2col_by_kernels(x):
         return kernels.im2col_nhwc(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow))
-    if oh > full[0] or ow > full[1]:
-        raise ValueError(f"im2col_nhwc: out_size {(oh, ow)} exceeds the convolution's output size {full}")
     if ph or pw:                                                       # zero border, the image copied in once
         padded = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
         padded[:, ph:ph + h, pw:pw + w] = x.transpose(0, 2, 3, 1)

@@ -101,6 +101,8 @@ class _Cublas:
         if a.dtype != b.dtype or a.dtype.char not in "fd" or a.ndim != 2 or b.ndim != 2:
             raise TypeError(f"captured matmul supports 2-D float32/float64 operands, got {a.dtype}, {b.dtype}")
         (m, k), n = a.shape, b.shape[1]
+        if b.shape[0] != k:
+            raise ValueError(f"captured matmul: shapes {a.shape} and {b.shape} do not multiply")
         a, op_a, ld_a = _blas_operand(a, cp)
         b, op_b, ld_b = _blas_operand(b, cp)
         out = cp.empty((m, n), dtype=a.dtype)
@@ -242,7 +244,7 @@ _bn_stats = _elementwise(
     mean = s1 * (T)inv_m;
     const T dm = mean - k;                 // shifted sums: var = E[(x-k)^2] - (E[x]-k)^2, k = a sample of x
     const T v = s2 * (T)inv_m - dm * dm;
-    var = v > (T)0 ? v : (T)0;
+    var = v < (T)0 ? (T)0 : v;            // rounding below 0 clamps; a NaN passes through, as on NumPy
     inv_std = (T)1 / sqrt(var + (T)eps);
     running_mean = (T)(1 - momentum) * running_mean + (T)momentum * mean;
     running_var = (T)(1 - momentum) * running_var + (T)(momentum * unbias) * var;
@@ -314,8 +316,10 @@ def batchnorm_backward(dout, x, mean, inv_std, gamma, training):
 
 
 # ---------------------------------------------------------------- activations
-_relu_fwd = _elementwise("T x", "T y", "y = x > (T)0 ? x : (T)0", "npgan_relu_fwd")
-_relu_bwd = _elementwise("T d, T y", "T dx", "dx = y > (T)0 ? d : (T)0", "npgan_relu_bwd")
+# x < 0 ? 0 : x, not x > 0 ? x : 0: a NaN passes through, as with NumPy's maximum and torch.relu,
+# so the NaN guard sees it in the layer where it appeared
+_relu_fwd = _elementwise("T x", "T y", "y = x < (T)0 ? (T)0 : x", "npgan_relu_fwd")
+_relu_bwd = _elementwise("T d, T y", "T dx", "dx = y > (T)0 ? d : d * (T)0", "npgan_relu_bwd")  # NaN * 0, as NumPy
 _lrelu_fwd = _elementwise("T x, float64 a", "T y", "y = x > (T)0 ? x : x * (T)a", "npgan_lrelu_fwd")
 _lrelu_bwd = _elementwise("T d, T x, float64 a", "T dx", "dx = x > (T)0 ? d : d * (T)a", "npgan_lrelu_bwd")
 

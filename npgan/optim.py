@@ -179,6 +179,9 @@ class Adam(Optimizer):
     """
 
     _hyper = ("lr", "betas", "eps", "weight_decay")
+    # npgan.graph can capture this update with the step count kept on the GPU (its bias
+    # corrections depend on it), as PyTorch's Adam(capturable=True)
+    capturable_with_device_step = True
 
     @staticmethod
     def _state_keys(hyper):
