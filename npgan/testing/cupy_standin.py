@@ -29,7 +29,7 @@ _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed (cupy-standin,
              "Use .get() or npgan.backend.asnumpy() to copy a device array to the host.")
 
 
-def _unwrap(value):
+def _host_data(value):
     """Device arrays -> their NumPy data (recursively in lists, tuples and dicts); a host
     ``numpy.ndarray`` among them is the mixing CuPy refuses."""
     if isinstance(value, ndarray):
@@ -38,30 +38,30 @@ def _unwrap(value):
         raise TypeError(f"Unsupported type {type(value)} (cupy-standin, like CuPy, does not mix host NumPy "
                         f"arrays into device operations: move it with npgan.backend.to_device)")
     if isinstance(value, (list, tuple)):
-        return type(value)(_unwrap(v) for v in value)
+        return type(value)(_host_data(v) for v in value)
     if isinstance(value, dict):
-        return {k: _unwrap(v) for k, v in value.items()}
+        return {k: _host_data(v) for k, v in value.items()}
     return value
 
 
-def _wrap(value):
+def _to_device_result(value):
     """NumPy results -> device arrays; NumPy scalars become 0-d device arrays (as CuPy returns)."""
     if isinstance(value, numpy.ndarray):
         return ndarray(value)
     if isinstance(value, numpy.generic) and not isinstance(value, (numpy.str_, numpy.bytes_)):
         return ndarray(numpy.asarray(value))
     if isinstance(value, tuple):
-        return tuple(_wrap(v) for v in value)
+        return tuple(_to_device_result(v) for v in value)
     if isinstance(value, list):
-        return [_wrap(v) for v in value]
+        return [_to_device_result(v) for v in value]
     return value
 
 
 def _device_call(fn):
     def call(*args, **kwargs):
         out = kwargs.get("out")
-        result = fn(*_unwrap(args), **_unwrap(kwargs))
-        return out if isinstance(out, ndarray) else _wrap(result)
+        result = fn(*_host_data(args), **_host_data(kwargs))
+        return out if isinstance(out, ndarray) else _to_device_result(result)
     call.__name__ = getattr(fn, "__name__", "function")
     return call
 
@@ -81,13 +81,13 @@ class ndarray:
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         out = kwargs.get("out")
-        result = getattr(ufunc, method)(*_unwrap(inputs), **_unwrap(kwargs))
+        result = getattr(ufunc, method)(*_host_data(inputs), **_host_data(kwargs))
         if out is not None:
             return out[0] if isinstance(out, tuple) and len(out) == 1 else out
-        return _wrap(result)
+        return _to_device_result(result)
 
     def __array_function__(self, func, types_, args, kwargs):
-        return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+        return _to_device_result(func(*_host_data(args), **_host_data(kwargs)))
 
     # ---- the ways back to the host ----------------------------------------------------------
     def get(self):
@@ -140,7 +140,7 @@ class ndarray:
         return len(self._a)
 
     def __iter__(self):
-        return (_wrap(v) for v in self._a)
+        return (_to_device_result(v) for v in self._a)
 
     def __repr__(self):
         return "standin." + repr(self._a)
@@ -148,11 +148,11 @@ class ndarray:
     __str__ = __repr__
 
     def __getitem__(self, key):
-        return _wrap(self._a[_unwrap(key)])
+        return _to_device_result(self._a[_host_data(key)])
 
     def __setitem__(self, key, value):
         # CuPy copies a host array assigned into a device array (an explicit copy, not a mix)
-        self._a[_unwrap(key)] = value._a if isinstance(value, ndarray) else value
+        self._a[_host_data(key)] = value._a if isinstance(value, ndarray) else value
 
     def __getattr__(self, name):
         if name.startswith("__"):                           # no __array_interface__ etc.: no host buffer
@@ -177,13 +177,13 @@ def _binary(ufunc, reflected=False):
         if not isinstance(other, (ndarray, numbers.Number, numpy.generic, numpy.ndarray)):
             return NotImplemented
         a, b = (other, self) if reflected else (self, other)
-        return _wrap(ufunc(*_unwrap((a, b))))
+        return _to_device_result(ufunc(*_host_data((a, b))))
     return op
 
 
 def _inplace(ufunc):
     def op(self, other):
-        ufunc(self._a, _unwrap(other), out=self._a)
+        ufunc(self._a, _host_data(other), out=self._a)
         return self
     return op
 
@@ -211,19 +211,19 @@ def asarray(a, dtype=None, order=None):
     """Host data (or a device array) -> a device array; a copy of host arrays, as a transfer is."""
     if isinstance(a, ndarray):
         return a if dtype is None or a.dtype == dtype else a.astype(dtype)
-    return ndarray(numpy.array(_unwrap_host(a), dtype=dtype, order=order or "K"))
+    return ndarray(numpy.array(_host_data_of_list(a), dtype=dtype, order=order or "K"))
 
 
 def array(a, dtype=None, copy=True, order="K", ndmin=0):
     if isinstance(a, ndarray):
         return ndarray(numpy.array(a._a, dtype=dtype, copy=copy, order=order, ndmin=ndmin))
-    return ndarray(numpy.array(_unwrap_host(a), dtype=dtype, order=order, ndmin=ndmin))
+    return ndarray(numpy.array(_host_data_of_list(a), dtype=dtype, order=order, ndmin=ndmin))
 
 
-def _unwrap_host(a):
+def _host_data_of_list(a):
     """Lists may hold device 0-d arrays (``cupy.array([x, y])`` works on scalars in CuPy)."""
     if isinstance(a, (list, tuple)):
-        return [_unwrap_host(v) for v in a]
+        return [_host_data_of_list(v) for v in a]
     return a._a if isinstance(a, ndarray) else a
 
 
@@ -236,7 +236,7 @@ def get_array_module(*args):
 
 
 def ascontiguousarray(a, dtype=None):
-    return ndarray(numpy.ascontiguousarray(_unwrap(a), dtype=dtype))
+    return ndarray(numpy.ascontiguousarray(_host_data(a), dtype=dtype))
 
 
 class _Generator:
@@ -245,15 +245,15 @@ class _Generator:
 
     def __init__(self, seed=None):
         self._host = numpy.random.default_rng(seed)
-        self.bit_generator = types.SimpleNamespace(_state=ndarray(self._pack()))
+        self.bit_generator = types.SimpleNamespace(_state=ndarray(self._state_words()))
 
-    def _pack(self):
+    def _state_words(self):
         s = self._host.bit_generator.state
         words = [s["state"]["state"], s["state"]["inc"]]
         return numpy.array([w >> shift & (2**64 - 1) for w in words for shift in (64, 0)]
                            + [s["has_uint32"], s["uinteger"]], dtype=numpy.uint64)
 
-    def _unpack(self, packed):
+    def _load_state_words(self, packed):
         w = [int(v) for v in packed]
         self._host.bit_generator.state = {"bit_generator": "PCG64",
                                           "state": {"state": w[0] << 64 | w[1], "inc": w[2] << 64 | w[3]},
@@ -263,10 +263,10 @@ class _Generator:
         draw = getattr(self._host, name)
 
         def device_draw(*args, **kwargs):
-            self._unpack(self.bit_generator._state._a)           # the device buffer is the state
-            out = draw(*_unwrap(args), **_unwrap(kwargs))
-            self.bit_generator._state._a[...] = self._pack()
-            return _wrap(out)
+            self._load_state_words(self.bit_generator._state._a)           # the device buffer is the state
+            out = draw(*_host_data(args), **_host_data(kwargs))
+            self.bit_generator._state._a[...] = self._state_words()
+            return _to_device_result(out)
         return device_draw
 
 
