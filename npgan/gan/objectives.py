@@ -114,7 +114,7 @@ class LeastSquares(Objective):
         return half_mse(logits, 1.0, weight)
 
 
-class Minimax(Objective):
+class Minimax(NonSaturating):
     """The minimax game as Goodfellow et al. (2014) wrote it: D as ``ns``, but G minimises
     log(1 - sigmoid(D(G(z)))) = -BCE(D(G(z)), 0).
 
@@ -123,12 +123,6 @@ class Minimax(Objective):
     show why ``ns`` exists.
     """
     name = "minimax"
-
-    def discriminator_real(self, logits, weight=1.0):
-        return bce(logits, 1.0, weight)
-
-    def discriminator_fake(self, logits, weight=1.0):
-        return bce(logits, 0.0, weight)
 
     def generator(self, logits, weight=1.0):
         loss, grad = bce(logits, 0.0, weight)
