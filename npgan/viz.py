@@ -91,11 +91,15 @@ def _load_grey(path):
 def plot_history(history, path, title=None):
     """Plot the losses, D(x) and D(G(z)) against the step; writes a PNG.
 
+    Every axis is labelled and the legends sit to the right of the plots, off the curves.
+
     Args:
         history: records with keys ``step``, ``loss_D``, ``loss_G``, ``D_x``, ``D_G_z``
             (the lines of ``metrics.jsonl``).
         path: the PNG to write.
         title: optional figure title.
+    Returns:
+        the matplotlib figure (already written and closed), for inspection.
     """
     import matplotlib
     matplotlib.use("Agg")                                    # no display needed
@@ -105,18 +109,23 @@ def plot_history(history, path, title=None):
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     top.plot(steps, [r["loss_D"] for r in history], label="loss D")
     top.plot(steps, [r["loss_G"] for r in history], label="loss G")
-    top.set_ylabel("loss")
-    top.legend(loc="upper right")
-    top.grid(alpha=0.3)
-    bottom.plot(steps, [r["D_x"] for r in history], label="D(x)")
-    bottom.plot(steps, [r["D_G_z"] for r in history], label="D(G(z))")
+    top.set_ylabel("loss (mean per log interval)")
+    bottom.plot(steps, [r["D_x"] for r in history], label="D(x), real")
+    bottom.plot(steps, [r["D_G_z"] for r in history], label="D(G(z)), fake")
     bottom.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
     bottom.set_ylim(0, 1)
     bottom.set_xlabel("step")
-    bottom.set_ylabel("mean D output")
-    bottom.legend(loc="upper right")
-    bottom.grid(alpha=0.3)
+    bottom.set_ylabel("mean D output (probability)")
+    for ax in (top, bottom):
+        legend_outside(ax)
+        ax.grid(alpha=0.3)
     save_figure(fig, path, title)
+    return fig
+
+
+def legend_outside(ax):
+    """The axes' legend to the right of the plotting area, where it cannot cover a curve."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=9)
 
 
 def save_figure(fig, path, title=None, dpi=100):

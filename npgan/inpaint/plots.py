@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..backend import asnumpy
-from ..viz import save_figure
+from ..viz import legend_outside, save_figure
 
 HOLE_GREY = 0.5       # how a hole is shown in the "masked" column (in [0, 1])
 
@@ -60,35 +60,63 @@ def _wrap(text, width):
     return lines + [line] if line else lines
 
 
+# what an inpainting run's history records (npgan.inpaint.train.write_history's columns), by panel:
+# (keys, y-axis label); each key's legend entry below
+LOSS_PANELS = (
+    (("rec",), "masked L2 in the hole"),
+    (("adv", "loss_D", "loss_G"), "adversarial loss"),
+    (("D_x", "D_G_z"), "mean D output (probability)"),
+)
+LOSS_NAMES = {"rec": "masked L2", "adv": "adv (completion)", "loss_D": "loss D", "loss_G": "loss G",
+              "D_x": "D(x), real", "D_G_z": "D(fake)"}
+PHASE_NAMES = {"C": "completion only", "D": "D only", "joint": "joint"}
+
+
 def plot_losses(history, path, title=None):
-    """Loss curves of an inpainting run: reconstruction on top, adversarial / discriminator
-    terms below (when present); GLCIC's phases are shaded.
+    """Loss curves of an inpainting run, one panel per kind of quantity (reconstruction loss,
+    adversarial losses, D's outputs; a panel with nothing recorded is left out); GLCIC's
+    phases are shaded. Every axis is labelled, the legends sit right of the plots.
 
     Args:
-        history: list of dicts with 'step', 'phase' and any of 'rec', 'adv', 'd_loss',
-            'loss_G', 'D_real', 'D_fake' (missing keys are skipped).
+        history: list of dicts with 'step', 'phase' and any of 'rec', 'adv', 'loss_D',
+            'loss_G', 'D_x', 'D_G_z' (the loop's log records; missing or None values are skipped).
+        path: the PNG to write. title: optional figure title.
+    Returns:
+        the matplotlib figure (already written and closed), for inspection.
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-    present = lambda k: any(r.get(k) is not None for r in history)
-    keys_top = [k for k in ("rec", "loss_G") if present(k)]
-    keys_bottom = [k for k in ("adv", "d_loss") if present(k)]
-    rows = 1 + bool(keys_bottom)
-    fig, axes = plt.subplots(rows, 1, figsize=(8, 3 * rows + 0.5), sharex=True, squeeze=False)
-    names = {"rec": "masked L2 (hole)", "loss_G": "loss G", "adv": "adversarial (G)", "d_loss": "loss D"}
-    for ax, keys in zip(axes[:, 0], (keys_top, keys_bottom)):
+    def series(k):
+        return [(r["step"], r[k]) for r in history if r.get(k) is not None and math.isfinite(r[k])]
+
+    panels = [([k for k in keys if series(k)], ylabel) for keys, ylabel in LOSS_PANELS]
+    panels = [(keys, ylabel) for keys, ylabel in panels if keys]
+    fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(9, 2.4 * max(1, len(panels)) + 0.6),
+                             sharex=True, squeeze=False)
+    fake = "D(G(z)), generated" if series("loss_G") else "D(completed image)"
+    for ax, (keys, ylabel) in zip(axes[:, 0], panels):
         for k in keys:
-            pts = [(r["step"], r[k]) for r in history if k in r and r[k] is not None and math.isfinite(r[k])]
-            if pts:
-                ax.plot(*zip(*pts), label=names[k])
+            ax.plot(*zip(*series(k)), label=fake if k == "D_G_z" else LOSS_NAMES[k])
+        values = [v for k in keys for _, v in series(k)]
+        if keys == ["rec"] and min(values) > 0 and max(values) > 10 * min(values):     # spans a decade
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ylabel += " (log scale)"
+        if "D_x" in keys:
+            ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
+            ax.set_ylim(0, 1)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper right")
+        legend_outside(ax)
         _shade_phases(ax, history)
-    axes[0, 0].set_yscale("log") if keys_top == ["rec"] else None
     axes[-1, 0].set_xlabel("step")
     save_figure(fig, path, title, dpi=90)
+    return fig
 
 
 def _shade_phases(ax, history):
@@ -100,7 +128,8 @@ def _shade_phases(ax, history):
     for step, p in phases[1:] + [(phases[-1][0], None)]:
         if p != current:
             ax.axvspan(start, step, color=colours.get(current, "grey"), alpha=0.08, label=None)
-            ax.text(start, 1.0, f" {current}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+            ax.text(start, 1.0, f" {PHASE_NAMES.get(current, current)}", transform=ax.get_xaxis_transform(),
+                    va="top", fontsize=8)
             start, current = step, p
 
 
