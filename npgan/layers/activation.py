@@ -1,5 +1,5 @@
 from .. import functional as F
-from .base import Layer, check_float
+from .base import Layer, check_float, check_tangent
 
 
 class _Elementwise(Layer):
@@ -22,6 +22,13 @@ class ReLU(_Elementwise):
     """y = max(x, 0)."""
     _forward, _backward = F.relu_forward, F.relu_backward
 
+    def tangent(self, t):
+        """t_out = 1[x > 0] * t, the mask frozen at the last forward. The Jacobian is diagonal
+        (symmetric), so this is the backward applied to t; h'' = 0 away from the kink, so ReLU
+        adds no parameter gradient and no second path (SECOND_ORDER.md)."""
+        check_tangent(self, t, self.cache and self.cache.out.shape)
+        return F.relu_backward(t, self.cache)
+
 
 class LeakyReLU(_Elementwise):
     """y = x if x > 0 else negative_slope * x  (default negative_slope=0.01)."""
@@ -32,6 +39,13 @@ class LeakyReLU(_Elementwise):
 
     def _args(self):
         return (self.negative_slope,)
+
+    def tangent(self, t):
+        """t_out = slope(x) * t, slope 1 where x > 0 else negative_slope, frozen at the last forward:
+        the backward applied to t (a diagonal Jacobian); h'' = 0 away from 0, so no parameter
+        gradient and no second path (SECOND_ORDER.md)."""
+        check_tangent(self, t, self.cache and self.cache.x.shape)
+        return F.leaky_relu_backward(t, self.cache)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"

@@ -105,6 +105,35 @@ class Layer:
     def backward(self, dout):
         raise NotImplementedError
 
+    # ---- the second-order pass (gradient penalties, npgan.gan.penalty) ---------------
+    no_second_order_reason = None       # why a layer has no second-order pass (said in the error)
+
+    @property
+    def has_second_order(self):
+        """Whether the layer provides ``tangent`` (and ``tangent_weight_grad``)."""
+        return type(self).tangent is not Layer.tangent
+
+    def tangent(self, t):
+        """The tangent pass after ``forward(x)``: J t, the layer's Jacobian at x applied to a
+        tangent t shaped like x (for a critic D, t_l = J_l t_{l-1} from t_0 = u gives
+        t_L = <dD/dx, u> per sample; see npgan.gan.penalty).
+
+        The base class refuses, naming the layer: only layers whose second-order pass is
+        written out (Linear, Conv2d, ReLU, LeakyReLU, Dropout, Flatten, Unflatten, Reshape) may
+        sit in a gradient-penalty critic."""
+        name = type(self).__name__
+        reason = self.no_second_order_reason or (
+            "a gradient-penalty critic may use Linear, Conv2d, ReLU, LeakyReLU, Dropout, Flatten, Unflatten "
+            "and Reshape (piecewise linear in their input, so the pass is exact)")
+        raise NotImplementedError(f"{name} has no second-order pass: {reason}")
+
+    def tangent_weight_grad(self, delta):
+        """After ``tangent(t)``: add the gradient penalty's parameter gradients, given ``delta``,
+        the ordinary backward's gradient at the layer's output (D's backward from ones).
+        Parameter-free piecewise-linear layers have none: the default adds nothing."""
+        if not self.has_second_order:
+            self.tangent(None)                                        # raises, naming the layer
+
     # ---- tree walking -------------------------------------------------------------
     def named_children(self):
         for key, value in vars(self).items():
@@ -326,6 +355,17 @@ def check_input(layer, x, ndim, channels=None, channel_axis=1, min_spatial=None)
         if x.dtype != params[0].dtype:
             raise TypeError(f"{name}: input dtype {x.dtype} does not match parameter dtype {params[0].dtype}; "
                             f"cast the input or call .to({x.dtype.name!r}) on the model")
+
+
+def check_tangent(layer, t, in_shape):
+    """A tangent pass needs the layer's forward first and a tangent shaped like its input."""
+    name = type(layer).__name__
+    if in_shape is None:
+        raise RuntimeError(f"{name}.tangent called before {name}.forward: the tangent pass reuses the forward's "
+                           f"masks and shapes")
+    if tuple(t.shape) != tuple(in_shape):
+        raise ValueError(f"{name}.tangent: t has shape {tuple(t.shape)}, the input of the last forward had shape "
+                         f"{tuple(in_shape)}")
 
 
 def check_channels(layer, *counts):

@@ -15,6 +15,8 @@ class _BatchNorm(Layer):
     """
     _ndims = ()
     _buffers = ("running_mean", "running_var")
+    no_second_order_reason = ("BatchNorm mixes samples, so a per-sample gradient penalty through it is not "
+                              "defined; use a critic without BatchNorm")
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None):
         (self.num_features,) = check_channels(self, num_features)

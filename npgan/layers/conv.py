@@ -1,7 +1,7 @@
 from .. import functional as F
 from ..im2col import conv_output_size, conv_transpose_output_size, pair
 from ._params import uniform_parameter
-from .base import Layer, check_channels, check_input
+from .base import Layer, check_channels, check_input, check_tangent
 
 
 class Conv2d(Layer):
@@ -50,6 +50,34 @@ class Conv2d(Layer):
             if self.bias is not None:
                 self.bias.accumulate(db)
         return dx
+
+    # ---- second-order pass (npgan.gan.penalty) --------------------------------------
+    tangent_cache = None
+
+    def tangent(self, t):
+        """t_out = W (*) t: the Jacobian of the convolution in its input applied to t (no bias).
+
+        The functional forward with b=None; its cache (im2col of t) feeds ``tangent_weight_grad``.
+        Shape: like ``forward``."""
+        check_tangent(self, t, self.cache and self.cache.x_shape)
+        out, self.tangent_cache = F.conv2d_forward(t, self.weight.data, None, self.stride, self.padding,
+                                                   self.dilation)
+        return out
+
+    def tangent_weight_grad(self, delta):
+        """Add the penalty's gradient: dW += (the usual dW with the input replaced by the tangent),
+        db += 0.
+
+        dW[f, c, ky, kx] = sum_{n, oy, ox} delta[n, f, oy, ox] t[n, c, iy, ix]: the adjoint r of the
+        tangent recursion t_out = W (*) t equals the ordinary backward's delta for a piecewise-linear
+        critic (SECOND_ORDER.md), so ``conv2d_backward`` on the tangent's cache gives it. Frees the
+        tangent cache."""
+        if self.tangent_cache is None:
+            raise RuntimeError("Conv2d.tangent_weight_grad called before Conv2d.tangent")
+        _, dw, _ = F.conv2d_backward(delta, self.tangent_cache, need_dx=False, need_dw=self.weight.requires_grad)
+        if dw is not None:
+            self.weight.accumulate(dw)
+        self.tangent_cache = None
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "

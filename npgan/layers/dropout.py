@@ -22,3 +22,9 @@ class Dropout(Layer):
 
     def backward(self, dout):
         return dout if self.cache is None else dout * self.cache
+
+    def tangent(self, t):
+        """t_out = t * mask / (1 - p) with the mask of the last forward (t itself in eval mode):
+        one forward's dropout is a fixed diagonal linear map, so a penalty through it is that of
+        the thinned network the forward drew; no parameters, no second path."""
+        return t if self.cache is None else t * self.cache

@@ -1,7 +1,7 @@
 import math
 
 from .. import functional as F
-from .base import Layer, check_input
+from .base import Layer, check_input, check_tangent
 
 
 class Flatten(Layer):
@@ -18,6 +18,11 @@ class Flatten(Layer):
 
     def backward(self, dout):
         return dout.reshape(self.cache)
+
+    def tangent(self, t):
+        """The same reshape as the last forward (a linear map, its own tangent)."""
+        check_tangent(self, t, self.cache)
+        return t.reshape(self._out_shape)
 
 
 def fill_free_size(layer, sizes, total, what):
@@ -50,6 +55,11 @@ class Unflatten(Layer):
     def backward(self, dout):
         return dout.reshape(self.cache)
 
+    def tangent(self, t):
+        """The same reshape as the last forward (a linear map, its own tangent)."""
+        check_tangent(self, t, self.cache)
+        return t.reshape(self._out_shape)
+
 
 class Reshape(Layer):
     """Reshape each sample: Reshape(128, 7, 7) maps (N, 6272) -> (N, 128, 7, 7)."""
@@ -64,6 +74,11 @@ class Reshape(Layer):
 
     def backward(self, dout):
         return dout.reshape(self.cache)
+
+    def tangent(self, t):
+        """The same reshape as the last forward (a linear map, its own tangent)."""
+        check_tangent(self, t, self.cache)
+        return t.reshape(self._out_shape)
 
 
 class Upsample(Layer):
