@@ -29,10 +29,10 @@ def _torch_losses(name, real, fake):
     r = torch.tensor(host(real), requires_grad=True)
     f = torch.tensor(host(fake), requires_grad=True)
     g = torch.tensor(host(fake), requires_grad=True)
-    if name in ("ns", "minimax"):
+    if name in ("ns", "minimax", "r1"):                                      # r1: ns's losses (its penalty: test_penalty.py)
         loss_d = (F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
                   + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)))
-        loss_g = (F.binary_cross_entropy_with_logits(g, torch.ones_like(g)) if name == "ns"
+        loss_g = (F.binary_cross_entropy_with_logits(g, torch.ones_like(g)) if name != "minimax"
                   else torch.log(1 - torch.sigmoid(g)).mean())
     elif name == "lsgan":
         loss_d = 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean()
@@ -40,7 +40,7 @@ def _torch_losses(name, real, fake):
     elif name == "hinge":
         loss_d = F.relu(1 - r).mean() + F.relu(1 + f).mean()
         loss_g = -g.mean()
-    else:                                                                    # wgan
+    else:                                                                    # wgan, wgan-gp
         loss_d = -r.mean() + f.mean()
         loss_g = -g.mean()
     loss_d.backward()

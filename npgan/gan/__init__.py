@@ -1,6 +1,7 @@
 """The GAN recipe, written once: objectives, the training step, the training loop, samples.
 
 - :mod:`~npgan.gan.objectives`: what D and G minimise (non-saturating, LSGAN; a new one is a short class);
+- :mod:`~npgan.gan.penalty`: gradient penalties (WGAN-GP, R1) and their hand-written second-order pass;
 - :mod:`~npgan.gan.step`: one D update then one G update, and the NaN guard;
 - :mod:`~npgan.gan.loop`: the loop every trainer runs (logging, health checks, samples,
   checkpoints, Ctrl-C) and ``fit_gan``, the recipe on top of it;

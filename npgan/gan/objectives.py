@@ -26,8 +26,10 @@ is a short class::
         def generator(self, logits, weight=1.0):
             return half_mse(logits, 1.0, weight)
 """
+from .. import backend
 from ..backend import get_array_module
 from ..losses import bce_with_logits_backward, bce_with_logits_forward, mse_backward, mse_forward
+from .penalty import gradient_penalty
 
 
 class Objective:
@@ -38,11 +40,17 @@ class Objective:
             the health check "the discriminator has won" applies); False for critics' scores.
         defaults: the training settings the method was published with (``python -m npgan.train``
             uses them unless told otherwise): optimizer, lr, betas, n_critic.
+        critic_batchnorm: False when D must be built without BatchNorm (a gradient penalty is
+            per sample; BatchNorm mixes the samples of a batch).
+        penalty_weight: the default weight of the objective's gradient penalty (lambda, gamma);
+            None for objectives without one.
     """
 
     name = None
     outputs_are_logits = True
     defaults = {"optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "n_critic": 1}
+    critic_batchnorm = True
+    penalty_weight = None
 
     def discriminator_real(self, logits, weight=1.0):
         raise NotImplementedError
@@ -52,6 +60,12 @@ class Objective:
 
     def generator(self, logits, weight=1.0):
         raise NotImplementedError
+
+    def penalty(self, D, real, fake, forward=None):
+        """A regulariser of D added to its loss: called by the D step after the D loss's backward
+        and before the update. Adds its parameter gradients into D's ``p.grad`` and returns its
+        value (0-d), or None (the default: no penalty)."""
+        return None
 
     def after_discriminator_update(self, D):
         """Called after each update of D (WGAN clips D's weights here)."""
@@ -186,6 +200,72 @@ class Wasserstein(Objective):
         return f"Wasserstein(clip={self.clip})"
 
 
+class _GradientPenalty:
+    """Shared by the gradient-penalty objectives: the weight, the critic without BatchNorm, and a
+    check that D is called plainly (the penalty runs D's layers itself)."""
+    critic_batchnorm = False
+    penalty_weight = 10.0
+
+    def __init__(self, weight=None):
+        weight = type(self).penalty_weight if weight is None else weight
+        if not weight >= 0:
+            raise ValueError(f"{self.name}: the gradient-penalty weight must be non-negative, got {weight}")
+        self.weight = weight
+
+    def _gradient_penalty(self, D, x, forward):
+        if forward is not None and forward != D.forward:
+            raise ValueError(f"{self.name}: the gradient penalty needs a critic called as D.forward(x) "
+                             f"(a Sequential), not through {forward!r}")
+        return gradient_penalty(D, x, self.name, self.weight)[0]
+
+    def __repr__(self):
+        return f"{type(self).__name__}(weight={self.weight})"
+
+
+class WassersteinGP(_GradientPenalty, Wasserstein):
+    """WGAN-GP (Gulrajani et al. 2017): the WGAN critic and generator losses without clipping,
+    kept (softly) 1-Lipschitz by a penalty on the critic's input gradient at random points
+    between real and generated samples:
+
+        L_D = -mean D(x) + mean D(G(z)) + lambda * mean_n (||grad_x D(x_hat_n)|| - 1)^2,
+        x_hat = a x + (1 - a) G(z),  a ~ U(0, 1) per sample,  L_G = -mean D(G(z))
+
+    The penalty is per sample, so the critic has no BatchNorm (the paper's DCGAN critic drops it).
+    Published with lambda 10, 5 critic updates per generator update, Adam lr 1e-4, betas (0, 0.9).
+    The gradient of the penalty is exact (npgan.gan.penalty's second-order pass).
+    """
+    name = "wgan-gp"
+    defaults = {"optimizer": "adam", "lr": 1e-4, "beta1": 0.0, "beta2": 0.9, "n_critic": 5}
+
+    def penalty(self, D, real, fake, forward=None):
+        shape = (real.shape[0],) + (1,) * (real.ndim - 1)
+        a = backend.rng().random(shape, dtype=real.dtype)                   # U(0, 1) per sample
+        x_hat = a * real + (1 - a) * fake                                   # G(z) a constant: no gradient to G
+        return self._gradient_penalty(D, x_hat, forward)
+
+    def after_discriminator_update(self, D):
+        """No clipping: the penalty replaces it."""
+
+
+class R1(_GradientPenalty, NonSaturating):
+    """The non-saturating GAN with the R1 penalty (Mescheder et al. 2018): D's input gradient on
+    real data is pushed to 0,
+
+        L_D = BCE(D(x), 1) + BCE(D(G(z)), 0) + (gamma / 2) mean_n ||grad_x D(x_n)||^2,
+        L_G = BCE(D(G(z)), 1)
+
+    which makes the game converge locally where the plain GAN oscillates. gamma (``weight``)
+    defaults to 10 (the paper's value for its image experiments; the right value scales with the
+    data). Trained with ns's Adam (lr 2e-4, betas (0.5, 0.999)) and one D update per G update:
+    the DCGAN settings this repository's other objectives use, so runs compare like with like.
+    D is built without BatchNorm, the penalty being per sample.
+    """
+    name = "r1"
+
+    def penalty(self, D, real, fake, forward=None):
+        return self._gradient_penalty(D, real, forward)
+
+
 def hinge(outputs, sign, weight=1.0):
     """mean relu(1 - sign * outputs) and ``weight`` times its gradient."""
     margin = 1 - sign * outputs
@@ -201,12 +281,12 @@ def mean_score(outputs, sign, weight=1.0):
     return sign * outputs.mean(), xp.full_like(outputs, sign * weight / outputs.size)
 
 
-OBJECTIVES = {cls.name: cls for cls in (NonSaturating, Minimax, LeastSquares, Hinge, Wasserstein)}
+OBJECTIVES = {cls.name: cls for cls in (NonSaturating, Minimax, LeastSquares, Hinge, Wasserstein, WassersteinGP, R1)}
 
 
 def get_objective(name, **options):
     """The objective called ``name`` (a key of ``OBJECTIVES``), built with ``options`` (e.g.
-    ``clip`` for ``wgan``); ValueError names the choices."""
+    ``clip`` for ``wgan``, ``weight`` for ``wgan-gp`` and ``r1``); ValueError names the choices."""
     if isinstance(name, Objective):
         return name
     try:

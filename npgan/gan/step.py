@@ -2,6 +2,7 @@
 
     fake = G(z)
     (1) D step: minimise  L_D = objective.discriminator_real(D(x)) + objective.discriminator_fake(D(fake))
+                                + objective.penalty(D, x, fake)   (WGAN-GP, R1; npgan.gan.penalty)
         D's parameter gradients only: the images need no gradient, G is not updated.
     (2) G step: minimise  L_G = objective.generator(D(fake))  through the updated D, reusing fake;
         D is frozen (its parameter gradients would be zeroed unread), dL_G/dfake flows into G.
@@ -41,10 +42,15 @@ def discriminator_loss(D, objective, real, fake, forward=None, backward=True):
 
 
 def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=False):
-    """Zero D's gradients, compute ``discriminator_loss`` and update D. Returns what it returns."""
+    """Zero D's gradients, compute ``discriminator_loss`` and the objective's penalty (WGAN-GP,
+    R1: its gradient adds to the loss's) and update D. Returns what ``discriminator_loss`` returns,
+    the loss including the penalty."""
     opt_D.zero_grad()
     with no_input_grad(D):                                                   # the images need no gradient
         loss, real_logits, fake_logits = discriminator_loss(D, objective, real, fake, forward)
+    penalty = objective.penalty(D, real, fake, forward)                      # None, or 0-d with its gradient added
+    if penalty is not None:
+        loss = loss + penalty
     if check:
         require_finite("D", loss, D)
     opt_D.step()
