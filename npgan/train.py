@@ -3,6 +3,7 @@
     python -m npgan.train mnist                          # DCGAN, default length, runs/mnist-dcgan
     python -m npgan.train fashion-mnist --model mlp --steps 5000
     python -m npgan.train mnist --loss lsgan             # another objective (npgan.gan.objectives)
+    python -m npgan.train mnist --loss wgan-gp           # a gradient penalty (npgan.gan.penalty); D without BatchNorm
     python -m npgan.train mnist --resume                 # continue runs/mnist-dcgan
     python -m npgan.evaluate runs/mnist-dcgan            # score it again
     python -m npgan.sample runs/mnist-dcgan --n 10000 --out samples.npy
@@ -57,14 +58,14 @@ from .gan.objectives import OBJECTIVES
 from .gan.run import (build_training, delete_outputs, health_summary, open_tensorboard, saved_step, train_run,
                       write_final_outputs)
 from .metrics import evaluate_generator, format_scores
-from .models import MODELS, build_models
+from .models import MODELS, build_models, critic_description
 
 DEFAULT_STEPS = 2500
 
 # Settings that define the run; --resume takes them from the checkpoint. None: the objective's
 # published setting (npgan.gan.objectives: Objective.defaults).
 RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "beta1": None, "beta2": None,
-                "n_critic": None, "clip": None, "seed": 0, "backend": "numpy"}
+                "n_critic": None, "clip": None, "gp_weight": None, "seed": 0, "backend": "numpy"}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -78,19 +79,24 @@ def build_parser():
     p.add_argument("--loss", choices=list(OBJECTIVES), default=None,
                    help="GAN objective (npgan.gan.objectives): ns (non-saturating BCE, the default), minimax "
                         "(Goodfellow et al.'s saturating log(1 - D(G(z)))), lsgan (least squares), hinge, wgan "
-                        "(weight clipping, RMSprop, 5 critic updates per G update)")
+                        "(weight clipping, RMSprop, 5 critic updates per G update), wgan-gp (Gulrajani et al.'s "
+                        "gradient penalty on interpolates, Adam 1e-4 betas (0, 0.9), 5 critic updates), r1 (ns "
+                        "plus Mescheder et al.'s R1 penalty on real data); wgan-gp and r1 build D without BatchNorm")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, default=None, help=f"training steps in all, counted from step 0 also when resuming (default {DEFAULT_STEPS})")
     length.add_argument("--epochs", type=float, default=None, help="training length in passes over the data")
     p.add_argument("--batch-size", type=int, default=None, help="images per batch (default 64)")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate of G and D (default: the objective's, 2e-4; wgan 5e-5)")
-    p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (default 0.5; not for wgan's RMSprop)")
-    p.add_argument("--beta2", type=float, default=None, help="Adam beta2 (default 0.999)")
+                   help="learning rate of G and D (default: the objective's, 2e-4; wgan 5e-5; wgan-gp 1e-4)")
+    p.add_argument("--beta1", type=float, default=None,
+                   help="Adam beta1 (default 0.5; wgan-gp 0.0; not for wgan's RMSprop)")
+    p.add_argument("--beta2", type=float, default=None, help="Adam beta2 (default 0.999; wgan-gp 0.9)")
     p.add_argument("--n-critic", type=int, default=None,
-                   help="D updates per G update, each on its own batch (default 1; wgan 5)")
+                   help="D updates per G update, each on its own batch (default 1; wgan and wgan-gp 5)")
     p.add_argument("--clip", type=float, default=None,
                    help="wgan: clip every critic parameter to [-CLIP, CLIP] after each update (default 0.01)")
+    p.add_argument("--gp-weight", type=float, default=None,
+                   help="wgan-gp: lambda, the gradient penalty's weight; r1: gamma, R1's weight (default 10 for both)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend (default: $NPGAN_BACKEND or numpy)")
@@ -139,6 +145,8 @@ def check_args(args, parser):
         parser.error(f"--n-critic must be at least 1, got {args.n_critic}")
     if args.clip is not None and not (args.clip > 0 and math.isfinite(args.clip)):
         parser.error(f"--clip must be a positive number, got {args.clip}")
+    if args.gp_weight is not None and not (args.gp_weight >= 0 and math.isfinite(args.gp_weight)):
+        parser.error(f"--gp-weight must be a non-negative number, got {args.gp_weight}")
 
 
 def requested_backend(args):
@@ -188,8 +196,9 @@ def resolve_config(args, parser):
 
 def objective_settings(run, parser):
     """Fill the settings left None from the objective's published ones (optimizer, lr, betas,
-    n_critic, clip) and refuse those that do not apply to it."""
-    defaults = OBJECTIVES[run["loss"]].defaults
+    n_critic, clip, gp_weight) and refuse those that do not apply to it."""
+    objective = OBJECTIVES[run["loss"]]
+    defaults = objective.defaults
     run["optimizer"] = defaults["optimizer"]
     for key in ("lr", "beta1", "beta2", "n_critic"):
         if run[key] is None:
@@ -202,6 +211,10 @@ def objective_settings(run, parser):
         run["clip"] = 0.01 if run["clip"] is None else run["clip"]
     elif run["clip"] is not None:
         parser.error(f"--clip applies to --loss wgan (weight clipping), not --loss {run['loss']}")
+    if objective.penalty_weight is not None:
+        run["gp_weight"] = objective.penalty_weight if run["gp_weight"] is None else run["gp_weight"]
+    elif run["gp_weight"] is not None:
+        parser.error(f"--gp-weight applies to --loss wgan-gp or r1 (a gradient penalty), not --loss {run['loss']}")
 
 
 def _merge_resumed(args, saved, parser):
@@ -290,6 +303,9 @@ def main(argv=None):
           f"{'resuming at step ' + str(start_step) + ' of' if ckpt else 'training for'} {config['steps']:,} "
           f"steps ({config['epochs']} epochs) of {config['batch_size']} images on {backend.name()}; "
           f"writing to {out}", flush=True)
+    if not OBJECTIVES[config["loss"]].critic_batchnorm:
+        print(f"critic: {critic_description(config['model'], False)} (--loss {config['loss']}: a per-sample "
+              f"gradient penalty, weight {config['gp_weight']:g})", flush=True)
 
     writer = open_tensorboard(out, start_step) if args.tensorboard else None
     try:

@@ -30,7 +30,7 @@ from ..data import batches_per_epoch, iterate_minibatches, scale_images
 from ..models import build_models
 from ..optim import Adam, RMSprop
 from .loop import MetricsLog, fit_gan
-from .objectives import get_objective
+from .objectives import OBJECTIVES, get_objective
 from .sampling import fixed_noise
 
 N_FIXED = 100                     # images in each sample grid (10 x 10)
@@ -58,9 +58,13 @@ def real_batches(images, batch_size, seed, start_step=0):
 def build_training(config, ckpt=None, build=build_models):
     """G, D and their optimizers for ``config`` (model, optimizer, lr, beta1, beta2), initialised
     from ``config['seed']``, then loaded from ``ckpt`` (a ``load_checkpoint`` dict) when resuming.
-    ``build(name) -> (G, D)`` makes the networks."""
+    ``build(name) -> (G, D)`` makes the networks; for an objective with a gradient penalty
+    (``critic_batchnorm`` False) it is called as ``build(name, critic_batchnorm=False)``."""
     backend.seed(config["seed"])
-    G, D = build(config["model"])
+    if OBJECTIVES[config.get("loss", "ns")].critic_batchnorm:
+        G, D = build(config["model"])
+    else:                                                                   # a gradient penalty: no BatchNorm in D
+        G, D = build(config["model"], critic_batchnorm=False)
     if config.get("optimizer", "adam") == "rmsprop":
         opt_G, opt_D = RMSprop(G.parameters(), lr=config["lr"]), RMSprop(D.parameters(), lr=config["lr"])
     else:
@@ -96,8 +100,7 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
             for key in LOGGED:
                 writer.add_scalar(f"train/{key}", record[key], record["step"])
 
-    loss = config.get("loss", "ns")
-    objective = get_objective(loss, **({"clip": config["clip"]} if loss == "wgan" else {}))
+    objective = run_objective(config)
     return fit_gan(
         G, D, opt_G, opt_D, objective,
         lambda: backend.to_device(scale_images(next(batches))[:, None]),              # (B, 1, 28, 28) in [-1, 1]
@@ -107,6 +110,18 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
         every=[(config["sample_every"], lambda step: save_samples(G, z_fixed, out, step, writer))],
         save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config),
         save_every=config["checkpoint_every"], progress=progress)
+
+
+def run_objective(config):
+    """The objective of a run's ``config``: ``loss`` with its settings (wgan's ``clip``, the
+    penalty weight ``gp_weight`` of wgan-gp and r1)."""
+    loss = config.get("loss", "ns")
+    options = {}
+    if loss == "wgan":
+        options["clip"] = config["clip"]
+    if OBJECTIVES[loss].penalty_weight is not None and config.get("gp_weight") is not None:
+        options["weight"] = config["gp_weight"]
+    return get_objective(loss, **options)
 
 
 def save_samples(G, z_fixed, out, step, writer=None):

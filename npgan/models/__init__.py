@@ -14,11 +14,22 @@ from . import dcgan, mlp_gan
 MODELS = {"dcgan": dcgan, "mlp": mlp_gan}
 
 
-def build_models(name):
+def build_models(name, critic_batchnorm=True):
     """``(G, D)`` of the named architecture (``'dcgan'`` or ``'mlp'``), freshly initialised
-    from the backend's random generator."""
+    from the backend's random generator. ``critic_batchnorm=False``: D without BatchNorm (for a
+    gradient penalty, which is per sample; the mlp D has none anyway)."""
     module = MODELS[name]
-    return module.Generator(), module.Discriminator()
+    if critic_batchnorm or module is mlp_gan:
+        return module.Generator(), module.Discriminator()
+    return module.Generator(), module.Discriminator(batchnorm=False)
+
+
+def critic_description(name, critic_batchnorm=True):
+    """What ``build_models(name, critic_batchnorm)`` makes D, in words."""
+    if name == "dcgan":
+        return ("DCGAN discriminator" if critic_batchnorm
+                else "DCGAN discriminator without BatchNorm, as Gulrajani et al.")
+    return "MLP discriminator (no BatchNorm; its Dropout masks are fixed per forward)"
 
 
 def load_generator(run_dir):

@@ -3,7 +3,7 @@
 G: z(100) -> Linear(100, 128*7*7) -> BatchNorm1d -> ReLU -> (128, 7, 7)
    -> ConvTranspose2d(128, 64, 4, 2, 1) -> BatchNorm2d -> ReLU -> ConvTranspose2d(64, 1, 4, 2, 1) -> Tanh
 D: Conv2d(1, 64, 4, 2, 1) -> LeakyReLU(0.2) -> Conv2d(64, 128, 4, 2, 1) -> BatchNorm2d -> LeakyReLU(0.2)
-   -> Flatten -> Linear(6272, 1)  (a logit)
+   -> Flatten -> Linear(6272, 1)  (a logit); without BatchNorm2d for gradient penalties (WGAN-GP, R1)
 Init N(0, 0.02) for conv/linear weights, BatchNorm gamma N(1, 0.02), beta 0;
 Adam lr 2e-4, betas (0.5, 0.999); batch 64.
 """
@@ -34,13 +34,17 @@ def Generator(z_dim=Z_DIM, channels=1, width=64, dtype=None):
     return g
 
 
-def Discriminator(channels=1, width=64, dtype=None):
-    """images (N, channels, 28, 28) -> logits (N, 1)."""
+def Discriminator(channels=1, width=64, dtype=None, batchnorm=True):
+    """images (N, channels, 28, 28) -> logits (N, 1).
+
+    ``batchnorm=False``: the same layers without BatchNorm2d, the critic of Gulrajani et al.
+    (WGAN-GP), whose gradient penalty is per sample; its outputs are scores."""
+    norm = [BatchNorm2d(2 * width, dtype=dtype)] if batchnorm else []
     d = Sequential(
-        Conv2d(channels, width, 4, 2, 1, dtype=dtype),
+        Conv2d(channels, width, 4, 2, 1, dtype=dtype),                       # (N, w, 14, 14)
         LeakyReLU(0.2),
-        Conv2d(width, 2 * width, 4, 2, 1, dtype=dtype),
-        BatchNorm2d(2 * width, dtype=dtype),
+        Conv2d(width, 2 * width, 4, 2, 1, dtype=dtype),                      # (N, 2w, 7, 7)
+        *norm,
         LeakyReLU(0.2),
         Flatten(),
         Linear(2 * width * 7 * 7, 1, dtype=dtype),
