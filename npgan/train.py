@@ -64,8 +64,9 @@ DEFAULT_STEPS = 2500
 
 # Settings that define the run; --resume takes them from the checkpoint. None: the objective's
 # published setting (npgan.gan.objectives: Objective.defaults).
-RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "beta1": None, "beta2": None,
-                "n_critic": None, "clip": None, "gp_weight": None, "seed": 0, "backend": "numpy"}
+RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "lr_d": None, "beta1": None,
+                "beta2": None, "n_critic": None, "clip": None, "gp_weight": None, "label_smoothing": None,
+                "seed": 0, "backend": "numpy"}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -88,6 +89,9 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=None, help="images per batch (default 64)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate of G and D (default: the objective's, 2e-4; wgan 5e-5; wgan-gp 1e-4)")
+    p.add_argument("--lr-d", type=float, default=None,
+                   help="D's own learning rate (two time-scale update rule, Heusel et al.: e.g. --lr 1e-4 "
+                        "--lr-d 4e-4; default: --lr)")
     p.add_argument("--beta1", type=float, default=None,
                    help="Adam beta1 (default 0.5; wgan-gp 0.0; not for wgan's RMSprop)")
     p.add_argument("--beta2", type=float, default=None, help="Adam beta2 (default 0.999; wgan-gp 0.9)")
@@ -97,6 +101,9 @@ def build_parser():
                    help="wgan: clip every critic parameter to [-CLIP, CLIP] after each update (default 0.01)")
     p.add_argument("--gp-weight", type=float, default=None,
                    help="wgan-gp: lambda, the gradient penalty's weight; r1: gamma, R1's weight (default 10 for both)")
+    p.add_argument("--label-smoothing", type=float, default=None,
+                   help="one-sided label smoothing (Salimans et al.): D's target on real images is 1 - S "
+                        "(e.g. 0.1); for the cross-entropy objectives ns, minimax and r1")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend (default: $NPGAN_BACKEND or numpy)")
@@ -147,6 +154,10 @@ def check_args(args, parser):
         parser.error(f"--clip must be a positive number, got {args.clip}")
     if args.gp_weight is not None and not (args.gp_weight >= 0 and math.isfinite(args.gp_weight)):
         parser.error(f"--gp-weight must be a non-negative number, got {args.gp_weight}")
+    if args.lr_d is not None and not (args.lr_d > 0 and math.isfinite(args.lr_d)):
+        parser.error(f"--lr-d must be a positive number, got {args.lr_d}")
+    if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
+        parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
 
 
 def requested_backend(args):
@@ -215,6 +226,9 @@ def objective_settings(run, parser):
         run["gp_weight"] = objective.penalty_weight if run["gp_weight"] is None else run["gp_weight"]
     elif run["gp_weight"] is not None:
         parser.error(f"--gp-weight applies to --loss wgan-gp or r1 (a gradient penalty), not --loss {run['loss']}")
+    if run["label_smoothing"] is not None and not objective.real_target_applies:
+        parser.error(f"--label-smoothing applies to the cross-entropy objectives (ns, minimax, r1), not --loss "
+                     f"{run['loss']}, whose D has no target probability")
 
 
 def _merge_resumed(args, saved, parser):

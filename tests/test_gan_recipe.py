@@ -251,3 +251,37 @@ def test_a_resumed_wgan_run_ends_bitwise_equal_to_an_uninterrupted_one(tmp_path,
         for k in a[part]:
             np.testing.assert_array_equal(a[part][k], b[part][k], err_msg=f"{part}.{k}")
     assert a["config"]["optimizer"] == "rmsprop" and a["config"]["n_critic"] == 5 and a["config"]["clip"] == 0.01
+
+
+def test_label_smoothing_moves_only_the_real_target(xp):
+    torch = pytest.importorskip("torch")
+    real = logits(6, seed=7)
+    loss, grad = get_objective("ns", real_target=0.9).discriminator_real(real)
+    r = torch.tensor(host(real), requires_grad=True)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(r, torch.full_like(r, 0.9))
+    ref.backward()
+    assert float(host(loss)) == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(host(grad), r.grad.numpy(), rtol=1e-12)
+    fake = logits(6, seed=8)
+    np.testing.assert_array_equal(host(get_objective("ns", real_target=0.9).discriminator_fake(fake)[1]),
+                                  host(NonSaturating().discriminator_fake(fake)[1]))
+    assert get_objective("r1", real_target=0.9).real_target == 0.9 and get_objective("r1").weight == 10.0
+    with pytest.raises(ValueError, match="real target"):
+        NonSaturating(real_target=0)
+
+
+def test_ttur_and_label_smoothing_from_the_command_line(tmp_path, monkeypatch, capsys):
+    from npgan import checkpoint, train
+    from npgan.gan.run import build_training, run_objective
+    monkeypatch.setenv("NPGAN_OFFLINE", "1")
+    args = ["mnist", "--steps", "2", "--batch-size", "8", "--log-every", "1", "--no-progress", "--no-eval",
+            "--out", str(tmp_path / "run"), "--lr", "1e-4", "--lr-d", "4e-4", "--label-smoothing", "0.1"]
+    assert train.main(args) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["lr_d"] == 4e-4 and config["label_smoothing"] == 0.1
+    _, _, opt_G, opt_D = build_training(config, checkpoint.load_checkpoint(tmp_path / "run" / "checkpoint.npz"))
+    assert opt_G.lr == 1e-4 and opt_D.lr == 4e-4
+    assert run_objective(config).real_target == pytest.approx(0.9)
+    with pytest.raises(SystemExit) as exc:
+        train.main(["mnist", "--steps", "1", "--out", str(tmp_path / "w"), "--loss", "wgan", "--label-smoothing", "0.1"])
+    assert exc.value.code == 2 and "--label-smoothing applies to the cross-entropy objectives" in capsys.readouterr().err

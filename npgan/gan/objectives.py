@@ -48,6 +48,7 @@ class Objective:
 
     name = None
     outputs_are_logits = True
+    real_target_applies = False                  # takes real_target (one-sided label smoothing)
     defaults = {"optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "n_critic": 1}
     critic_batchnorm = True
     penalty_weight = None
@@ -96,9 +97,17 @@ class NonSaturating(Objective):
     the minimax game's log(1 - sigmoid) would vanish there.
     """
     name = "ns"
+    real_target_applies = True
+
+    def __init__(self, real_target=1.0):
+        """``real_target`` < 1: one-sided label smoothing (Salimans et al. 2016), D's target on
+        real images; the fakes' stays 0."""
+        if not 0 < real_target <= 1:
+            raise ValueError(f"{self.name}: the real target must be in (0, 1], got {real_target}")
+        self.real_target = real_target
 
     def discriminator_real(self, logits, weight=1.0):
-        return bce(logits, 1.0, weight)
+        return bce(logits, self.real_target, weight)
 
     def discriminator_fake(self, logits, weight=1.0):
         return bce(logits, 0.0, weight)
@@ -206,7 +215,8 @@ class _GradientPenalty:
     critic_batchnorm = False
     penalty_weight = 10.0
 
-    def __init__(self, weight=None):
+    def __init__(self, weight=None, **options):
+        super().__init__(**options)
         weight = type(self).penalty_weight if weight is None else weight
         if not weight >= 0:
             raise ValueError(f"{self.name}: the gradient-penalty weight must be non-negative, got {weight}")

@@ -56,7 +56,7 @@ def real_batches(images, batch_size, seed, start_step=0):
 
 
 def build_training(config, ckpt=None, build=build_models):
-    """G, D and their optimizers for ``config`` (model, optimizer, lr, beta1, beta2), initialised
+    """G, D and their optimizers for ``config`` (model, optimizer, lr, lr_d, beta1, beta2), initialised
     from ``config['seed']``, then loaded from ``ckpt`` (a ``load_checkpoint`` dict) when resuming.
     ``build(name) -> (G, D)`` makes the networks; for an objective with a gradient penalty
     (``critic_batchnorm`` False) it is called as ``build(name, critic_batchnorm=False)``."""
@@ -65,12 +65,13 @@ def build_training(config, ckpt=None, build=build_models):
         G, D = build(config["model"])
     else:                                                                   # a gradient penalty: no BatchNorm in D
         G, D = build(config["model"], critic_batchnorm=False)
+    lr_d = config.get("lr_d") or config["lr"]                           # --lr-d: two time-scale update rule
     if config.get("optimizer", "adam") == "rmsprop":
-        opt_G, opt_D = RMSprop(G.parameters(), lr=config["lr"]), RMSprop(D.parameters(), lr=config["lr"])
+        opt_G, opt_D = RMSprop(G.parameters(), lr=config["lr"]), RMSprop(D.parameters(), lr=lr_d)
     else:
         betas = (config["beta1"], config["beta2"])
         opt_G = Adam(G.parameters(), lr=config["lr"], betas=betas)
-        opt_D = Adam(D.parameters(), lr=config["lr"], betas=betas)
+        opt_D = Adam(D.parameters(), lr=lr_d, betas=betas)
     if ckpt:
         G.load_state_dict(ckpt["G"])
         D.load_state_dict(ckpt["D"])
@@ -121,6 +122,8 @@ def run_objective(config):
         options["clip"] = config["clip"]
     if OBJECTIVES[loss].penalty_weight is not None and config.get("gp_weight") is not None:
         options["weight"] = config["gp_weight"]
+    if config.get("label_smoothing"):
+        options["real_target"] = 1 - config["label_smoothing"]
     return get_objective(loss, **options)
 
 
