@@ -6,7 +6,7 @@ A penalty is a function of g_n = dD/dx at each sample n of a batch x:
     R1 (Mescheder et al. 2018):       P = (weight / 2) * mean_n ||g_n||^2    on real x   (weight = gamma)
 
 (a ~ U(0, 1) per sample and G(z) a constant: the caller makes x_hat.) D's parameter gradient of
-P needs the derivative of a gradient. Without autograd it is one more pass (SECOND_ORDER.md)::
+P needs the derivative of a gradient. Without autograd it is one more pass::
 
     D.forward(x)                      every layer keeps its masks
     backward from ones                delta_l, the gradient at each layer's output; g = delta_0

@@ -25,7 +25,7 @@ class ReLU(_Elementwise):
     def tangent(self, t):
         """t_out = 1[x > 0] * t, the mask frozen at the last forward. The Jacobian is diagonal
         (symmetric), so this is the backward applied to t; h'' = 0 away from the kink, so ReLU
-        adds no parameter gradient and no second path (SECOND_ORDER.md)."""
+        adds no parameter gradient and no second path (npgan.gan.penalty)."""
         check_tangent(self, t, self.cache and self.cache.out.shape)
         return F.relu_backward(t, self.cache)
 
@@ -43,7 +43,7 @@ class LeakyReLU(_Elementwise):
     def tangent(self, t):
         """t_out = slope(x) * t, slope 1 where x > 0 else negative_slope, frozen at the last forward:
         the backward applied to t (a diagonal Jacobian); h'' = 0 away from 0, so no parameter
-        gradient and no second path (SECOND_ORDER.md)."""
+        gradient and no second path (npgan.gan.penalty)."""
         check_tangent(self, t, self.cache and self.cache.x.shape)
         return F.leaky_relu_backward(t, self.cache)
 

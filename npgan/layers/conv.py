@@ -70,7 +70,7 @@ class Conv2d(Layer):
 
         dW[f, c, ky, kx] = sum_{n, oy, ox} delta[n, f, oy, ox] t[n, c, iy, ix]: the adjoint r of the
         tangent recursion t_out = W (*) t equals the ordinary backward's delta for a piecewise-linear
-        critic (SECOND_ORDER.md), so ``conv2d_backward`` on the tangent's cache gives it. Frees the
+        critic (the derivation is in npgan.gan.penalty), so ``conv2d_backward`` on the tangent's cache gives it. Frees the
         tangent cache."""
         if self.tangent_cache is None:
             raise RuntimeError("Conv2d.tangent_weight_grad called before Conv2d.tangent")

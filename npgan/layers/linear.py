@@ -52,7 +52,7 @@ class Linear(Layer):
 
         With u fixed, dP/dtheta = d/dtheta sum_n <dD/dx_n, u_n>, and the reverse pass of the tangent
         recursion t_out = W t reaches this layer with adjoint r = delta, the ordinary backward's
-        gradient at its output (SECOND_ORDER.md: the two recursions coincide for piecewise-linear
+        gradient at its output (npgan.gan.penalty: the two recursions coincide for piecewise-linear
         critics). So dW is ``linear_backward``'s dW with the input replaced by the tangent; the bias
         never touches the tangent. Frees the tangent cache."""
         if self.tangent_cache is None:
