@@ -8,7 +8,9 @@ from .dropout import Dropout
 from .linear import Linear
 from .pooling import AvgPool2d, MaxPool2d
 from .shape import Flatten, Reshape, Unflatten, Upsample
+from .spectral_norm import SpectralNorm
 
 __all__ = ["Layer", "Parameter", "Sequential", "frozen", "no_input_grad", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
            "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Flatten", "Unflatten", "Reshape", "Upsample",
-           "AvgPool2d", "MaxPool2d", "Dropout", "ChannelwiseLinear"]
+           "AvgPool2d", "MaxPool2d", "Dropout", "ChannelwiseLinear",
+           "SpectralNorm"]
