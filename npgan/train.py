@@ -66,7 +66,7 @@ DEFAULT_STEPS = 2500
 # published setting (npgan.gan.objectives: Objective.defaults).
 RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "lr_d": None, "beta1": None,
                 "beta2": None, "n_critic": None, "clip": None, "gp_weight": None, "label_smoothing": None,
-                "seed": 0, "backend": "numpy"}
+                "seed": 0, "backend": "numpy", "spectral_norm": False}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -104,6 +104,9 @@ def build_parser():
     p.add_argument("--label-smoothing", type=float, default=None,
                    help="one-sided label smoothing (Salimans et al.): D's target on real images is 1 - S "
                         "(e.g. 0.1); for the cross-entropy objectives ns, minimax and r1")
+    p.add_argument("--spectral-norm", action="store_const", const=True, default=None,
+                   help="spectrally normalise D's Conv2d and Linear weights (Miyato et al. 2018); not with "
+                        "the gradient penalties (wgan-gp, r1)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend (default: $NPGAN_BACKEND or numpy)")
@@ -226,6 +229,9 @@ def objective_settings(run, parser):
         run["gp_weight"] = objective.penalty_weight if run["gp_weight"] is None else run["gp_weight"]
     elif run["gp_weight"] is not None:
         parser.error(f"--gp-weight applies to --loss wgan-gp or r1 (a gradient penalty), not --loss {run['loss']}")
+    if run["spectral_norm"] and objective.penalty_weight is not None:
+        parser.error(f"--spectral-norm does not combine with --loss {run['loss']}: its gradient penalty needs a "
+                     f"second-order pass that SpectralNorm does not provide")
     if run["label_smoothing"] is not None and not objective.real_target_applies:
         parser.error(f"--label-smoothing applies to the cross-entropy objectives (ns, minimax, r1), not --loss "
                      f"{run['loss']}, whose D has no target probability")
@@ -320,6 +326,9 @@ def main(argv=None):
     if not OBJECTIVES[config["loss"]].critic_batchnorm:
         print(f"critic: {critic_description(config['model'], False)} (--loss {config['loss']}: a per-sample "
               f"gradient penalty, weight {config['gp_weight']:g})", flush=True)
+
+    if config["spectral_norm"]:
+        print("critic: its Conv2d and Linear layers spectrally normalised (--spectral-norm)", flush=True)
 
     writer = open_tensorboard(out, start_step) if args.tensorboard else None
     try:

@@ -175,3 +175,41 @@ def test_torch_parity(name, make_torch, make_ours, shape, dtype):
     close(ours.weight_orig.grad, param.original.grad, "weight_orig gradient")
     if ref.bias is not None:
         close(ours.bias.grad, ref.bias.grad, "bias gradient")
+
+
+# ---- the DCGAN discriminator and the train command --------------------------------------
+def test_dcgan_discriminator_option():
+    from npgan.models import build_models, dcgan
+    backend.seed(0)
+    plain = dcgan.Discriminator()
+    backend.seed(0)
+    sn = dcgan.Discriminator(spectral_norm=True)
+    wrapped = [i for i, layer in enumerate(sn) if isinstance(layer, L.SpectralNorm)]
+    assert wrapped == [0, 2, 6]
+    for (k, p), q in zip(plain.named_parameters(), sn.parameters()):          # same init, same order
+        np.testing.assert_array_equal(backend.asnumpy(p.data), backend.asnumpy(q.data), err_msg=k)
+    assert "0.weight_u" in sn.state_dict() and "0.weight_u" not in plain.state_dict()
+    x = randn(3, 1, 28, 28, dtype=np.float32)
+    out = sn.forward(x)
+    assert out.shape == (3, 1) and sn.backward(backend.xp().ones_like(out)).shape == x.shape
+    G, D = build_models("mlp", spectral_norm=True)
+    assert sum(isinstance(layer, L.SpectralNorm) for layer in D) == 3
+
+
+def test_train_command_with_spectral_norm_runs_and_resumes(tmp_path, monkeypatch, capsys):
+    import json
+    from npgan import train
+    from npgan.checkpoint import load_checkpoint
+    monkeypatch.setenv("NPGAN_OFFLINE", "1")
+    common = ["mnist", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "1", "--no-progress",
+              "--no-eval", "--out", str(tmp_path / "run")]
+    assert train.main(common + ["--spectral-norm", "--steps", "2"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["spectral_norm"] is True
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert {"0.weight_orig", "0.weight_u", "0.weight_v", "6.weight_u"} <= set(ckpt["D"])
+    assert train.main(common + ["--steps", "3", "--resume"]) == 0                # the saved setting is kept
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["spectral_norm"] is True
+    with pytest.raises(SystemExit):
+        train.main(["mnist", "--steps", "1", "--loss", "wgan-gp", "--spectral-norm", "--out", str(tmp_path / "gp")])
+    assert "--spectral-norm does not combine" in capsys.readouterr().err

@@ -59,12 +59,14 @@ def build_training(config, ckpt=None, build=build_models):
     """G, D and their optimizers for ``config`` (model, optimizer, lr, lr_d, beta1, beta2), initialised
     from ``config['seed']``, then loaded from ``ckpt`` (a ``load_checkpoint`` dict) when resuming.
     ``build(name) -> (G, D)`` makes the networks; for an objective with a gradient penalty
-    (``critic_batchnorm`` False) it is called as ``build(name, critic_batchnorm=False)``."""
+    (``critic_batchnorm`` False) it is called as ``build(name, critic_batchnorm=False)``, and for
+    ``config['spectral_norm']`` with ``spectral_norm=True`` (the keyword is passed only then)."""
     backend.seed(config["seed"])
+    options = {"spectral_norm": True} if config.get("spectral_norm") else {}
     if OBJECTIVES[config.get("loss", "ns")].critic_batchnorm:
-        G, D = build(config["model"])
+        G, D = build(config["model"], **options)
     else:                                                                   # a gradient penalty: no BatchNorm in D
-        G, D = build(config["model"], critic_batchnorm=False)
+        G, D = build(config["model"], critic_batchnorm=False, **options)
     lr_d = config.get("lr_d") or config["lr"]                           # --lr-d: two time-scale update rule
     if config.get("optimizer", "adam") == "rmsprop":
         opt_G, opt_D = RMSprop(G.parameters(), lr=config["lr"]), RMSprop(D.parameters(), lr=lr_d)

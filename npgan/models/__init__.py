@@ -14,14 +14,16 @@ from . import dcgan, mlp_gan
 MODELS = {"dcgan": dcgan, "mlp": mlp_gan}
 
 
-def build_models(name, critic_batchnorm=True):
+def build_models(name, critic_batchnorm=True, spectral_norm=False):
     """``(G, D)`` of the named architecture (``'dcgan'`` or ``'mlp'``), freshly initialised
     from the backend's random generator. ``critic_batchnorm=False``: D without BatchNorm (for a
-    gradient penalty, which is per sample; the mlp D has none anyway)."""
+    gradient penalty, which is per sample; the mlp D has none anyway). ``spectral_norm=True``:
+    D's Conv2d and Linear layers wrapped in ``SpectralNorm`` (Miyato et al. 2018)."""
     module = MODELS[name]
+    options = {"spectral_norm": True} if spectral_norm else {}
     if critic_batchnorm or module is mlp_gan:
-        return module.Generator(), module.Discriminator()
-    return module.Generator(), module.Discriminator(batchnorm=False)
+        return module.Generator(), module.Discriminator(**options)
+    return module.Generator(), module.Discriminator(batchnorm=False, **options)
 
 
 def critic_description(name, critic_batchnorm=True):

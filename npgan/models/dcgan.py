@@ -3,13 +3,14 @@
 G: z(100) -> Linear(100, 128*7*7) -> BatchNorm1d -> ReLU -> (128, 7, 7)
    -> ConvTranspose2d(128, 64, 4, 2, 1) -> BatchNorm2d -> ReLU -> ConvTranspose2d(64, 1, 4, 2, 1) -> Tanh
 D: Conv2d(1, 64, 4, 2, 1) -> LeakyReLU(0.2) -> Conv2d(64, 128, 4, 2, 1) -> BatchNorm2d -> LeakyReLU(0.2)
-   -> Flatten -> Linear(6272, 1)  (a logit); without BatchNorm2d for gradient penalties (WGAN-GP, R1)
+   -> Flatten -> Linear(6272, 1)  (a logit); without BatchNorm2d for gradient penalties (WGAN-GP, R1);
+   optionally with each Conv2d and Linear spectrally normalised (Miyato et al. 2018)
 Init N(0, 0.02) for conv/linear weights, BatchNorm gamma N(1, 0.02), beta 0;
 Adam lr 2e-4, betas (0.5, 0.999); batch 64.
 """
 from ..init import dcgan_init
 from ..layers import (BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, LeakyReLU, Linear, ReLU,
-                      Sequential, Tanh, Unflatten)
+                      Sequential, SpectralNorm, Tanh, Unflatten)
 
 Z_DIM = 100
 LR = 2e-4
@@ -34,11 +35,13 @@ def Generator(z_dim=Z_DIM, channels=1, width=64, dtype=None):
     return g
 
 
-def Discriminator(channels=1, width=64, dtype=None, batchnorm=True):
+def Discriminator(channels=1, width=64, dtype=None, batchnorm=True, spectral_norm=False):
     """images (N, channels, 28, 28) -> logits (N, 1).
 
     ``batchnorm=False``: the same layers without BatchNorm2d, the critic of Gulrajani et al.
-    (WGAN-GP), whose gradient penalty is per sample; its outputs are scores."""
+    (WGAN-GP), whose gradient penalty is per sample; its outputs are scores.
+    ``spectral_norm=True``: each Conv2d and Linear, initialised as usual, is then wrapped in
+    ``SpectralNorm`` (parameters ``weight_orig``, buffers ``weight_u``, ``weight_v``)."""
     norm = [BatchNorm2d(2 * width, dtype=dtype)] if batchnorm else []
     d = Sequential(
         Conv2d(channels, width, 4, 2, 1, dtype=dtype),                       # (N, w, 14, 14)
@@ -50,4 +53,6 @@ def Discriminator(channels=1, width=64, dtype=None, batchnorm=True):
         Linear(2 * width * 7 * 7, 1, dtype=dtype),
     )
     dcgan_init(d)
+    if spectral_norm:
+        d = Sequential(*(SpectralNorm(layer) if isinstance(layer, (Conv2d, Linear)) else layer for layer in d))
     return d

@@ -10,7 +10,7 @@ units; LeakyReLU, Tanh outputs in [-1, 1], the non-saturating loss and Adam (lr 
 betas (0.5, 0.999)) are the usual substitutes that make it train reliably. Weights keep
 PyTorch's default initialisation (uniform in +-1/sqrt(fan_in)).
 """
-from ..layers import Dropout, Flatten, LeakyReLU, Linear, Sequential, Tanh, Unflatten
+from ..layers import Dropout, Flatten, LeakyReLU, Linear, Sequential, SpectralNorm, Tanh, Unflatten
 
 Z_DIM = 100
 LR = 2e-4
@@ -30,8 +30,10 @@ def Generator(z_dim=Z_DIM, image_shape=(1, 28, 28), hidden=(256, 512, 1024), dty
     return Sequential(*layers)
 
 
-def Discriminator(image_shape=(1, 28, 28), hidden=(512, 256), dropout=0.3, dtype=None):
-    """images (N, *image_shape) -> logits (N, 1)."""
+def Discriminator(image_shape=(1, 28, 28), hidden=(512, 256), dropout=0.3, dtype=None, spectral_norm=False):
+    """images (N, *image_shape) -> logits (N, 1).
+
+    ``spectral_norm=True``: each Linear, initialised as usual, is then wrapped in ``SpectralNorm``."""
     pixels = image_shape[0] * image_shape[1] * image_shape[2]
     layers = [Flatten()]
     width = pixels
@@ -39,4 +41,6 @@ def Discriminator(image_shape=(1, 28, 28), hidden=(512, 256), dropout=0.3, dtype
         layers += [Linear(width, h, dtype=dtype), LeakyReLU(0.2), Dropout(dropout)]
         width = h
     layers.append(Linear(width, 1, dtype=dtype))
+    if spectral_norm:
+        layers = [SpectralNorm(layer) if isinstance(layer, Linear) else layer for layer in layers]
     return Sequential(*layers)
