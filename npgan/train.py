@@ -3,6 +3,7 @@
     python -m npgan.train mnist                          # DCGAN, default length, runs/mnist-dcgan
     python -m npgan.train fashion-mnist --model mlp --steps 5000
     python -m npgan.train mnist --loss lsgan             # another objective (npgan.gan.objectives)
+    python -m npgan.train mnist --spectral-norm --lr-d 4e-4 --label-smoothing 0.1   # stabilisers
     python -m npgan.train mnist --loss wgan-gp           # a gradient penalty (npgan.gan.penalty); D without BatchNorm
     python -m npgan.train mnist --resume                 # continue runs/mnist-dcgan
     python -m npgan.evaluate runs/mnist-dcgan            # score it again

@@ -97,7 +97,6 @@ class SpectralNorm(Layer):
         self.weight_orig = layer.weight
         self.bias = layer.bias                                       # the same Parameter, listed once
         w = self.weight_orig.data
-        xp = backend.get_array_module(w)
         w_mat = w.reshape(w.shape[0], -1)                            # (out, in*KH*KW)
         u, v = (self._draw(n, w) for n in w_mat.shape)
         self.weight_u, self.weight_v = _normalize(u, self.eps), _normalize(v, self.eps)
