@@ -67,7 +67,7 @@ DEFAULT_STEPS = 2500
 # published setting (npgan.gan.objectives: Objective.defaults).
 RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "lr_d": None, "beta1": None,
                 "beta2": None, "n_critic": None, "clip": None, "gp_weight": None, "label_smoothing": None,
-                "seed": 0, "backend": "numpy", "spectral_norm": False}
+                "instance_noise": None, "seed": 0, "backend": "numpy", "spectral_norm": False}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -105,6 +105,10 @@ def build_parser():
     p.add_argument("--label-smoothing", type=float, default=None,
                    help="one-sided label smoothing (Salimans et al.): D's target on real images is 1 - S "
                         "(e.g. 0.1); for the cross-entropy objectives ns, minimax and r1")
+    p.add_argument("--instance-noise", type=float, default=None,
+                   help="instance noise (Sonderby et al.): Gaussian noise of this standard deviation on every image "
+                        "D sees (real and generated, images in [-1, 1]), annealed linearly to 0 over --steps "
+                        "(e.g. 0.1; default off)")
     p.add_argument("--spectral-norm", action="store_const", const=True, default=None,
                    help="spectrally normalise D's Conv2d and Linear weights (Miyato et al. 2018); not with "
                         "the gradient penalties (wgan-gp, r1)")
@@ -160,6 +164,8 @@ def check_args(args, parser):
         parser.error(f"--gp-weight must be a non-negative number, got {args.gp_weight}")
     if args.lr_d is not None and not (args.lr_d > 0 and math.isfinite(args.lr_d)):
         parser.error(f"--lr-d must be a positive number, got {args.lr_d}")
+    if args.instance_noise is not None and not (args.instance_noise >= 0 and math.isfinite(args.instance_noise)):
+        parser.error(f"--instance-noise must be a non-negative number, got {args.instance_noise}")
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
 

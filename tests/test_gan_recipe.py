@@ -285,3 +285,50 @@ def test_ttur_and_label_smoothing_from_the_command_line(tmp_path, monkeypatch, c
     with pytest.raises(SystemExit) as exc:
         train.main(["mnist", "--steps", "1", "--out", str(tmp_path / "w"), "--loss", "wgan", "--label-smoothing", "0.1"])
     assert exc.value.code == 2 and "--label-smoothing applies to the cross-entropy objectives" in capsys.readouterr().err
+
+
+def test_instance_noise_is_what_d_sees_in_both_updates():
+    """With noise, the D step is the plain one on real + e1 and fake + e2, and G's gradient is
+    D's input gradient at fake + e3 (e drawn in that order from npgan's generator)."""
+    from npgan.gan.step import discriminator_step, generator_loss
+    a, b = _models_and_batch(batch=6), _models_and_batch(batch=6)
+    G, D, _, opt_D, real, z = a
+    fake = G.forward(z)
+    backend.seed(11)
+    loss = discriminator_step(D, opt_D, NonSaturating(), real, fake, noise_std=0.3)[0]
+    _, dfake = generator_loss(D, NonSaturating(), fake, noise_std=0.3)
+    G2, D2, _, opt_D2, real2, z2 = b
+    fake2 = G2.forward(z2)
+    backend.seed(11)
+    noisy = [x + np.float32(0.3) * backend.rng().standard_normal(x.shape, dtype=np.float32) for x in (real2, fake2)]
+    loss2 = discriminator_step(D2, opt_D2, NonSaturating(), *noisy)[0]
+    _, dfake2 = generator_loss(D2, NonSaturating(), fake2 + np.float32(0.3) * backend.rng().standard_normal(
+        fake2.shape, dtype=np.float32))
+    assert float(host(loss)) == float(host(loss2))
+    np.testing.assert_array_equal(host(dfake), host(dfake2))
+    c = _models_and_batch(batch=6)
+    plain = discriminator_step(c[1], c[3], NonSaturating(), real, fake)[0]
+    assert float(host(plain)) != float(host(loss))                          # the noise did change what D saw
+
+
+def test_instance_noise_anneals_linearly_over_the_run(monkeypatch):
+    from npgan.gan import MetricsLog, loop
+    seen = []
+    monkeypatch.setattr(loop, "gan_step", lambda *args, noise_std=0.0, **kw: seen.append(noise_std) or {})
+    monkeypatch.setattr(loop, "train_loop", lambda one_step, steps, log, **kw: [one_step(s, True)
+                                                                               for s in range(1, steps + 1)])
+    G, D, opt_G, opt_D, real, z = _models_and_batch(batch=4)
+    loop.fit_gan(G, D, opt_G, opt_D, NonSaturating(), lambda: real, 4, MetricsLog(), z_dim=dcgan.Z_DIM,
+                 batch_size=4, z_fixed=z, real_spread=1.0, instance_noise=0.2)
+    assert seen == pytest.approx([0.2, 0.15, 0.1, 0.05])
+
+
+def test_instance_noise_from_the_command_line(tmp_path, monkeypatch, capsys):
+    from npgan import train
+    monkeypatch.setenv("NPGAN_OFFLINE", "1")
+    common = ["mnist", "--batch-size", "8", "--log-every", "1", "--no-progress", "--no-eval"]
+    assert train.main(common + ["--steps", "2", "--out", str(tmp_path / "run"), "--instance-noise", "0.1"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["instance_noise"] == 0.1
+    with pytest.raises(SystemExit) as exc:
+        train.main(common + ["--steps", "1", "--out", str(tmp_path / "bad"), "--instance-noise", "-1"])
+    assert exc.value.code == 2 and "--instance-noise must be a non-negative number" in capsys.readouterr().err

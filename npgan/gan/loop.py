@@ -161,7 +161,7 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
 
 
 def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batch_size, z_fixed, real_spread,
-            start_step=0, n_critic=1, on_log=None, **loop_options):
+            start_step=0, n_critic=1, instance_noise=0.0, on_log=None, **loop_options):
     """The GAN recipe: ``gan_step`` on ``next_real()`` and fresh noise at every step (after
     ``n_critic - 1`` extra D updates, each on its own batch), with npgan.health's checks at
     every log point. Returns the last completed step.
@@ -170,6 +170,8 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
         next_real: returns the next real batch on the device, (batch_size, C, H, W) in [-1, 1];
             a step takes ``n_critic`` of them.
         z_fixed, real_spread: the health checks' fixed noise (device) and real images' spread.
+        instance_noise: the standard deviation of the noise added to everything D sees at step 1,
+            annealed linearly to 0 at step ``steps`` (``npgan.gan.step.with_instance_noise``).
         on_log(record): called after the health checks (e.g. TensorBoard).
         loop_options: passed to :func:`train_loop` (log_every, every, save, save_every, progress, desc).
     """
@@ -177,11 +179,12 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
         return backend.rng().standard_normal((batch_size, z_dim), dtype=np.float32)
 
     def one_step(step, check):
+        std = instance_noise * (1 - (step - 1) / steps)                     # linear annealing to 0
         for _ in range(n_critic - 1):                                       # the extra critic updates
             real = next_real()
-            critic_step(G, D, opt_D, objective, real, noise(), check)
+            critic_step(G, D, opt_D, objective, real, noise(), check, noise_std=std)
         real = next_real()
-        return gan_step(G, D, opt_G, opt_D, objective, real, noise(), check)
+        return gan_step(G, D, opt_G, opt_D, objective, real, noise(), check, noise_std=std)
 
     def log_health(record):
         findings = health.check(log.history + [record], G, z_fixed, real_spread, record["step"],

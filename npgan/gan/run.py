@@ -109,6 +109,7 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
         lambda: backend.to_device(scale_images(next(batches))[:, None]),              # (B, 1, 28, 28) in [-1, 1]
         steps, log, z_dim=config["z_dim"], batch_size=batch_size, z_fixed=z_fixed,
         real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step, n_critic=n_critic,
+        instance_noise=config.get("instance_noise") or 0.0,
         on_log=to_tensorboard, log_every=config["log_every"],
         every=[(config["sample_every"], lambda step: save_samples(G, z_fixed, out, step, writer))],
         save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config),

@@ -41,10 +41,21 @@ def discriminator_loss(D, objective, real, fake, forward=None, backward=True):
     return loss_real + loss_fake, real_logits, fake_logits
 
 
-def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=False):
+def with_instance_noise(images, std):
+    """images + std * N(0, 1), drawn from npgan's generator: instance noise (Sonderby et al. 2016;
+    Arjovsky and Bottou 2017) blurs the real and the generated distributions into each other, so
+    D cannot separate them perfectly early on. The images unchanged when std is 0."""
+    if not std:
+        return images
+    return images + images.dtype.type(std) * backend.rng().standard_normal(images.shape, dtype=images.dtype)
+
+
+def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=False, noise_std=0.0):
     """Zero D's gradients, compute ``discriminator_loss`` and the objective's penalty (WGAN-GP,
-    R1: its gradient adds to the loss's) and update D. Returns what ``discriminator_loss`` returns,
-    the loss including the penalty."""
+    R1: its gradient adds to the loss's) and update D. D sees both batches with instance noise of
+    ``noise_std`` (none by default). Returns what ``discriminator_loss`` returns, the loss
+    including the penalty."""
+    real, fake = with_instance_noise(real, noise_std), with_instance_noise(fake, noise_std)
     opt_D.zero_grad()
     with no_input_grad(D):                                                   # the images need no gradient
         loss, real_logits, fake_logits = discriminator_loss(D, objective, real, fake, forward)
@@ -58,33 +69,35 @@ def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=Fals
     return loss, real_logits, fake_logits
 
 
-def critic_step(G, D, opt_D, objective, real, z, check=False):
+def critic_step(G, D, opt_D, objective, real, z, check=False, noise_std=0.0):
     """One D update alone, on a fresh real batch and fresh fakes G(z): the extra critic updates
     of a WGAN (``n_critic`` per generator update). Returns L_D."""
     try:
         with no_input_grad(G):
             fake = G.forward(z)                                              # G's BatchNorm statistics move, as in PyTorch
-        return discriminator_step(D, opt_D, objective, real, fake, check=check)[0]
+        return discriminator_step(D, opt_D, objective, real, fake, check=check, noise_std=noise_std)[0]
     except NonFiniteError:
         raise NonFiniteError(locate_nonfinite(G, D, z, real)) from None
 
 
-def generator_loss(D, objective, fake, forward=None, weight=1.0):
+def generator_loss(D, objective, fake, forward=None, weight=1.0, noise_std=0.0):
     """G's loss on D(fake) and ``weight`` times its gradient with respect to ``fake``.
 
-    D is frozen meanwhile: it passes the gradient through without computing its own."""
+    D is frozen meanwhile: it passes the gradient through without computing its own. With
+    ``noise_std``, D sees fake + noise; the noise is added, so d/dfake = d/d(fake + noise)."""
     with frozen(D):
-        loss, dlogits = objective.generator((forward or D.forward)(fake), weight)
+        loss, dlogits = objective.generator((forward or D.forward)(with_instance_noise(fake, noise_std)), weight)
         dfake = D.backward(dlogits)
     return loss, dfake
 
 
-def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False):
+def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, noise_std=0.0):
     """One D update then one G update (see the module docstring).
 
     Args:
         real: a real batch (N, C, H, W) on the device; z: noise (N, z_dim).
         check: the NaN guard (see the module docstring).
+        noise_std: instance noise on everything D sees, in both updates (``with_instance_noise``).
     Returns:
         {"loss_D", "loss_G", "D_x", "D_G_z"} as 0-d device arrays: the losses before each update
         and the mean of sigmoid(D(.)) on the real and the fake batch (D before its update).
@@ -92,9 +105,10 @@ def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False):
     try:
         with no_input_grad(G):                                               # the noise needs no gradient
             fake = G.forward(z)                                              # (N, C, H, W)
-            loss_D, real_logits, fake_logits = discriminator_step(D, opt_D, objective, real, fake, check=check)
+            loss_D, real_logits, fake_logits = discriminator_step(D, opt_D, objective, real, fake, check=check,
+                                                                  noise_std=noise_std)
             opt_G.zero_grad()
-            loss_G, dfake = generator_loss(D, objective, fake)
+            loss_G, dfake = generator_loss(D, objective, fake, noise_std=noise_std)
             G.backward(dfake)
         if check:
             require_finite("G", loss_G, G)
