@@ -110,7 +110,7 @@ def _fsync_dir(directory):
 
 
 # ---- checkpoints ----------------------------------------------------------------------
-def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state):
+def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state, G_ema=None):
     """Write a training checkpoint atomically (see the module docstring).
 
     Args:
@@ -121,13 +121,14 @@ def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state):
         config: the run configuration (a JSON-able dict).
         rng_state: ``backend.get_rng_state()`` (noise, dropout); other randomness of the
             run must be a function of the config and the step.
+        G_ema: the generator holding the average of G's weights (``--ema``), saved under ``G_ema.``.
 
     Raises:
         NonFiniteStateError: some array holds NaN or Inf; nothing is written.
     """
     arrays = {}
-    for prefix, model in (("G", G), ("D", D)):
-        for name, value in model.state_dict().items():
+    for prefix, model in (("G", G), ("D", D), ("G_ema", G_ema)):
+        for name, value in (model.state_dict().items() if model is not None else ()):
             arrays[f"{prefix}.{name}"] = value
     meta = {
         "format": FORMAT_VERSION,
@@ -178,7 +179,8 @@ def load_checkpoint(path):
     """Read a checkpoint written by ``save_checkpoint``.
 
     Returns:
-        dict with ``G`` and ``D`` (state dicts of host arrays), ``opt_G`` and ``opt_D``
+        dict with ``G`` and ``D`` (state dicts of host arrays), ``G_ema`` (the averaged
+        generator's, or None), ``opt_G`` and ``opt_D``
         (optimizer state dicts), ``rng`` (for ``backend.set_rng_state``), ``step`` (int)
         and ``config`` (dict).
 
@@ -190,10 +192,11 @@ def load_checkpoint(path):
         raise ValueError(f"{path}: not a `python -m npgan.train` checkpoint (it lacks the optimizer "
                          f"states, step or configuration)")
     models = {prefix: {key[len(prefix) + 1:]: value for key, value in arrays.items()
-                       if key.startswith(prefix + ".")} for prefix in ("G", "D")}
+                       if key.startswith(prefix + ".")} for prefix in ("G", "D", "G_ema")}
     return {
         "G": models["G"],
         "D": models["D"],
+        "G_ema": models["G_ema"] or None,
         "opt_G": _unpack(meta["opt_G"], arrays),
         "opt_D": _unpack(meta["opt_D"], arrays),
         "rng": _unpack(meta["rng"], arrays),
@@ -203,6 +206,7 @@ def load_checkpoint(path):
 
 
 def load_generator_state(path):
-    """Only what sampling needs: ``(G state dict, config, step)``."""
+    """Only what sampling needs: ``(G state dict, config, step)``; the averaged generator's
+    weights when the run kept an average (``--ema``), which is what its samples show."""
     ckpt = load_checkpoint(path)
-    return ckpt["G"], ckpt["config"], ckpt["step"]
+    return ckpt["G_ema"] or ckpt["G"], ckpt["config"], ckpt["step"]

@@ -55,6 +55,7 @@ from .checkpoint import load_checkpoint
 from .data import batches_per_epoch, canonical_name, class_names, load_dataset
 from .errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 from .gan.loop import read_history
+from .gan.ema import WeightAverage
 from .gan.objectives import OBJECTIVES
 from .gan.run import (build_training, delete_outputs, health_summary, open_tensorboard, saved_step, train_run,
                       write_final_outputs)
@@ -67,7 +68,7 @@ DEFAULT_STEPS = 2500
 # published setting (npgan.gan.objectives: Objective.defaults).
 RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "lr_d": None, "beta1": None,
                 "beta2": None, "n_critic": None, "clip": None, "gp_weight": None, "label_smoothing": None,
-                "instance_noise": None, "seed": 0, "backend": "numpy", "spectral_norm": False}
+                "instance_noise": None, "ema": None, "seed": 0, "backend": "numpy", "spectral_norm": False}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -105,6 +106,9 @@ def build_parser():
     p.add_argument("--label-smoothing", type=float, default=None,
                    help="one-sided label smoothing (Salimans et al.): D's target on real images is 1 - S "
                         "(e.g. 0.1); for the cross-entropy objectives ns, minimax and r1")
+    p.add_argument("--ema", type=float, default=None,
+                   help="keep an exponential moving average of G's weights with this decay (e.g. 0.999) and use "
+                        "it for the sample grids, the checkpoint's samples and the final evaluation (default off)")
     p.add_argument("--instance-noise", type=float, default=None,
                    help="instance noise (Sonderby et al.): Gaussian noise of this standard deviation on every image "
                         "D sees (real and generated, images in [-1, 1]), annealed linearly to 0 over --steps "
@@ -164,6 +168,8 @@ def check_args(args, parser):
         parser.error(f"--gp-weight must be a non-negative number, got {args.gp_weight}")
     if args.lr_d is not None and not (args.lr_d > 0 and math.isfinite(args.lr_d)):
         parser.error(f"--lr-d must be a positive number, got {args.lr_d}")
+    if args.ema is not None and not 0 < args.ema < 1:
+        parser.error(f"--ema must be a decay in (0, 1), e.g. 0.999, got {args.ema}")
     if args.instance_noise is not None and not (args.instance_noise >= 0 and math.isfinite(args.instance_noise)):
         parser.error(f"--instance-noise must be a non-negative number, got {args.instance_noise}")
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
@@ -325,6 +331,11 @@ def main(argv=None):
         parser.error(f"--out {out}: cannot write the run directory ({err.strerror or err})")
 
     G, D, opt_G, opt_D = build_training(config, ckpt, build=build_models)
+    ema = None
+    if config.get("ema"):                                      # the average starts as G (or as saved)
+        ema = WeightAverage(G, config["ema"])
+        if ckpt and ckpt.get("G_ema"):
+            ema.load_state_dict(ckpt["G_ema"])
     n_params = lambda m: sum(int(p.data.size) for p in m.parameters())
     print(f"{config['model']} on {config['dataset']}: G {n_params(G):,} / D {n_params(D):,} parameters, "
           f"{'resuming at step ' + str(start_step) + ' of' if ckpt else 'training for'} {config['steps']:,} "
@@ -339,18 +350,19 @@ def main(argv=None):
 
     writer = open_tensorboard(out, start_step) if args.tensorboard else None
     try:
-        return _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer)
+        return _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer, ema)
     finally:
         if writer is not None:
             writer.close()
 
 
-def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer):
+def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer, ema=None):
     """``train_run``, then the final pictures and the evaluation; returns the exit status."""
     out = Path(config["out"])
     started = time.perf_counter()
     try:
-        step = train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=not args.no_progress, writer=writer)
+        step = train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=not args.no_progress, writer=writer,
+                         ema=ema)
     except NonFiniteError as err:
         print(f"\nerror: training diverged at step {err.step}: NaN or Inf first appeared in {err.where}. "
               f"Nothing was saved after step {saved_step(out)}; {out / 'checkpoint.npz'} is the last good "
@@ -374,7 +386,7 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
     if args.no_eval:
         (out / "metrics.json").unlink(missing_ok=True)     # a resumed run's old scores describe an earlier step
     else:
-        scores = evaluate_generator(G, config, n=args.eval_n, dataset=dataset)
+        scores = evaluate_generator(ema.model if ema is not None else G, config, n=args.eval_n, dataset=dataset)
         scores.update(step=step, train_seconds=round(seconds, 1))
         (out / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
         print(format_scores(scores, class_names(config["dataset"]), n_option="--eval-n"))

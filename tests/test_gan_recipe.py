@@ -332,3 +332,40 @@ def test_instance_noise_from_the_command_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         train.main(common + ["--steps", "1", "--out", str(tmp_path / "bad"), "--instance-noise", "-1"])
     assert exc.value.code == 2 and "--instance-noise must be a non-negative number" in capsys.readouterr().err
+
+
+def test_weight_average_follows_its_formula_and_copies_batchnorm_statistics():
+    from npgan.gan.ema import WeightAverage
+    G = _models_and_batch()[0]
+    avg = WeightAverage(G, 0.9)
+    start = [host(p.data).copy() for p in G.parameters()]
+    for p in G.parameters():
+        p.data += 1
+    G[1].running_mean[...] = 5
+    avg.update(G)
+    for a, s0, p in zip(avg.model.parameters(), start, G.parameters()):
+        np.testing.assert_allclose(host(a.data), 0.9 * s0 + 0.1 * host(p.data), rtol=1e-6, atol=1e-7)
+    assert (host(avg.model[1].running_mean) == 5).all() and not avg.model.training
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(G, 1.0)
+
+
+def test_ema_from_the_command_line_is_saved_resumed_bitwise_and_sampled(tmp_path, monkeypatch, capsys):
+    from npgan import checkpoint, train
+    from npgan.models import load_generator
+    monkeypatch.setenv("NPGAN_OFFLINE", "1")
+    common = ["mnist", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "2", "--no-progress",
+              "--no-eval", "--ema", "0.9"]
+    assert train.main(common + ["--steps", "4", "--out", str(tmp_path / "whole")]) == 0
+    assert train.main(common + ["--steps", "2", "--out", str(tmp_path / "parts")]) == 0
+    assert train.main(common + ["--steps", "4", "--out", str(tmp_path / "parts"), "--resume"]) == 0
+    a, b = (checkpoint.load_checkpoint(tmp_path / run / "checkpoint.npz") for run in ("whole", "parts"))
+    assert a["G_ema"] and a["G_ema"].keys() == a["G"].keys()
+    for k in a["G_ema"]:
+        np.testing.assert_array_equal(a["G_ema"][k], b["G_ema"][k], err_msg=k)
+    assert any(not np.array_equal(a["G_ema"][k], a["G"][k]) for k in a["G"])
+    G, _, _ = load_generator(tmp_path / "whole")                          # sampling uses the average
+    np.testing.assert_array_equal(host(G[0].weight.data), a["G_ema"]["0.weight"])
+    with pytest.raises(SystemExit) as exc:
+        train.main(["mnist", "--steps", "1", "--out", str(tmp_path / "bad"), "--ema", "1.5"])
+    assert exc.value.code == 2 and "--ema must be a decay in (0, 1)" in capsys.readouterr().err

@@ -161,7 +161,7 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
 
 
 def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batch_size, z_fixed, real_spread,
-            start_step=0, n_critic=1, instance_noise=0.0, on_log=None, **loop_options):
+            start_step=0, n_critic=1, instance_noise=0.0, ema=None, on_log=None, **loop_options):
     """The GAN recipe: ``gan_step`` on ``next_real()`` and fresh noise at every step (after
     ``n_critic - 1`` extra D updates, each on its own batch), with npgan.health's checks at
     every log point. Returns the last completed step.
@@ -172,6 +172,7 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
         z_fixed, real_spread: the health checks' fixed noise (device) and real images' spread.
         instance_noise: the standard deviation of the noise added to everything D sees at step 1,
             annealed linearly to 0 at step ``steps`` (``npgan.gan.step.with_instance_noise``).
+        ema: a ``npgan.gan.ema.WeightAverage`` of G, updated after every generator update.
         on_log(record): called after the health checks (e.g. TensorBoard).
         loop_options: passed to :func:`train_loop` (log_every, every, save, save_every, progress, desc).
     """
@@ -184,7 +185,10 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
             real = next_real()
             critic_step(G, D, opt_D, objective, real, noise(), check, noise_std=std)
         real = next_real()
-        return gan_step(G, D, opt_G, opt_D, objective, real, noise(), check, noise_std=std)
+        stats = gan_step(G, D, opt_G, opt_D, objective, real, noise(), check, noise_std=std)
+        if ema is not None:
+            ema.update(G)
+        return stats
 
     def log_health(record):
         findings = health.check(log.history + [record], G, z_fixed, real_spread, record["step"],

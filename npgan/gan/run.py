@@ -83,20 +83,24 @@ def build_training(config, ckpt=None, build=build_models):
     return G, D, opt_G, opt_D
 
 
-def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, writer=None):
+def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, writer=None, ema=None):
     """Train from ``start_step`` to ``config['steps']`` with the run's objective (``config['loss']``),
-    writing the run directory ``config['out']`` as the module docstring says. Returns the last
-    completed step (smaller than ``config['steps']`` after Ctrl-C); raises NonFiniteError."""
+    writing the run directory ``config['out']`` as the module docstring says. With ``ema`` (a
+    ``WeightAverage`` of G, ``--ema``) the sample grids show the averaged generator and the
+    checkpoint keeps it. Returns the last completed step (smaller than ``config['steps']`` after
+    Ctrl-C); raises NonFiniteError."""
+    shown = ema.model if ema is not None else G                              # what the sample grids show
+    G_ema = ema.model if ema is not None else None
     out, steps, batch_size = Path(config["out"]), config["steps"], config["batch_size"]
     n_critic = config.get("n_critic", 1)
     batches = real_batches(dataset.train_images, batch_size, config["seed"], start_step * n_critic)
     z_fixed = backend.to_device(fixed_noise(N_FIXED, config["z_dim"], [config["seed"], 1]))
     log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
     if start_step == 0:
-        save_samples(G, z_fixed, out, 0, writer)
+        save_samples(shown, z_fixed, out, 0, writer)
         # The initial weights are a good state: a run that diverges or is killed before its
         # first periodic checkpoint can still be resumed or inspected.
-        save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, 0, config)
+        save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, 0, config, G_ema)
 
     def to_tensorboard(record):
         if writer is not None:
@@ -111,8 +115,8 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
         real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step, n_critic=n_critic,
         instance_noise=config.get("instance_noise") or 0.0,
         on_log=to_tensorboard, log_every=config["log_every"],
-        every=[(config["sample_every"], lambda step: save_samples(G, z_fixed, out, step, writer))],
-        save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config),
+        every=[(config["sample_every"], lambda step: save_samples(shown, z_fixed, out, step, writer))],
+        save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema), ema=ema,
         save_every=config["checkpoint_every"], progress=progress)
 
 
@@ -131,22 +135,23 @@ def run_objective(config):
 
 
 def save_samples(G, z_fixed, out, step, writer=None):
-    """The fixed-noise grid under G.eval() (BatchNorm uses its running statistics), then
-    G.train() again; written to samples/step_NNNNNN.png and TensorBoard."""
+    """The fixed-noise grid under G.eval() (BatchNorm uses its running statistics), then G's
+    mode as it was; written to samples/step_NNNNNN.png and TensorBoard."""
     from ..viz import save_grid
+    was_training = G.training
     G.eval()
     images = backend.asnumpy(G.forward(z_fixed))[:, 0]                      # (100, 28, 28)
-    G.train()
+    G.train(was_training)
     grid = save_grid(images, Path(out) / "samples" / f"step_{step:06d}.png", nrow=10)
     if writer is not None:
         writer.add_image("samples", grid[None], step, dataformats="CHW")
     return images
 
 
-def save_run(path, G, D, opt_G, opt_D, step, config):
+def save_run(path, G, D, opt_G, opt_D, step, config, G_ema=None):
     """checkpoint.npz, written atomically (see ``npgan.checkpoint``)."""
     save_checkpoint(path, G=G, D=D, opt_G=opt_G, opt_D=opt_D, step=step, config=config,
-                    rng_state=backend.get_rng_state())
+                    rng_state=backend.get_rng_state(), G_ema=G_ema)
 
 
 def saved_step(out):
