@@ -10,21 +10,8 @@ the loss (0-d) and its gradient with respect to those outputs::
 ``weight`` scales the gradient (not the loss): the gradient of ``weight * loss``, for a loss
 that is one term of a sum (an inpainting network's adversarial term). D's loss is the sum of
 its two parts. The GAN step (``npgan.gan.step``) never looks inside an objective, so a new one
-is a short class::
-
-    class LeastSquares(Objective):
-        '''LSGAN (Mao et al. 2017): D pulls its outputs to 1 on real data and 0 on fakes,
-        G pulls D's output on its fakes to 1; each a half mean square.'''
-        name = "lsgan"
-
-        def discriminator_real(self, logits, weight=1.0):
-            return half_mse(logits, 1.0, weight)
-
-        def discriminator_fake(self, logits, weight=1.0):
-            return half_mse(logits, 0.0, weight)
-
-        def generator(self, logits, weight=1.0):
-            return half_mse(logits, 1.0, weight)
+is a short class: ``LeastSquares`` below is the whole of LSGAN (docs/TRAINING.md walks through it).
+Attributes and hooks a subclass may set are listed on :class:`Objective`.
 """
 from .. import backend
 from ..backend import get_array_module
