@@ -1,0 +1,135 @@
+"""The GAN objectives and stabilisers side by side: each trained by ``python -m npgan.train`` on
+MNIST at the default step count, for several seeds, and scored by its final evaluation.
+
+    python benchmarks/compare_objectives.py                       # every setting, seeds 0 1 2
+    python benchmarks/compare_objectives.py --settings ns wgan-gp --seeds 0
+    python benchmarks/compare_objectives.py --table-only          # the table from the runs present
+
+Each run is ``python -m npgan.train mnist --seed S --out WORK/NAME-sS`` plus the setting's
+flags, at its documented defaults (the objective's published optimizer, learning rate, betas
+and critic updates). A run directory that already holds ``metrics.json`` is not trained again,
+so the script can be stopped and restarted. The results go to ``WORK/results.json``; the
+markdown table (mean +- standard deviation over the seeds present, per setting) and one sample
+grid per setting (seed 0) are printed and drawn into ``--figure``.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SETTINGS = {
+    "ns": [],
+    "minimax": ["--loss", "minimax"],
+    "lsgan": ["--loss", "lsgan"],
+    "hinge": ["--loss", "hinge"],
+    "wgan": ["--loss", "wgan"],
+    "wgan-gp": ["--loss", "wgan-gp"],
+    "r1": ["--loss", "r1"],
+    "ns + ema 0.999": ["--ema", "0.999"],
+    "ns + spectral norm": ["--spectral-norm"],
+    "ns + label smoothing 0.1": ["--label-smoothing", "0.1"],
+    "ns + TTUR (1e-4 / 4e-4)": ["--lr", "1e-4", "--lr-d", "4e-4"],
+}
+
+
+def slug(name):
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def train(name, seed, work, steps):
+    out = work / f"{slug(name)}-s{seed}"
+    if (out / "metrics.json").is_file():
+        return
+    cmd = [sys.executable, "-m", "npgan.train", "mnist", "--seed", str(seed), "--out", str(out), "--overwrite",
+           "--no-progress", *SETTINGS[name]] + (["--steps", str(steps)] if steps else [])
+    print("$", " ".join(cmd[1:]), flush=True)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train.log").write_text(done.stdout + done.stderr)
+    health = [line for line in done.stdout.splitlines() if line.startswith("health:")]
+    (out / "run.json").write_text(json.dumps({"seconds": seconds, "returncode": done.returncode,
+                                              "health": health[-1] if health else None}) + "\n")
+    print(f"  exit {done.returncode} after {seconds:.0f} s; {health[-1] if health else 'no health line'}", flush=True)
+
+
+def collect(work):
+    rows = {}
+    for name in SETTINGS:
+        for run in sorted(work.glob(f"{slug(name)}-s*")):
+            if not re.fullmatch(rf"{re.escape(slug(name))}-s\d+", run.name) or not (run / "metrics.json").is_file():
+                continue
+            scores = json.loads((run / "metrics.json").read_text())
+            info = json.loads((run / "run.json").read_text())
+            steps = json.loads((run / "config.json").read_text())["steps"]
+            rows.setdefault(name, []).append({"seed": int(run.name.rsplit("-s", 1)[1]), "steps": steps,
+                                              "dir": str(run), **info, **scores})
+    return rows
+
+
+def mean_std(values):
+    import numpy as np
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():.{3 if values.mean() < 10 else 1}f}" + (
+        f" +- {values.std(ddof=1):.{3 if values.mean() < 10 else 1}f}" if len(values) > 1 else "")
+
+
+def table(rows):
+    lines = ["| setting | seeds | Frechet distance | class KL | confidence | minutes | health |",
+             "|---|---|---|---|---|---|---|"]
+    for name, runs in rows.items():
+        warned = [r["seed"] for r in runs if r["health"] and "no warnings" not in r["health"]]
+        lines.append(f"| {name} | {', '.join(str(r['seed']) for r in runs)} | "
+                     f"{mean_std([r['frechet_distance'] for r in runs])} | {mean_std([r['kl_from_uniform'] for r in runs])} | "
+                     f"{mean_std([r['mean_confidence'] for r in runs])} | {mean_std([r['seconds'] / 60 for r in runs])} | "
+                     f"{'warnings (seeds ' + ', '.join(map(str, warned)) + ')' if warned else 'none'} |")
+    return "\n".join(lines)
+
+
+def figure(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    shown = [(name, runs[0]) for name, runs in rows.items()]
+    cols = 4
+    fig, axes = plt.subplots((len(shown) + cols - 1) // cols, cols, figsize=(3 * cols, 3.3 * ((len(shown) + cols - 1) // cols)))
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (name, run) in zip(axes.flat, shown):
+        with Image.open(Path(run["dir"]) / "samples.png") as grid:
+            ax.imshow(grid.convert("L"), cmap="gray")
+        ax.set_title(f"{name}\nFD {run['frechet_distance']:.1f} (seed {run['seed']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    print(f"figure: {path}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: npgan.train's default)")
+    p.add_argument("--work-dir", default="runs/objectives")
+    p.add_argument("--figure", default="docs/images/objectives_samples.png")
+    p.add_argument("--table-only", action="store_true")
+    args = p.parse_args(argv)
+    work = Path(args.work_dir)
+    if not args.table_only:
+        for seed in args.seeds:                      # every setting once before the next seed
+            for name in args.settings:
+                train(name, seed, work, args.steps)
+    rows = collect(work)
+    (work / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(table(rows))
+    if rows and args.figure:
+        figure(rows, args.figure)
+
+
+if __name__ == "__main__":
+    main()
