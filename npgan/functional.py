@@ -634,3 +634,104 @@ def composite(pred, x, mask):
     """Paste the hole: known pixels from ``x``, hole pixels (mask 1) from ``pred``:
     pred * m + x * (1 - m). Shapes: (N, C, H, W), mask (N, 1, H, W). d/dpred = dout * m."""
     return pred * mask + x * (1 - mask)
+
+
+# ---------------------------------------------------------------- image-to-image translation (CycleGAN)
+class InstanceNormCache(NamedTuple):
+    xhat: Array                    # (N, C, H, W) the normalised input (x - mean) * inv_std
+    inv_std: Array                 # (N, C, 1, 1) 1 / sqrt(var + eps), per sample and channel
+    gamma: Optional[Array]         # (C,) scale, or None (no affine parameters)
+
+
+def instance_norm_forward(x, gamma, beta, eps=1e-5):
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta, statistics per sample and channel.
+
+    mean and the biased variance are taken over H, W of each (n, c), in training and in eval
+    alike (PyTorch's InstanceNorm2d without running statistics). x: (N, C, H, W), gamma, beta:
+    (C,) or None -> y: (N, C, H, W).
+    Cache: ``InstanceNormCache(xhat, inv_std, gamma)``.
+    """
+    xp = get_array_module(x)
+    count = x.shape[2] * x.shape[3]
+    mean = x.sum(axis=(2, 3), keepdims=True) / count                   # (N, C, 1, 1)
+    xc = x - mean                                                      # two passes for the variance
+    var = (xc * xc).sum(axis=(2, 3), keepdims=True) / count            # (N, C, 1, 1), biased
+    inv_std = 1 / xp.sqrt(var + eps)
+    xhat = xc * inv_std                                                # (N, C, H, W)
+    out = xhat if gamma is None else xhat * gamma.reshape(1, -1, 1, 1)
+    if beta is not None:
+        out = out + beta.reshape(1, -1, 1, 1)
+    return out, InstanceNormCache(xhat, inv_std, gamma)
+
+
+def instance_norm_backward(dout, cache):
+    """BatchNorm's training-mode backward, per (n, c) over its M = H*W values:
+
+    dxhat = gamma * dout
+    dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))      (means over H, W)
+    dgamma = sum_{n,h,w} dout * xhat,   dbeta = sum_{n,h,w} dout.
+    Returns (dx, dgamma, dbeta); dgamma and dbeta are None without affine parameters.
+    """
+    xhat, inv_std, gamma = cache
+    m = xhat.shape[2] * xhat.shape[3]
+    dxhat = dout if gamma is None else dout * gamma.reshape(1, -1, 1, 1)
+    mean_d = dxhat.sum(axis=(2, 3), keepdims=True) / m                 # (N, C, 1, 1)
+    mean_dx = (dxhat * xhat).sum(axis=(2, 3), keepdims=True) / m       # (N, C, 1, 1)
+    dx = (dxhat - mean_d - xhat * mean_dx) * inv_std
+    if gamma is None:
+        return dx, None, None
+    return dx, (dout * xhat).sum(axis=(0, 2, 3)), dout.sum(axis=(0, 2, 3))
+
+
+class ReflectionPadCache(NamedTuple):
+    x_shape: Tuple[int, ...]       # (*, H, W) of the input
+    padding: Tuple[int, int, int, int]   # (left, right, top, bottom)
+
+
+def reflection_pad_indices(xp, size, before, after):
+    """Source index of each padded position along one axis, reflected about the edges
+    without repeating them: i in [-before, size + after) -> (size-1) - |(size-1) - |i||.
+    Needs before, after < size. E.g. size 4, pads 2, 1: [2, 1, 0, 1, 2, 3, 2]."""
+    last = size - 1
+    return last - xp.abs(last - xp.abs(xp.arange(-before, size + after)))
+
+
+def reflection_pad_forward(x, padding):
+    """Pad the last two axes by reflection: y = x[..., rows, :][..., cols] with the
+    ``reflection_pad_indices`` of each axis (equivalently y = R_h x R_w^T with 0/1 matrices
+    R[o, i] = 1 where row o copies row i).
+
+    x: (*, H, W), padding (left, right, top, bottom), each < the size of its axis
+    -> y: (*, H + top + bottom, W + left + right).
+    Cache: ``ReflectionPadCache(x_shape, padding)``.
+    """
+    xp = get_array_module(x)
+    left, right, top, bottom = padding
+    h, w = x.shape[-2:]
+    rows = reflection_pad_indices(xp, h, top, bottom)                  # (OH,)
+    cols = reflection_pad_indices(xp, w, left, right)                  # (OW,)
+    out = x.take(rows, axis=-2).take(cols, axis=-1)                    # (*, OH, OW)
+    return out, ReflectionPadCache(tuple(x.shape), tuple(padding))
+
+
+def _fold_reflection(d, axis, size, before, after):
+    """The adjoint of padding one axis: the centre of d, plus each reflected slice added back
+    onto the rows it copied (dx = R^T d). Pad row ``before - 1 - k`` copied row k + 1 and pad
+    row ``before + size + k`` copied row size - 2 - k, so each pad block lands, flipped, on
+    rows 1..before and size-1-after..size-2."""
+    def part(start, stop, step=1):
+        index = [slice(None)] * d.ndim
+        index[axis] = slice(start, stop, step)
+        return tuple(index)
+    dx = d[part(before, before + size)].copy()                         # the centre, a new array
+    dx[part(1, before + 1)] += d[part(0, before)][part(None, None, -1)]
+    dx[part(size - 1 - after, size - 1)] += d[part(before + size, before + size + after)][part(None, None, -1)]
+    return dx
+
+
+def reflection_pad_backward(dout, cache):
+    """dx = R_h^T dout R_w: every padded entry's gradient added onto the entry it copied."""
+    left, right, top, bottom = cache.padding
+    h, w = cache.x_shape[-2:]
+    d = _fold_reflection(dout, dout.ndim - 2, h, top, bottom)          # (*, H, OW)
+    return _fold_reflection(d, dout.ndim - 1, w, left, right)          # (*, H, W)
