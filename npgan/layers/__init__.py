@@ -5,12 +5,15 @@ from .batchnorm import BatchNorm1d, BatchNorm2d
 from .channelwise import ChannelwiseLinear
 from .conv import Conv2d, ConvTranspose2d
 from .dropout import Dropout
+from .instancenorm import InstanceNorm2d
 from .linear import Linear
+from .padding import ReflectionPad2d
 from .pooling import AvgPool2d, MaxPool2d
+from .residual import Residual
 from .shape import Flatten, Reshape, Unflatten, Upsample
 from .spectral_norm import SpectralNorm
 
 __all__ = ["Layer", "Parameter", "Sequential", "frozen", "no_input_grad", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
            "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Flatten", "Unflatten", "Reshape", "Upsample",
            "AvgPool2d", "MaxPool2d", "Dropout", "ChannelwiseLinear",
-           "SpectralNorm"]
+           "SpectralNorm", "InstanceNorm2d", "ReflectionPad2d", "Residual"]
