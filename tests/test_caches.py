@@ -56,6 +56,10 @@ CASES = {
     "channelwise_linear": lambda: (randn(2, 3, 4, 4), F.channelwise_linear_forward, (randn(3, 5, 16), randn(3, 5)),
                                    F.channelwise_linear_backward, F.ChannelwiseLinearCache,
                                    ("x_c", "x_shape", "w", "has_bias")),
+    "instance_norm": lambda: (channels_last(randn(2, 3, 4, 4)), F.instance_norm_forward, (randn(3), randn(3), 1e-5),
+                              F.instance_norm_backward, F.InstanceNormCache, ("xhat", "inv_std", "gamma")),
+    "reflection_pad": lambda: (randn(2, 3, 4, 5), F.reflection_pad_forward, ((1, 2, 3, 0),),
+                               F.reflection_pad_backward, F.ReflectionPadCache, ("x_shape", "padding")),
 }
 
 
