@@ -24,9 +24,10 @@ LEVELS = {
     4: ["npgan.models", "npgan.inpaint.models"],
     5: ["npgan.gan", "npgan.metrics", "npgan.health", "npgan.inpaint.latent", "npgan.inpaint.train",
         "npgan.inpaint.runs", "npgan.inpaint.evaluate", "npgan.inpaint.fill", "npgan.inpaint"],
-    6: ["npgan.train", "npgan.sample", "npgan.evaluate", "npgan.cli", "npgan.inpaint.cli", "npgan.inpaint.__main__"],
+    6: ["npgan.train", "npgan.sample", "npgan.evaluate", "npgan.cli", "npgan.inpaint.cli", "npgan.inpaint.__main__",
+        "npgan.translate"],
 }
-APPLICATIONS = {"npgan.train", "npgan.sample", "npgan.evaluate", "npgan.inpaint.cli"}
+APPLICATIONS = {"npgan.train", "npgan.sample", "npgan.evaluate", "npgan.inpaint.cli", "npgan.translate"}
 
 
 def level_of(module):

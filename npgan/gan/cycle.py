@@ -1,0 +1,232 @@
+"""CycleGAN (Zhu et al., 2017): unpaired translation between two image domains A and B.
+
+Two generators, G_ab: A -> B and G_ba: B -> A, and two discriminators, D_a (is this an image
+of A?) and D_b. One training step, top to bottom (a: a batch of A, b: a batch of B):
+
+    (1) Generators, updated together (D_a, D_b frozen), minimising
+        L_G =   MSE(D_b(G_ab(a)), 1) + MSE(D_a(G_ba(b)), 1)                  LSGAN, adversarial
+              + lambda     * ( |G_ba(G_ab(a)) - a| + |G_ab(G_ba(b)) - b| )    cycle consistency (L1)
+              + lambda_idt * ( |G_ab(to_a(b)) - b| + |G_ba(to_b(a)) - a| )    identity (L1)
+        with lambda = 10 and lambda_idt = 0.5 lambda. The identity terms ask a generator to
+        leave an image of its target domain alone; A and B have different channel counts here,
+        so its input is first given the other domain's channels (``match_channels``: grey
+        (ITU-R 601 luma) for B -> A, the grey channel repeated for A -> B).
+    (2) Discriminators, each with ``npgan.gan.step.discriminator_step`` (LSGAN: 0.5 MSE(D(real), 1)
+        + 0.5 MSE(D(fake), 0)), on fakes drawn through a history pool of 50 earlier generated
+        images (``ImagePool``, Shrivastava et al. 2017), not only the newest batch.
+
+A layer keeps the cache of its last forward, so each generator's pass is backpropagated before
+that generator runs again: A -> B -> A first (G_ba's backward gives d fake_b, which adds to D_b's
+gradient, then G_ab's backward), then B -> A -> B, then the two identity passes.
+
+Adam (2e-4, betas (0.5, 0.999)) for both generators' parameters and for each discriminator, the
+learning rate constant for the first half of the run and then decayed linearly towards 0
+(``lr_factor``), as CycleGAN's ``linear`` policy.
+"""
+import numpy as np
+
+from .. import backend
+from ..layers import frozen, no_input_grad
+from ..losses import l1_backward, l1_forward
+from .loop import train_loop
+from .objectives import get_objective
+from .step import discriminator_step, generator_loss, require_finite
+
+LAMBDA_CYCLE = 10.0
+IDENTITY = 0.5                       # lambda_idt = IDENTITY * lambda
+POOL_SIZE = 50
+LR, BETAS = 2e-4, (0.5, 0.999)
+# LeastSquares.generator is 0.5 mean (D - 1)^2; CycleGAN's generator term is mean (D - 1)^2
+ADV_WEIGHT = 2.0
+LUMA = (0.299, 0.587, 0.114)         # ITU-R 601, as PIL's convert("L")
+
+
+# ---- the pieces ---------------------------------------------------------------------------
+class ImagePool:
+    """A history of up to ``size`` generated images (Shrivastava et al. 2017; CycleGAN's buffer).
+
+    ``query(images)`` returns a batch of the same shape for D to judge: while the pool is not
+    full, each new image is stored and returned; after that, each new image is, with
+    probability 1/2, returned as is, else swapped with a uniformly chosen stored image, which
+    is returned in its place. D so keeps seeing what G produced a few steps ago and cannot
+    simply chase G's latest output. ``size`` 0 returns the images unchanged.
+
+    The draws come from ``numpy.random.default_rng(seed)`` on the host; ``state_dict()`` holds
+    the stored images and the generator's state, so a resumed run continues the same pool.
+    """
+
+    def __init__(self, size=POOL_SIZE, seed=0):
+        self.size = size
+        self.images = []                                                    # device arrays (C, H, W)
+        self.rng = np.random.default_rng(seed)
+
+    def query(self, images):
+        if self.size == 0:
+            return images
+        xp = backend.get_array_module(images)
+        out = []
+        for image in images:
+            image = image.copy()                                            # the pool never shares G's buffers
+            if len(self.images) < self.size:
+                self.images.append(image)
+                out.append(image)
+            elif self.rng.random() < 0.5:
+                i = int(self.rng.integers(0, self.size))
+                out.append(self.images[i])
+                self.images[i] = image
+            else:
+                out.append(image)
+        return xp.stack(out)                                                # (N, C, H, W)
+
+    def state_dict(self):
+        images = backend.asnumpy(backend.xp().stack(self.images)) if self.images else np.zeros((0,), np.float32)
+        return {"images": images, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state):
+        images = np.asarray(state["images"])
+        self.images = [backend.to_device(np.ascontiguousarray(im)) for im in images] if images.ndim == 4 else []
+        self.rng.bit_generator.state = state["rng"]
+        return self
+
+
+def lr_factor(step, steps, decay_start=None):
+    """The learning-rate multiplier of ``step`` (1-based) in a run of ``steps``: 1 up to
+    ``decay_start`` (default: half the run), then linearly down,
+
+        factor = 1 - max(0, step - decay_start) / (steps - decay_start + 1),
+
+    so the last step still moves (1 / (steps - decay_start + 1)); CycleGAN's ``linear`` policy in steps."""
+    decay_start = steps // 2 if decay_start is None else decay_start
+    return 1.0 - max(0, step - decay_start) / (steps - decay_start + 1)
+
+
+def match_channels(images, channels):
+    """``images`` (N, C, H, W) with ``channels`` channels: 3 -> 1 by luma (``LUMA``), 1 -> 3 by
+    repeating the channel; unchanged when C already matches."""
+    c = images.shape[1]
+    if c == channels:
+        return images
+    if c == 3 and channels == 1:
+        r, g, b = (images.dtype.type(w) for w in LUMA)
+        return r * images[:, 0:1] + g * images[:, 1:2] + b * images[:, 2:3]                  # (N, 1, H, W)
+    if c == 1:
+        xp = backend.get_array_module(images)
+        return xp.repeat(images, channels, axis=1)                                          # (N, channels, H, W)
+    raise ValueError(f"cannot turn {c}-channel images into {channels}-channel ones")
+
+
+def l1(pred, target, weight):
+    """mean |pred - target| and ``weight`` times its gradient with respect to ``pred``."""
+    loss, cache = l1_forward(pred, target)
+    return loss, l1_backward(weight, cache)
+
+
+# ---- one step --------------------------------------------------------------------------------
+def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAMBDA_CYCLE, identity=IDENTITY):
+    """L_G of the module docstring, with its gradients added into both generators' ``p.grad``
+    (D_a and D_b frozen: they pass gradients through without computing their own).
+
+    Args:
+        pools: {'a', 'b'} ImagePools, each queried with the new fakes before the generator that made
+            them runs again; None skips them (a gradient check).
+    Returns:
+        (terms {name: 0-d}: loss_G, adv_ab, adv_ba, cycle_a, cycle_b, idt_a, idt_b (see ``cycle_step``),
+        the pooled fakes {'a': (N, C_a, H, W), 'b': (N, C_b, H, W)} or None).
+    """
+    G_ab, G_ba, D_a, D_b = nets["G_ab"], nets["G_ba"], nets["D_a"], nets["D_b"]
+    lam, lam_idt = lambda_cycle, identity * lambda_cycle
+    pooled = {}
+    with frozen(D_a), frozen(D_b):
+        # A -> B -> A: G_ab(a) is judged by D_b and brought back by G_ba
+        fake_b = G_ab.forward(real_a)                                               # (N, C_b, H, W)
+        rec_a = G_ba.forward(fake_b)                                                # (N, C_a, H, W)
+        cycle_a, drec_a = l1(rec_a, real_a, lam)
+        dfake_b = G_ba.backward(drec_a)                                             # + G_ba's gradients
+        adv_ab, dfake_b_adv = generator_loss(D_b, objective, fake_b, weight=ADV_WEIGHT)
+        if pools is not None:
+            pooled["b"] = pools["b"].query(fake_b)                                  # before G_ab runs again
+        with no_input_grad(G_ab):                                                   # a is data
+            G_ab.backward(dfake_b + dfake_b_adv)
+        # B -> A -> B
+        fake_a = G_ba.forward(real_b)
+        rec_b = G_ab.forward(fake_a)
+        cycle_b, drec_b = l1(rec_b, real_b, lam)
+        dfake_a = G_ab.backward(drec_b)
+        adv_ba, dfake_a_adv = generator_loss(D_a, objective, fake_a, weight=ADV_WEIGHT)
+        if pools is not None:
+            pooled["a"] = pools["a"].query(fake_a)
+        with no_input_grad(G_ba):
+            G_ba.backward(dfake_a + dfake_a_adv)
+        # identity: an image already in the target domain should pass unchanged
+        idt_b, idt_a = real_b.dtype.type(0), real_a.dtype.type(0)
+        if lam_idt > 0:
+            with no_input_grad(G_ab), no_input_grad(G_ba):
+                idt_b, didt_b = l1(G_ab.forward(match_channels(real_b, real_a.shape[1])), real_b, lam_idt)
+                G_ab.backward(didt_b)
+                idt_a, didt_a = l1(G_ba.forward(match_channels(real_a, real_b.shape[1])), real_a, lam_idt)
+                G_ba.backward(didt_a)
+    adv_ab, adv_ba = ADV_WEIGHT * adv_ab, ADV_WEIGHT * adv_ba                       # reported as MSE
+    loss_G = adv_ab + adv_ba + lam * (cycle_a + cycle_b) + lam_idt * (idt_a + idt_b)
+    terms = {"loss_G": loss_G, "adv_ab": adv_ab, "adv_ba": adv_ba, "cycle_a": cycle_a, "cycle_b": cycle_b,
+             "idt_a": idt_a, "idt_b": idt_b}
+    return terms, (pooled or None)
+
+
+def cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, real_a, real_b, pools, lambda_cycle=LAMBDA_CYCLE,
+               identity=IDENTITY, check=False):
+    """One CycleGAN step (see the module docstring): both generators, then D_a and D_b.
+
+    Args:
+        nets: {'G_ab', 'G_ba', 'D_a', 'D_b'}; opt_G: Adam over both generators' parameters.
+        objective: the adversarial objective (LSGAN); real_a, real_b: (N, C_a, H, W), (N, C_b, H, W)
+            batches in [-1, 1] on the device; pools: {'a': ImagePool, 'b': ImagePool}.
+        lambda_cycle, identity: lambda and lambda_idt / lambda.
+        check: the NaN guard before each update (``npgan.gan.step``).
+    Returns:
+        {name: 0-d device array}: loss_G, its terms (adv_ab: G_ab's adversarial MSE, adv_ba, cycle_a:
+        mean |G_ba(G_ab(a)) - a|, cycle_b, idt_a: mean |G_ba(to_b(a)) - a|, idt_b), loss_D_a, loss_D_b.
+    """
+    # (1) both generators, one update
+    opt_G.zero_grad()
+    stats, pooled = generator_pass(nets, objective, real_a, real_b, pools, lambda_cycle, identity)
+    if check:
+        require_finite("G_ab", stats["loss_G"], nets["G_ab"])
+        require_finite("G_ba", stats["loss_G"], nets["G_ba"])
+    opt_G.step()
+    # (2) each discriminator on pooled fakes (the images need no gradient: discriminator_step knows)
+    stats["loss_D_b"] = discriminator_step(nets["D_b"], opt_D_b, objective, real_b, pooled["b"], check=check)[0]
+    stats["loss_D_a"] = discriminator_step(nets["D_a"], opt_D_a, objective, real_a, pooled["a"], check=check)[0]
+    return stats
+
+
+# ---- the recipe ------------------------------------------------------------------------------
+def fit_cyclegan(nets, opt_G, opt_D_a, opt_D_b, next_a, next_b, steps, log, *, pools, start_step=0,
+                 lambda_cycle=LAMBDA_CYCLE, identity=IDENTITY, lr=LR, decay_start=None, **loop_options):
+    """The CycleGAN recipe: ``cycle_step`` on ``next_a()``, ``next_b()`` at every step, the learning
+    rate of all three optimizers set from ``lr_factor`` first. Returns the last completed step.
+
+    Args:
+        next_a, next_b: return the next batch of each domain on the device, in [-1, 1].
+        log: a ``MetricsLog``; loop_options: passed to ``train_loop`` (log_every, every, save, ...).
+    """
+    objective = get_objective("lsgan")
+    optimizers = (opt_G, opt_D_a, opt_D_b)
+
+    def one_step(step, check):
+        for opt in optimizers:
+            opt.lr = lr * lr_factor(step, steps, decay_start)
+        return cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, next_a(), next_b(), pools,
+                          lambda_cycle, identity, check)
+
+    def add_lr(record):
+        record["lr"] = float(f"{opt_G.lr:.4g}")
+
+    return train_loop(one_step, steps, log, start_step=start_step, on_log=add_lr, describe=describe_cycle,
+                      **loop_options)
+
+
+def describe_cycle(record):
+    """``G 2.345 (adv 0.61/0.52, cycle 0.081/0.104)  D 0.231/0.244  34 img/s``."""
+    text = (f"G {record['loss_G']:.3f} (adv {record['adv_ab']:.2f}/{record['adv_ba']:.2f}, cycle "
+            f"{record['cycle_a']:.3f}/{record['cycle_b']:.3f})  D {record['loss_D_a']:.3f}/{record['loss_D_b']:.3f}")
+    return text + (f"  {record['img_per_s']:.0f} img/s" if "img_per_s" in record else "")

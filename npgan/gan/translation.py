@@ -1,0 +1,300 @@
+"""A CycleGAN run between MNIST (domain A) and MNIST-M (domain B) and its directory: what
+``python -m npgan.translate train`` does between parsing its arguments and printing the result.
+
+    config.json       the run's settings ("model": "cyclegan")
+    metrics.jsonl     one JSON line per log point: the means since the line before of loss_G and
+                      its terms (adv_ab, adv_ba, cycle_a, cycle_b, idt_a, idt_b), loss_D_a,
+                      loss_D_b, the learning rate and img/s
+    samples/step_NNNNNN.png   ten fixed test images (one of each digit) of each domain through
+                      both directions and both cycles, every sample_every steps (rows: A,
+                      G_ab(A), G_ba(G_ab(A)), B, G_ba(B), G_ab(G_ba(B))); samples.png: the last one
+    losses.png        the losses against the step
+    progress.gif      the sample grids as an animation
+    checkpoint.npz    the four networks, the three optimizers, both image pools, the RNG state,
+                      the step and the config (every checkpoint_every steps, at the end and on
+                      Ctrl-C; written atomically, never with NaN/Inf)
+
+**Determinism.** The batches of domain A in epoch e are a permutation drawn from
+``default_rng([seed, 2, e])`` (B: ``[seed, 3, e]``), the pools draw from generators whose state
+is in the checkpoint, and the networks are initialised from ``seed``: on the CPU a resumed run
+ends with the same weights as an uninterrupted one.
+"""
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .. import backend
+from ..checkpoint import load_state, save_state
+from ..data import batches_per_epoch, iterate_minibatches, scale_images
+from ..models.cyclegan import build_cyclegan
+from ..optim import Adam
+from .cycle import BETAS, ImagePool, fit_cyclegan
+from .loop import MetricsLog
+
+MODEL = "cyclegan"
+NETS = ("G_ab", "G_ba", "D_a", "D_b")
+OPTIMIZERS = ("opt_G", "opt_D_a", "opt_D_b")
+DOMAINS = {"a": "MNIST", "b": "MNIST-M"}
+OUTPUT_FILES = ("config.json", "checkpoint.npz", "metrics.jsonl", "losses.png", "samples.png", "progress.gif",
+                "eval.json")
+OUTPUT_DIRS = ("samples",)
+N_FIXED = 10
+ROW_LABELS = ("A: MNIST", "G_ab(A)", "G_ba(G_ab(A))", "B: MNIST-M", "G_ba(B)", "G_ab(G_ba(B))")
+
+
+class NotACycleGANRun(ValueError):
+    """A directory or checkpoint that is not a CycleGAN run's."""
+
+
+# ---- building and saving ---------------------------------------------------------------------
+def build_cycle_training(config, ckpt=None):
+    """The networks {'G_ab', 'G_ba', 'D_a', 'D_b'}, the optimizers {'opt_G', 'opt_D_a', 'opt_D_b'}
+    (Adam; opt_G over both generators) and the pools {'a', 'b'} of ``config``, initialised from
+    ``config['seed']``, then loaded from ``ckpt`` (a ``load_cycle_checkpoint`` dict) when resuming."""
+    backend.seed(config["seed"])
+    nets = build_cyclegan(1, 3, config["width"], config["blocks"], config["d_width"])
+    betas = (config["beta1"], config["beta2"])
+    opts = {"opt_G": Adam(nets["G_ab"].parameters() + nets["G_ba"].parameters(), lr=config["lr"], betas=betas),
+            "opt_D_a": Adam(nets["D_a"].parameters(), lr=config["lr"], betas=betas),
+            "opt_D_b": Adam(nets["D_b"].parameters(), lr=config["lr"], betas=betas)}
+    pools = {"a": ImagePool(config["pool_size"], [config["seed"], 4]),
+             "b": ImagePool(config["pool_size"], [config["seed"], 5])}
+    if ckpt:
+        for name in NETS:
+            nets[name].load_state_dict(ckpt[name])
+        for name in OPTIMIZERS:
+            opts[name].load_state_dict(ckpt[name])
+        for key, pool in pools.items():
+            pool.load_state_dict(ckpt["extra"][f"pool_{key}"])
+        backend.set_rng_state(ckpt["rng"])
+    return nets, opts, pools
+
+
+def default_config(**settings):
+    """A run's settings: the defaults below with ``settings`` (those given as None ignored)."""
+    config = {"model": MODEL, "domains": ["mnist", "mnistm"], "steps": 2000, "batch_size": 8, "width": 16,
+              "blocks": 3, "d_width": 32, "lr": 2e-4, "beta1": BETAS[0], "beta2": BETAS[1], "lambda_cycle": 10.0,
+              "identity": 0.5, "pool_size": 50, "decay_start": None, "seed": 0, "backend": "numpy"}
+    config.update({k: v for k, v in settings.items() if v is not None})
+    if config["decay_start"] is None:
+        config["decay_start"] = config["steps"] // 2
+    return config
+
+
+def save_cycle_checkpoint(path, nets, opts, pools, step, config):
+    """checkpoint.npz, atomically (``npgan.checkpoint.save_state``)."""
+    save_state(path, models=nets, optimizers=opts, step=step, config=config, rng_state=backend.get_rng_state(),
+               extra={f"pool_{key}": pool.state_dict() for key, pool in pools.items()})
+
+
+def load_cycle_checkpoint(path):
+    """A CycleGAN checkpoint as a dict (see ``npgan.checkpoint.load_state``).
+
+    Raises:
+        NotACycleGANRun: another run's checkpoint (a ``python -m npgan.train`` GAN, an inpainting run).
+        ValueError: a damaged or foreign file.
+    """
+    try:
+        ckpt = load_state(path, NETS, OPTIMIZERS)
+    except ValueError as err:
+        if "not a checkpoint of this kind" in str(err):
+            raise NotACycleGANRun(f"{path}: not a CycleGAN run (its checkpoint holds no CycleGAN networks; "
+                                  f"train one with `python -m npgan.translate train`)") from None
+        raise
+    if not isinstance(ckpt["config"], dict) or ckpt["config"].get("model") != MODEL:
+        raise NotACycleGANRun(f"{path}: not a CycleGAN run (its config names model "
+                              f"{ckpt['config'].get('model') if isinstance(ckpt['config'], dict) else None!r})")
+    return ckpt
+
+
+def load_cycle_run(run):
+    """(nets in eval mode, config, step) of a run directory (or its checkpoint.npz).
+
+    Raises:
+        FileNotFoundError: no checkpoint; NotACycleGANRun / ValueError as ``load_cycle_checkpoint``.
+    """
+    path = Path(run)
+    path = path if path.suffix == ".npz" else path / "checkpoint.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint.npz in {run}: is it a run directory written by "
+                                f"`python -m npgan.translate train`?")
+    ckpt = load_cycle_checkpoint(path)
+    config = ckpt["config"]
+    nets = build_cyclegan(1, 3, config["width"], config["blocks"], config["d_width"])
+    try:
+        for name in NETS:
+            nets[name].load_state_dict(ckpt[name])
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{path}: the stored networks do not match its config ({err})") from None
+    return {k: m.eval() for k, m in nets.items()}, config, ckpt["step"]
+
+
+def delete_outputs(out):
+    """Remove what a previous run wrote (only these files, never the whole folder)."""
+    out = Path(out)
+    for name in OUTPUT_FILES:
+        (out / name).unlink(missing_ok=True)
+    for name in OUTPUT_DIRS:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+
+
+# ---- training --------------------------------------------------------------------------------
+def domain_batches(images, batch_size, seed, stream, start_step=0):
+    """Endless minibatches (uint8) of one domain from the batch of step ``start_step + 1`` on;
+    epoch e shuffled by ``default_rng([seed, stream, e])``."""
+    epoch, skip = divmod(start_step, batches_per_epoch(len(images), batch_size))
+    while True:
+        shuffle = np.random.default_rng([seed, stream, epoch])
+        for i, batch in enumerate(iterate_minibatches(images, batch_size, shuffle)):
+            if i >= skip:
+                yield batch
+        epoch, skip = epoch + 1, 0
+
+
+def fixed_test_images(data, n=N_FIXED):
+    """The indices of ``n`` test images: the first of each digit 0, 1, ... (then the next ones)."""
+    first = [int(np.flatnonzero(data.test_labels == k)[0]) for k in range(10) if (data.test_labels == k).any()]
+    rest = [i for i in range(len(data.test_labels)) if i not in first]
+    return np.array((first + rest)[:n])
+
+
+def train_cycle_run(config, data, nets, opts, pools, start_step, progress=True):
+    """Train from ``start_step`` to ``config['steps']``, writing the run directory ``config['out']``
+    as the module docstring says. Returns the last completed step (smaller after Ctrl-C);
+    raises NonFiniteError."""
+    out, steps, batch_size, seed = Path(config["out"]), config["steps"], config["batch_size"], config["seed"]
+    a_batches = domain_batches(data.train_a, batch_size, seed, 2, start_step)
+    b_batches = domain_batches(data.train_b, batch_size, seed, 3, start_step)
+    pick = fixed_test_images(data)
+    fixed_a = backend.to_device(scale_images(data.test_a[pick]))
+    fixed_b = backend.to_device(scale_images(data.test_b[pick]))
+    log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
+
+    def save(step):
+        save_cycle_checkpoint(out / "checkpoint.npz", nets, opts, pools, step, config)
+
+    def samples(step):
+        save_translation_grid(nets, fixed_a, fixed_b, out / "samples" / f"step_{step:06d}.png")
+
+    if start_step == 0:
+        samples(0)
+        save(0)                                          # a good state to resume from or inspect
+    return fit_cyclegan(
+        nets, opts["opt_G"], opts["opt_D_a"], opts["opt_D_b"],
+        lambda: backend.to_device(scale_images(next(a_batches))),                   # (B, 1, 28, 28) in [-1, 1]
+        lambda: backend.to_device(scale_images(next(b_batches))),                   # (B, 3, 28, 28)
+        steps, log, pools=pools, start_step=start_step, lambda_cycle=config["lambda_cycle"],
+        identity=config["identity"], lr=config["lr"], decay_start=config["decay_start"],
+        log_every=config["log_every"], every=[(config["sample_every"], samples)], save=save,
+        save_every=config["checkpoint_every"], progress=progress, print_every=10, desc="CycleGAN")
+
+
+# ---- translating -----------------------------------------------------------------------------
+def translate(G, images, batch_size=250):
+    """``G`` (eval mode) on images (N, C, H, W) in [-1, 1], host or device, in batches:
+    host float32 (N, C', H, W). G's training mode is restored afterwards."""
+    was_training = G.training
+    G.eval()
+    out = [backend.asnumpy(G.forward(backend.to_device(np.asarray(images[i:i + batch_size]), "float32")))
+           for i in range(0, len(images), batch_size)]
+    G.train(was_training)
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def cycle_rows(nets, xa, xb):
+    """The six rows of a sample grid (host float32 in [-1, 1]): A, G_ab(A), G_ba(G_ab(A)), B,
+    G_ba(B), G_ab(G_ba(B))."""
+    fake_b = translate(nets["G_ab"], xa)
+    fake_a = translate(nets["G_ba"], xb)
+    return [backend.asnumpy(xa), fake_b, translate(nets["G_ba"], fake_b),
+            backend.asnumpy(xb), fake_a, translate(nets["G_ab"], fake_a)]
+
+
+# ---- pictures --------------------------------------------------------------------------------
+def to_rgb_uint8(images):
+    """(N, 1 or 3, H, W) floats in [-1, 1] -> uint8 (N, H, W, 3) (grey repeated)."""
+    from ..viz import to_uint8
+    pixels = to_uint8(images)
+    if pixels.shape[1] == 1:
+        pixels = np.repeat(pixels, 3, axis=1)
+    return pixels.transpose(0, 2, 3, 1)
+
+
+def image_table(rows, labels=None, padding=2, scale=1, label_width=0):
+    """Rows of images (each (N, C, H, W) in [-1, 1], C 1 or 3) as one RGB picture, uint8
+    (rows * (H + padding) + padding, N * (W + padding) + padding [+ label_width], 3), with
+    ``labels`` written left of the rows when given (then ``label_width`` pixels wide, before scaling)."""
+    rows = [to_rgb_uint8(np.asarray(r)) for r in rows]
+    n, h, w, _ = rows[0].shape
+    left = label_width if labels else 0
+    grid = np.zeros((len(rows) * (h + padding) + padding, left + n * (w + padding) + padding, 3), np.uint8)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            top, x = padding + r * (h + padding), left + padding + c * (w + padding)
+            grid[top:top + h, x:x + w] = image
+    from PIL import Image, ImageDraw
+    picture = Image.fromarray(grid)
+    if scale != 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    if labels:
+        draw = ImageDraw.Draw(picture)
+        for r, text in enumerate(labels):
+            draw.text((4, (padding + r * (h + padding) + h // 2) * scale - 6), text, fill=(255, 255, 255))
+    return np.asarray(picture)
+
+
+def save_picture(pixels, path):
+    from PIL import Image
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+def save_translation_grid(nets, xa, xb, path):
+    """The six-row sample grid of ``cycle_rows`` as a PNG; returns its pixels."""
+    pixels = image_table(cycle_rows(nets, xa, xb))
+    save_picture(pixels, path)
+    return pixels
+
+
+def plot_cycle_history(history, path, title=None):
+    """Adversarial and discriminator losses (top) and the cycle and identity L1 terms (bottom)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..viz import legend_outside, save_figure
+    steps = [r["step"] for r in history]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for key, label in (("adv_ab", "G_ab adversarial (MSE)"), ("adv_ba", "G_ba adversarial (MSE)"),
+                       ("loss_D_a", "D_a loss"), ("loss_D_b", "D_b loss")):
+        top.plot(steps, [r[key] for r in history], label=label)
+    top.set_ylabel("LSGAN loss")
+    for key, label in (("cycle_a", "cycle A->B->A (L1)"), ("cycle_b", "cycle B->A->B (L1)"),
+                       ("idt_a", "identity G_ba (L1)"), ("idt_b", "identity G_ab (L1)")):
+        bottom.plot(steps, [r[key] for r in history], label=label)
+    bottom.set_ylabel("mean |difference|, images in [-1, 1]")
+    bottom.set_xlabel("step")
+    for ax in (top, bottom):
+        legend_outside(ax)
+        ax.grid(alpha=0.3)
+    save_figure(fig, path, title)
+
+
+def write_final_outputs(out, history, title):
+    """samples.png (the last grid, twice the size, with row labels), losses.png and progress.gif."""
+    from PIL import Image
+    out = Path(out)
+    frames = sorted((out / "samples").glob("step_*.png"))
+    if frames:
+        with Image.open(frames[-1]) as last:
+            last.resize((last.width * 2, last.height * 2), Image.NEAREST).save(out / "samples.png")
+        pictures = []
+        for frame in frames:
+            with Image.open(frame) as picture:
+                pictures.append(picture.convert("RGB"))
+        durations = [200] * (len(pictures) - 1) + [1500]
+        pictures[0].save(out / "progress.gif", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    if history:
+        plot_cycle_history(history, out / "losses.png", title=title)

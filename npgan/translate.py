@@ -1,0 +1,338 @@
+"""Unpaired image translation between MNIST and MNIST-M with a CycleGAN: ``python -m npgan.translate``.
+
+    python -m npgan.translate train mnist mnistm              # default length, runs/mnist-mnistm-cyclegan
+    python -m npgan.translate train mnist mnistm --resume     # continue it (or --steps N: train to step N)
+    python -m npgan.translate eval runs/mnist-mnistm-cyclegan # label preservation and cycle errors
+    python -m npgan.translate translate runs/mnist-mnistm-cyclegan --direction b2a --input x.npy --out y.npy
+
+Domain A is MNIST (1 x 28 x 28), domain B MNIST-M (3 x 28 x 28), built in memory from the MNIST
+digits and the photographs scikit-image bundles (``npgan.data.mnistm``). The recipe (LSGAN,
+cycle and identity L1, image pools, Adam with linear decay) is ``npgan.gan.cycle``; the run
+directory is described in ``npgan.gan.translation``, the scores in ``npgan.gan.translation_eval``.
+
+``translate`` reads a ``.npy`` (uint8 pixels, or floats in [-1, 1]; shape (N, C, 28, 28), or
+(N, 28, 28) / (28, 28) for one channel) or an image file (a 28 x 28 PNG: grey for a2b, colour
+for b2a), and writes a ``.npy`` (float32 (N, C, 28, 28) in [-1, 1]) or a ``.png`` (the images
+in a row). a2b: MNIST -> MNIST-M (1 channel in, 3 out); b2a: MNIST-M -> MNIST.
+
+**Exit status** (``npgan.errors``): 0 done; 2 bad arguments, input or run directory (one line,
+nothing written); 3 training diverged (NaN/Inf; the last good checkpoint is kept); 130 Ctrl-C
+(the first one finishes the step and saves).
+"""
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, backend
+from .errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
+
+DEFAULT_OUT = "runs/mnist-mnistm-cyclegan"
+DOMAINS = ("mnist", "mnistm")
+DIRECTIONS = {"a2b": ("G_ab", 1, 3), "b2a": ("G_ba", 3, 1)}       # generator, channels in, channels out
+# train settings --resume takes from the checkpoint (an explicitly different value is an error)
+RUN_SETTINGS = ("batch_size", "width", "blocks", "d_width", "lr", "lambda_cycle", "identity", "pool_size", "seed")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m npgan.translate", description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
+                        help="array backend (default: $NPGAN_BACKEND or numpy)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a CycleGAN between MNIST (A) and MNIST-M (B)")
+    t.add_argument("domains", nargs="*", default=list(DOMAINS), metavar="DOMAIN",
+                   help="the two domains, A then B: mnist mnistm (the only pair; the default)")
+    t.add_argument("--steps", type=int, help="training steps in all, counted from 0 also when resuming (default 2000)")
+    t.add_argument("--batch-size", type=int, help="images of each domain per step (default 8)")
+    t.add_argument("--width", type=int, help="generators' base channels w: w, 2w, 4w at 28, 14, 7 pixels (default 16)")
+    t.add_argument("--blocks", type=int, help="residual blocks at 7 x 7 in each generator (default 3)")
+    t.add_argument("--d-width", type=int, help="discriminators' base channels (default 32)")
+    t.add_argument("--lr", type=float, help="Adam learning rate of all networks, decayed linearly to 0 over "
+                                            "the second half (default 2e-4)")
+    t.add_argument("--lambda-cycle", type=float, help="weight of the cycle-consistency L1 (default 10)")
+    t.add_argument("--identity", type=float, help="weight of the identity L1 as a fraction of --lambda-cycle "
+                                                  "(default 0.5; 0 turns it off)")
+    t.add_argument("--pool-size", type=int, help="generated images kept for the discriminators (default 50; "
+                                                 "0: no pool)")
+    t.add_argument("--seed", type=int, help="seeds the weights, the batches, the pools and the MNIST-M crops (default 0)")
+    t.add_argument("--out", default=DEFAULT_OUT, help=f"run directory (default {DEFAULT_OUT})")
+    t.add_argument("--data-dir", help="folder holding MNIST's IDX files (default: npgan's usual search)")
+    t.add_argument("--sample-every", type=int, default=250, help="steps between sample grids (default 250)")
+    t.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default 500)")
+    t.add_argument("--log-every", type=int, default=50, help="steps between metric lines (default 50)")
+    start = t.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    start.add_argument("--overwrite", action="store_true", help="delete the outputs of a run in --out first")
+    t.add_argument("--no-progress", action="store_true", help="print log lines instead of a progress bar")
+    t.add_argument("--no-eval", action="store_true", help="skip the label-preservation scores at the end")
+
+    e = sub.add_parser("eval", help="label preservation against the grey baselines, and the cycle errors")
+    e.add_argument("run", help="a run directory written by `train`")
+    e.add_argument("--n", type=int, help="test images scored (default: all)")
+    e.add_argument("--picture", help="also write input | translated | reconstructed, both directions, as this PNG")
+    e.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+
+    r = sub.add_parser("translate", help="translate your own images with a trained run")
+    r.add_argument("run", help="a run directory written by `train`")
+    r.add_argument("--direction", required=True, help="a2b (MNIST -> MNIST-M) or b2a (MNIST-M -> MNIST)")
+    r.add_argument("--input", required=True, help=".npy array or 28 x 28 image file")
+    r.add_argument("--out", required=True, help=".npy (float32 in [-1, 1]) or .png")
+    return parser
+
+
+# ---- train -----------------------------------------------------------------------------------
+def check_train_args(args, parser):
+    """Exit 2 with one line for a value no run can use."""
+    if [d.lower().replace("-", "") for d in args.domains] != list(DOMAINS):
+        parser.error(f"unknown domain pair {' '.join(args.domains)!r}: npgan translates between mnist (A) and "
+                     f"mnistm (B): `train mnist mnistm`")
+    for flag, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1), ("--width", args.width, 1),
+                             ("--blocks", args.blocks, 0), ("--d-width", args.d_width, 1),
+                             ("--pool-size", args.pool_size, 0), ("--seed", args.seed, 0),
+                             ("--sample-every", args.sample_every, 1), ("--checkpoint-every", args.checkpoint_every, 1),
+                             ("--log-every", args.log_every, 1)):
+        if value is not None and value < low:
+            parser.error(f"{flag} must be an integer >= {low}, got {value}")
+    for flag, value in (("--lr", args.lr), ("--lambda-cycle", args.lambda_cycle), ("--identity", args.identity)):
+        if value is not None and not (math.isfinite(value) and (value > 0 if flag == "--lr" else value >= 0)):
+            parser.error(f"{flag} must be a {'positive' if flag == '--lr' else 'non-negative'} number, got {value}")
+
+
+def resolve_config(args, parser):
+    """The run's config and the checkpoint to resume (or None); refuses to reuse a run directory
+    without --resume or --overwrite."""
+    from .gan.translation import default_config, load_cycle_checkpoint
+    out = Path(args.out)
+    given = {key: getattr(args, key) for key in RUN_SETTINGS}
+    if args.resume:
+        if not (out / "checkpoint.npz").is_file():
+            parser.error(f"--resume: there is no checkpoint in {out} (start a new run without --resume)")
+        try:
+            ckpt = load_cycle_checkpoint(out / "checkpoint.npz")
+        except ValueError as err:
+            parser.error(f"--resume: {err}")
+        config = dict(ckpt["config"])
+        for key, value in given.items():
+            if value is not None and value != config[key]:
+                parser.error(f"--resume: the run was trained with --{key.replace('_', '-')} {config[key]}, not "
+                             f"{value}; leave it out, or start a new run with --out")
+        if args.steps is not None:
+            if args.steps < ckpt["step"]:
+                parser.error(f"--resume: the checkpoint is at step {ckpt['step']}, past --steps {args.steps}")
+            if args.steps != config["steps"]:          # a longer run: its decay starts halfway through it
+                config.update(steps=args.steps, decay_start=args.steps // 2)
+    else:
+        if any((out / name).exists() for name in ("config.json", "checkpoint.npz")):
+            if not args.overwrite:
+                parser.error(f"{out} already holds a run; pass --resume to continue it, --overwrite to delete it "
+                             f"and start again, or --out to choose another directory")
+        ckpt = None
+        config = default_config(steps=args.steps, backend=backend.name(), **given)
+    config.update(out=str(out), data_dir=args.data_dir if args.data_dir is not None else config.get("data_dir"),
+                  sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+                  npgan_version=__version__)
+    return config, ckpt
+
+
+def load_data(config, parser, verbose=True):
+    """(MNIST and MNIST-M as a ``TranslationData``, the MNIST ``Dataset``), or exit 2 naming what
+    is missing."""
+    from .data import IDXError, load_dataset
+    from .data.mnistm import load_mnist_mnistm, load_photos
+    try:
+        load_photos(())                                            # no scikit-image: say so before loading MNIST
+        mnist = load_dataset("mnist", data_dir=config.get("data_dir"), verbose=False)
+        return load_mnist_mnistm(config["seed"], verbose=verbose, mnist=mnist), mnist
+    except (FileNotFoundError, IDXError) as err:                   # photos or MNIST missing, damaged files
+        parser.error(str(err))
+
+
+def cmd_train(args, parser):
+    from .gan.loop import read_history
+    from .gan.translation import build_cycle_training, delete_outputs, train_cycle_run, write_final_outputs
+    check_train_args(args, parser)
+    config, ckpt = resolve_config(args, parser)
+    if ckpt is not None:
+        try:
+            backend.use(config["backend"])
+        except backend.BackendError as err:
+            parser.error(f"{err} (--resume: the run in {config['out']} was trained on {config['backend']})")
+    start_step = ckpt["step"] if ckpt else 0
+    if ckpt and start_step == config["steps"]:
+        print(f"{config['out']} is already complete at step {start_step}: nothing to train. To train it further, "
+              f"pass a larger --steps (the total), e.g. --resume --steps {2 * start_step}")
+        return 0
+    data, mnist = load_data(config, parser)
+    if config["batch_size"] > min(len(data.train_a), len(data.train_b)):
+        parser.error(f"--batch-size {config['batch_size']} is larger than the {len(data.train_a):,} training "
+                     f"images of a domain")
+    config["data"] = data.source
+    out = Path(config["out"])
+    try:
+        if args.overwrite:
+            delete_outputs(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    except OSError as err:
+        parser.error(f"--out {out}: cannot write the run directory ({err.strerror or err})")
+    nets, opts, pools = build_cycle_training(config, ckpt)
+    size = {k: sum(int(p.data.size) for p in m.parameters()) for k, m in nets.items()}
+    print(f"CycleGAN MNIST <-> MNIST-M: G_ab/G_ba {size['G_ab']:,}/{size['G_ba']:,}, D_a/D_b "
+          f"{size['D_a']:,}/{size['D_b']:,} parameters; {'resuming at step ' + str(start_step) + ' of' if ckpt else 'training for'} "
+          f"{config['steps']:,} steps of {config['batch_size']} + {config['batch_size']} images on {backend.name()}; "
+          f"writing to {out}", flush=True)
+    started = time.perf_counter()
+    try:
+        step = train_cycle_run(config, data, nets, opts, pools, start_step, progress=not args.no_progress)
+    except NonFiniteError as err:
+        print(f"\nerror: training diverged at step {err.step}: NaN or Inf first appeared in {err.where}. "
+              f"{out / 'checkpoint.npz'} holds the last good state. Try a smaller --lr.", file=sys.stderr)
+        return EXIT_NONFINITE
+    except KeyboardInterrupt:
+        print("\ninterrupted twice: stopped without saving", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    seconds = time.perf_counter() - started
+    if step < config["steps"]:
+        print(f"\ninterrupted: saved step {step} to {out / 'checkpoint.npz'}; continue with "
+              f"`python -m npgan.translate train mnist mnistm --out {out} --resume`", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    history = read_history(out / "metrics.jsonl", step)
+    write_final_outputs(out, history, "CycleGAN, MNIST <-> MNIST-M")
+    print(f"trained {step - start_step:,} steps in {seconds:.0f} s ({(step - start_step) / seconds:.2f} steps/s, "
+          f"{1000 * seconds / max(step - start_step, 1):.0f} ms/step)")
+    if args.no_eval:
+        (out / "eval.json").unlink(missing_ok=True)             # scores of an earlier step
+    else:
+        run_eval(nets, mnist, step, data, out, train_seconds=round(seconds, 1))
+    print(f"outputs in {out}: samples.png, losses.png, progress.gif, metrics.jsonl, "
+          f"{'' if args.no_eval else 'eval.json, '}config.json, checkpoint.npz")
+    return 0
+
+
+# ---- eval ------------------------------------------------------------------------------------
+def run_eval(nets, mnist, step, data, out, n=None, markdown=False, **extra):
+    """Score with the classifier of ``mnist`` (trained once, then cached), print the table and
+    write ``out/eval.json``."""
+    from .gan.translation_eval import format_table, label_preservation
+    from .metrics import get_classifier
+    clf, info = get_classifier(mnist)
+    scores = label_preservation(nets, data, clf, n)
+    scores.update(step=step, classifier_test_accuracy=info["test_accuracy"], **extra)
+    (Path(out) / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
+    print(format_table(scores, markdown))
+    return scores
+
+
+def load_run_or_exit(run, parser):
+    from .gan.translation import load_cycle_run
+    try:
+        return load_cycle_run(run)
+    except (FileNotFoundError, ValueError) as err:                 # missing, foreign or damaged
+        parser.error(str(err))
+
+
+def cmd_eval(args, parser):
+    if args.n is not None and args.n < 1:
+        parser.error(f"--n must be at least 1, got {args.n}")
+    if args.picture and Path(args.picture).suffix.lower() != ".png":
+        parser.error(f"--picture {args.picture}: the picture is a PNG, so the name must end in .png")
+    nets, config, step = load_run_or_exit(args.run, parser)
+    data, mnist = load_data(config, parser)
+    print(f"{args.run}: CycleGAN at step {step:,}")
+    run_eval(nets, mnist, step, data, args.run, args.n, args.markdown)
+    if args.picture:
+        from .gan.translation_eval import save_cycle_picture
+        save_cycle_picture(nets, data, args.picture)
+        print(f"wrote {args.picture}")
+    return 0
+
+
+# ---- translate -------------------------------------------------------------------------------
+class InputError(ValueError):
+    """An input file translate cannot use."""
+
+
+def read_images(path, channels):
+    """Images from a .npy or an image file as float32 (N, channels, 28, 28) in [-1, 1]; InputError
+    saying what is wrong otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--input {path}: no such file")
+    if path.suffix.lower() == ".npy":
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise InputError(f"--input {path}: not a readable .npy array ({err})") from None
+        if x.ndim == 2 or (x.ndim == 3 and x.shape[0] in (1, 3) and channels == x.shape[0] and x.shape[1:] == (28, 28)):
+            x = x[None]                                                    # one image
+        if x.ndim == 3 and channels == 1:
+            x = x[:, None]                                                 # (N, 28, 28) grey
+        if x.dtype == np.uint8:
+            x = x.astype(np.float32) / np.float32(127.5) - np.float32(1)
+        elif x.dtype.kind == "f":
+            if x.size and not np.isfinite(x).all():
+                raise InputError(f"--input {path}: holds NaN or Inf")
+            if x.size and (x.min() < -1.001 or x.max() > 1.001):
+                raise InputError(f"--input {path}: float pixels must lie in [-1, 1] (got [{x.min():.3g}, "
+                                 f"{x.max():.3g}]); save uint8 pixels (0-255) or scale them as x / 127.5 - 1")
+            x = x.astype(np.float32)
+        else:
+            raise InputError(f"--input {path}: pixels must be uint8 or float, not {x.dtype}")
+    else:
+        from PIL import Image, UnidentifiedImageError
+        try:
+            with Image.open(path) as picture:
+                mode = "L" if picture.mode in ("1", "L", "LA", "I", "I;16") else "RGB"
+                x = np.asarray(picture.convert(mode))
+        except (UnidentifiedImageError, OSError) as err:
+            raise InputError(f"--input {path}: not a .npy file or a readable image ({err})") from None
+        x = (x[None, None] if x.ndim == 2 else x.transpose(2, 0, 1)[None]).astype(np.float32) / np.float32(127.5) - 1
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise InputError(f"--input {path}: expected images of shape (N, {channels}, 28, 28), got {tuple(x.shape)}")
+    if x.shape[2:] != (28, 28):
+        raise InputError(f"--input {path}: the images are {x.shape[2]}x{x.shape[3]}; the CycleGAN translates "
+                         f"28x28 images")
+    if x.shape[1] != channels:
+        raise InputError(f"--input {path}: the images have {x.shape[1]} channel(s); this direction reads "
+                         f"{channels}-channel images ({'grey MNIST' if channels == 1 else 'colour MNIST-M'})")
+    return x
+
+
+def cmd_translate(args, parser):
+    direction = args.direction.lower()
+    if direction not in DIRECTIONS:
+        parser.error(f"unknown --direction {args.direction!r}: a2b (MNIST -> MNIST-M) or b2a (MNIST-M -> MNIST)")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npy", ".png"):
+        parser.error(f"--out {out}: the output is a .npy array or a .png picture, so the name must end in one of those")
+    name, c_in, _ = DIRECTIONS[direction]
+    try:
+        x = read_images(args.input, c_in)
+    except InputError as err:
+        parser.error(str(err))
+    nets, config, step = load_run_or_exit(args.run, parser)
+    from .gan.translation import image_table, save_picture, translate
+    y = translate(nets[name], x)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, y)
+    else:
+        save_picture(image_table([y], padding=0 if len(y) == 1 else 2), out)
+    print(f"wrote {out}: {len(y)} image(s) {tuple(y.shape[1:])} translated {direction} by {args.run} (step {step})")
+    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    backend.use_from_cli(args.backend, parser)
+    return {"train": cmd_train, "eval": cmd_eval, "translate": cmd_translate}[args.command](args, parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
