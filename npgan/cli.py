@@ -7,16 +7,18 @@ from . import backend
 from .models import load_generator
 
 
-def run_parser(prog, description, n_default, n_min):
+def run_parser(prog, description, n_default, n_min, n_conditional=None):
     """The arguments every command reading a training run shares: the run, ``--n``, ``--seed``
-    and ``--backend``; ``parse_run_args`` checks them."""
+    and ``--backend``; ``parse_run_args`` checks them. ``n_conditional``: the default ``--n``
+    per class for a class-conditional run (instead of ``n_default`` in all)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("run", help="a run directory written by `python -m npgan.train`")
-    parser.add_argument("--n", type=int, default=n_default, help=f"number of images (default {n_default})")
+    per_class = f"; a conditional run: {n_conditional:,} per class" if n_conditional else ""
+    parser.add_argument("--n", type=int, default=None, help=f"number of images (default {n_default:,}{per_class})")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                         help="array backend (default: $NPGAN_BACKEND or numpy)")
-    parser.set_defaults(n_min=n_min)
+    parser.set_defaults(n_min=n_min, n_default=n_default, n_conditional=n_conditional)
     return parser
 
 
@@ -24,14 +26,19 @@ def parse_run_args(parser, argv=None):
     """Parse, then load the run's generator. Exits 2 with a clear message for a too-small --n,
     an unavailable backend, or a missing, damaged or foreign checkpoint.
 
-    Returns (args, G, config, step) as :func:`npgan.models.load_generator`."""
+    Returns (args, G, config, step) as :func:`npgan.models.load_generator`; ``args.n`` is set
+    to its default when not given."""
     args = parser.parse_args(argv)
-    if args.n < args.n_min:
+    if args.n is not None and args.n < args.n_min:
         parser.error(f"--n must be at least {args.n_min}, got {args.n}")
     if not (Path(args.run) / "checkpoint.npz").is_file():
         parser.error(f"no checkpoint.npz in {args.run}: is it a training run directory?")
     backend.use_from_cli(args.backend, parser)
     try:
-        return (args,) + load_generator(args.run)
+        G, config, step = load_generator(args.run)
     except ValueError as err:
         parser.error(str(err))
+    if args.n is None:
+        n_classes = config.get("n_classes")
+        args.n = args.n_conditional * n_classes if n_classes and args.n_conditional else args.n_default
+    return args, G, config, step

@@ -6,7 +6,9 @@ divergence from uniform and the mean confidence (see :mod:`npgan.metrics`). The
 evaluation classifier is trained on first use (well under a minute for the MNIST subset)
 and cached. ``--json`` prints the scores as one JSON object instead. Below
 ``npgan.metrics.MIN_FRECHET_N`` (500) images the Fréchet distance is mostly sample-size bias,
-and a ``note:`` line (``"note"`` in the JSON) says so.
+and a ``note:`` line (``"note"`` in the JSON) says so. A class-conditional run (``--conditional``)
+draws 1,000 images per class by default and adds its class accuracy, overall and per class: the
+fraction of the samples drawn for class k that the classifier reads as class k.
 
 The data set is read as the run was trained on it: from the ``--data-dir`` it was trained
 with (or the one given here), which must still hold it (exit 2 naming the folder otherwise).
@@ -21,7 +23,8 @@ from .metrics import evaluate_generator, format_scores
 
 def build_parser():
     # A Frechet distance needs a covariance, so at least two images.
-    parser = run_parser("python -m npgan.evaluate", __doc__.split("\n")[0], n_default=2000, n_min=2)
+    parser = run_parser("python -m npgan.evaluate", __doc__.split("\n")[0], n_default=2000, n_min=2,
+                        n_conditional=1000)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--data-dir", default=None,
                         help="folder holding the data set's IDX files (default: the run's own --data-dir, if any)")

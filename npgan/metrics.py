@@ -31,6 +31,7 @@ from .backend import get_array_module
 from .checkpoint import atomic_savez
 from .data import iterate_minibatches, load_dataset, scale_images
 from .gan.sampling import generate
+from .models.conditional import class_labels
 from .losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .models.classifier import FEATURE_DIM, Classifier
 from .optim import Adam
@@ -207,13 +208,16 @@ def mean_confidence(probs):
     return float(np.asarray(probs).max(axis=1).mean())
 
 
-def evaluate_images(fake_images, dataset, clf):
+def evaluate_images(fake_images, dataset, clf, labels=None):
     """Score generated images against the dataset's held-out split.
 
     Args:
         fake_images: (N, 28, 28) float in [-1, 1] (host or device).
         dataset: the ``Dataset`` the generator was trained on.
         clf: its classifier (``get_classifier(dataset)[0]``).
+        labels: for a class-conditional generator, the class each image was drawn for (N,);
+            adds ``class_accuracy``, the fraction the classifier assigns to that class, and
+            ``per_class_accuracy`` (one entry per class).
     Returns:
         dict with ``frechet_distance``, ``frechet_distance_real`` (the same distance from
         N real training images, a floor set by sample size), ``class_histogram``,
@@ -236,6 +240,12 @@ def evaluate_images(fake_images, dataset, clf):
         "n": int(n),
         "n_real": int(len(dataset.test_images)),
     }
+    if labels is not None:
+        labels = np.asarray(labels)
+        hits = fake_probs.argmax(axis=1) == labels
+        scores["class_accuracy"] = float(hits.mean())
+        scores["per_class_accuracy"] = [round(float(hits[labels == k].mean()), 4) if (labels == k).any() else None
+                                        for k in range(fake_probs.shape[1])]
     note = small_sample_note(scores["n"], scores["n_real"])
     if note:
         scores["note"] = note
@@ -257,12 +267,15 @@ def small_sample_note(n, n_real):
 def evaluate_generator(G, config, n=2000, seed=0, dataset=None, verbose=True):
     """Scores of generator ``G`` trained with ``config`` (a dict with ``dataset``, ``data_dir``
     and ``z_dim``) on ``n`` images drawn from noise ``seed``; ``dataset`` is loaded when not
-    given. Adds the classifier's test accuracy."""
+    given. Adds the classifier's test accuracy. A class-conditional G (``config['n_classes']``)
+    draws the classes in turn (n / K images each) and the scores add its class accuracy."""
     if dataset is None:
         dataset = load_dataset(config["dataset"], data_dir=config.get("data_dir"), verbose=verbose)
     clf, info = get_classifier(dataset, verbose=verbose)
-    images = generate(G, n, z_dim=config["z_dim"], seed=seed)
-    scores = evaluate_images(images, dataset, clf)
+    n_classes = config.get("n_classes")
+    labels = class_labels(n, n_classes) if n_classes else None
+    images = generate(G, n, z_dim=config["z_dim"], seed=seed, n_classes=n_classes, labels=labels)
+    scores = evaluate_images(images, dataset, clf, labels)
     scores["classifier_accuracy"] = info["test_accuracy"]
     return scores
 
@@ -287,6 +300,11 @@ def format_scores(scores, class_names=None, n_option=None):
         f"mean confidence: {scores['mean_confidence']:.3f}  (real held-out images: "
         f"{scores['real_mean_confidence']:.3f})",
     ]
+    if "class_accuracy" in scores:
+        per_class = "  ".join(f"{name}:{100 * a:.1f}%" for name, a in zip(names, scores["per_class_accuracy"])
+                              if a is not None)
+        lines.append(f"class accuracy (samples the classifier assigns to the class asked for): "
+                     f"{scores['class_accuracy']:.2%}  per class: {per_class}")
     if "classifier_accuracy" in scores:
         lines.append(f"classifier test accuracy: {scores['classifier_accuracy']:.2%}")
     return "\n".join(lines)

@@ -5,6 +5,8 @@
     python -m npgan.train mnist --loss lsgan             # another objective (npgan.gan.objectives)
     python -m npgan.train mnist --spectral-norm --lr-d 4e-4 --label-smoothing 0.1   # stabilisers
     python -m npgan.train mnist --loss wgan-gp           # a gradient penalty (npgan.gan.penalty); D without BatchNorm
+    python -m npgan.train mnist --conditional            # class-conditional: one grid row per class
+    python -m npgan.sample runs/mnist-dcgan-conditional --class 3 --grid threes.png
     python -m npgan.train mnist --resume                 # continue runs/mnist-dcgan
     python -m npgan.evaluate runs/mnist-dcgan            # score it again
     python -m npgan.sample runs/mnist-dcgan --n 10000 --out samples.npy
@@ -68,7 +70,8 @@ DEFAULT_STEPS = 2500
 # published setting (npgan.gan.objectives: Objective.defaults).
 RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "lr_d": None, "beta1": None,
                 "beta2": None, "n_critic": None, "clip": None, "gp_weight": None, "label_smoothing": None,
-                "instance_noise": None, "ema": None, "seed": 0, "backend": "numpy", "spectral_norm": False}
+                "instance_noise": None, "ema": None, "seed": 0, "backend": "numpy", "spectral_norm": False,
+                "conditional": False}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -116,6 +119,11 @@ def build_parser():
     p.add_argument("--spectral-norm", action="store_const", const=True, default=None,
                    help="spectrally normalise D's Conv2d and Linear weights (Miyato et al. 2018); not with "
                         "the gradient penalties (wgan-gp, r1)")
+    p.add_argument("--conditional", action="store_const", const=True, default=None,
+                   help="class-conditional GAN (npgan.models.conditional): G draws the class it is given (one-hot "
+                        "label beside z), D is a projection discriminator (Miyato and Koyama 2018); the sample grids "
+                        "show one row per class and the evaluation adds the class accuracy; not with wgan-gp or r1; "
+                        "default --out runs/<dataset>-<model>-conditional")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend (default: $NPGAN_BACKEND or numpy)")
@@ -133,7 +141,8 @@ def build_parser():
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs (needs tensorboardX)")
     p.add_argument("--no-progress", action="store_true", help="print log lines instead of a progress bar")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
-    p.add_argument("--eval-n", type=int, default=2000, help="generated images scored at the end (default 2000)")
+    p.add_argument("--eval-n", type=int, default=None,
+                   help="generated images scored at the end (default 2000; --conditional: 1,000 per class)")
     return p
 
 
@@ -151,7 +160,7 @@ def check_args(args, parser):
     for flag, value in positive.items():
         if value is not None and value < 1:
             parser.error(f"{flag} must be a positive integer, got {value}")
-    if args.eval_n < 2:                                        # a covariance needs two samples
+    if args.eval_n is not None and args.eval_n < 2:            # a covariance needs two samples
         parser.error(f"--eval-n must be at least 2, got {args.eval_n}")
     if args.epochs is not None and not (args.epochs > 0 and math.isfinite(args.epochs)):
         parser.error(f"--epochs must be positive, got {args.epochs}")
@@ -191,7 +200,7 @@ def resolve_config(args, parser):
     (``main`` deletes the old outputs once every argument has been checked).
     """
     model = args.model or RUN_DEFAULTS["model"]
-    out = Path(args.out or f"runs/{args.dataset}-{model}")
+    out = Path(args.out or f"runs/{args.dataset}-{model}{'-conditional' if args.conditional else ''}")
     ckpt_path = out / "checkpoint.npz"
     ckpt = None
     if args.resume:
@@ -214,6 +223,7 @@ def resolve_config(args, parser):
         run["dataset"] = args.dataset
     objective_settings(run, parser)
     config = dict(run, out=str(out), data_dir=args.data_dir, z_dim=MODELS[run["model"]].Z_DIM,
+                  n_classes=len(class_names(run["dataset"])) if run["conditional"] else None,
                   sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                   log_every=args.log_every, npgan_version=__version__)
     if ckpt is not None and args.data_dir is None:
@@ -245,6 +255,9 @@ def objective_settings(run, parser):
     if run["spectral_norm"] and objective.penalty_weight is not None:
         parser.error(f"--spectral-norm does not combine with --loss {run['loss']}: its gradient penalty needs a "
                      f"second-order pass that SpectralNorm does not provide")
+    if run["conditional"] and objective.penalty_weight is not None:
+        parser.error(f"--conditional does not combine with --loss {run['loss']}: its gradient penalty needs a "
+                     f"second-order pass that the projection discriminator does not provide")
     if run["label_smoothing"] is not None and not objective.real_target_applies:
         parser.error(f"--label-smoothing applies to the cross-entropy objectives (ns, minimax, r1), not --loss "
                      f"{run['loss']}, whose D has no target probability")
@@ -259,7 +272,9 @@ def _merge_resumed(args, saved, parser):
         given = getattr(args, key)
         if given is not None and given != run[key]:
             flag = key if key == "dataset" else "--" + key.replace("_", "-")
-            parser.error(f"--resume: the run was trained with {flag} {run[key]}, not {given}; "
+            trained = (f"{'with' if run[key] else 'without'} {flag}" if isinstance(run[key], bool)
+                       else f"with {flag} {run[key]}, not {given}")
+            parser.error(f"--resume: the run in {args.out or 'the default --out'} was trained {trained}; "
                          f"leave it out to keep the saved value, or start a new run with --out")
     run["steps"] = saved["steps"]
     return run
@@ -347,6 +362,9 @@ def main(argv=None):
 
     if config["spectral_norm"]:
         print("critic: its Conv2d and Linear layers spectrally normalised (--spectral-norm)", flush=True)
+    if config["n_classes"]:
+        print(f"conditional on {config['n_classes']} classes: G takes [z, onehot(y)], D is a projection "
+              f"discriminator; the sample grids show one row per class", flush=True)
 
     writer = open_tensorboard(out, start_step) if args.tensorboard else None
     try:
@@ -386,7 +404,8 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
     if args.no_eval:
         (out / "metrics.json").unlink(missing_ok=True)     # a resumed run's old scores describe an earlier step
     else:
-        scores = evaluate_generator(ema.model if ema is not None else G, config, n=args.eval_n, dataset=dataset)
+        n = args.eval_n or (1000 * config["n_classes"] if config.get("n_classes") else 2000)
+        scores = evaluate_generator(ema.model if ema is not None else G, config, n=n, dataset=dataset)
         scores.update(step=step, train_seconds=round(seconds, 1))
         (out / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
         print(format_scores(scores, class_names(config["dataset"]), n_option="--eval-n"))

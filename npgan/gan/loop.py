@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .. import backend, health
 from ..errors import NonFiniteError
+from ..models.conditional import with_labels
 from .step import critic_step, gan_step
 
 
@@ -161,7 +162,7 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
 
 
 def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batch_size, z_fixed, real_spread,
-            start_step=0, n_critic=1, instance_noise=0.0, ema=None, on_log=None, **loop_options):
+            start_step=0, n_critic=1, instance_noise=0.0, ema=None, n_classes=None, on_log=None, **loop_options):
     """The GAN recipe: ``gan_step`` on ``next_real()`` and fresh noise at every step (after
     ``n_critic - 1`` extra D updates, each on its own batch), with npgan.health's checks at
     every log point. Returns the last completed step.
@@ -173,19 +174,26 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
         instance_noise: the standard deviation of the noise added to everything D sees at step 1,
             annealed linearly to 0 at step ``steps`` (``npgan.gan.step.with_instance_noise``).
         ema: a ``npgan.gan.ema.WeightAverage`` of G, updated after every generator update.
+        n_classes: a class-conditional GAN (npgan.models.conditional): ``next_real()`` returns
+            (images, labels (batch_size,) on the device) and G draws the same labels.
         on_log(record): called after the health checks (e.g. TensorBoard).
         loop_options: passed to :func:`train_loop` (log_every, every, save, save_every, progress, desc).
     """
-    def noise():
-        return backend.rng().standard_normal((batch_size, z_dim), dtype=np.float32)
+    def batch():
+        """(real, z, labels): a real batch and G's input (noise, with the batch's labels one-hot)."""
+        z = backend.rng().standard_normal((batch_size, z_dim), dtype=np.float32)
+        if not n_classes:
+            return next_real(), z, None
+        real, labels = next_real()
+        return real, with_labels(z, labels, n_classes), labels
 
     def one_step(step, check):
         std = instance_noise * (1 - (step - 1) / steps)                     # linear annealing to 0
         for _ in range(n_critic - 1):                                       # the extra critic updates
-            real = next_real()
-            critic_step(G, D, opt_D, objective, real, noise(), check, noise_std=std)
-        real = next_real()
-        stats = gan_step(G, D, opt_G, opt_D, objective, real, noise(), check, noise_std=std)
+            real, z, labels = batch()
+            critic_step(G, D, opt_D, objective, real, z, check, noise_std=std, labels=labels)
+        real, z, labels = batch()
+        stats = gan_step(G, D, opt_G, opt_D, objective, real, z, check, noise_std=std, labels=labels)
         if ema is not None:
             ema.update(G)
         return stats

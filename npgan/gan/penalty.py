@@ -34,6 +34,8 @@ def critic_layers(D, prefix="D"):
     if not isinstance(D, Sequential):
         raise TypeError(f"gradient_penalty: the critic must be a Sequential of layers with a second-order pass, "
                         f"got {type(D).__name__}")
+    if D.no_second_order_reason:                                           # a conditional projection D
+        raise ValueError(f"gradient penalty: {prefix} ({type(D).__name__}): {D.no_second_order_reason}")
     found = []
     for key, layer in D.named_children():
         label = f"{prefix}.{key}"

@@ -28,6 +28,7 @@ from .. import backend, health
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data import batches_per_epoch, iterate_minibatches, scale_images
 from ..models import build_models
+from ..models.conditional import with_labels
 from ..optim import Adam, RMSprop
 from .loop import MetricsLog, fit_gan
 from .objectives import OBJECTIVES, get_objective
@@ -40,8 +41,9 @@ OUTPUT_DIRS = ("samples", "tensorboard")
 LOGGED = ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s")
 
 
-def real_batches(images, batch_size, seed, start_step=0):
-    """Endless real minibatches (uint8), starting with the batch of step ``start_step + 1``.
+def real_batches(images, batch_size, seed, start_step=0, labels=None):
+    """Endless real minibatches (uint8), starting with the batch of step ``start_step + 1``;
+    ``(images, labels)`` pairs when ``labels`` is given (a conditional GAN; the same images).
 
     Epoch e is shuffled by ``default_rng([seed, 2, e])``, so the batch of every step depends
     only on the seed and the step number: a resumed run sees the same data.
@@ -49,7 +51,7 @@ def real_batches(images, batch_size, seed, start_step=0):
     epoch, skip = divmod(start_step, batches_per_epoch(len(images), batch_size))
     while True:
         shuffle = np.random.default_rng([seed, 2, epoch])
-        for i, batch in enumerate(iterate_minibatches(images, batch_size, shuffle)):
+        for i, batch in enumerate(iterate_minibatches(images, batch_size, shuffle, labels=labels)):
             if i >= skip:
                 yield batch
         epoch, skip = epoch + 1, 0
@@ -60,9 +62,12 @@ def build_training(config, ckpt=None, build=build_models):
     from ``config['seed']``, then loaded from ``ckpt`` (a ``load_checkpoint`` dict) when resuming.
     ``build(name) -> (G, D)`` makes the networks; for an objective with a gradient penalty
     (``critic_batchnorm`` False) it is called as ``build(name, critic_batchnorm=False)``, and for
-    ``config['spectral_norm']`` with ``spectral_norm=True`` (the keyword is passed only then)."""
+    ``config['spectral_norm']`` with ``spectral_norm=True``, for a conditional GAN
+    (``config['n_classes']``) with ``n_classes`` (each keyword passed only then)."""
     backend.seed(config["seed"])
     options = {"spectral_norm": True} if config.get("spectral_norm") else {}
+    if config.get("n_classes"):
+        options["n_classes"] = config["n_classes"]
     if OBJECTIVES[config.get("loss", "ns")].critic_batchnorm:
         G, D = build(config["model"], **options)
     else:                                                                   # a gradient penalty: no BatchNorm in D
@@ -92,9 +97,10 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
     shown = ema.model if ema is not None else G                              # what the sample grids show
     G_ema = ema.model if ema is not None else None
     out, steps, batch_size = Path(config["out"]), config["steps"], config["batch_size"]
-    n_critic = config.get("n_critic", 1)
-    batches = real_batches(dataset.train_images, batch_size, config["seed"], start_step * n_critic)
-    z_fixed = backend.to_device(fixed_noise(N_FIXED, config["z_dim"], [config["seed"], 1]))
+    n_critic, n_classes = config.get("n_critic", 1), config.get("n_classes")
+    batches = real_batches(dataset.train_images, batch_size, config["seed"], start_step * n_critic,
+                           labels=dataset.train_labels if n_classes else None)
+    z_fixed = backend.to_device(grid_codes(config))
     log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
     if start_step == 0:
         save_samples(shown, z_fixed, out, 0, writer)
@@ -107,17 +113,31 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
             for key in LOGGED:
                 writer.add_scalar(f"train/{key}", record[key], record["step"])
 
+    def next_real():
+        if not n_classes:
+            return backend.to_device(scale_images(next(batches))[:, None])  # (B, 1, 28, 28) in [-1, 1]
+        images, labels = next(batches)
+        return backend.to_device(scale_images(images)[:, None]), backend.to_device(labels)
+
     objective = run_objective(config)
     return fit_gan(
-        G, D, opt_G, opt_D, objective,
-        lambda: backend.to_device(scale_images(next(batches))[:, None]),              # (B, 1, 28, 28) in [-1, 1]
-        steps, log, z_dim=config["z_dim"], batch_size=batch_size, z_fixed=z_fixed,
+        G, D, opt_G, opt_D, objective, next_real, steps, log, z_dim=config["z_dim"], batch_size=batch_size, z_fixed=z_fixed,
         real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step, n_critic=n_critic,
-        instance_noise=config.get("instance_noise") or 0.0,
+        instance_noise=config.get("instance_noise") or 0.0, n_classes=n_classes,
         on_log=to_tensorboard, log_every=config["log_every"],
         every=[(config["sample_every"], lambda step: save_samples(shown, z_fixed, out, step, writer))],
         save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema), ema=ema,
         save_every=config["checkpoint_every"], progress=progress)
+
+
+def grid_codes(config):
+    """G's input for the sample grids: ``N_FIXED`` codes from noise seed [seed, 1]; for a
+    conditional GAN with the labels of one grid row per class (row k: class k)."""
+    z = fixed_noise(N_FIXED, config["z_dim"], [config["seed"], 1])
+    n_classes = config.get("n_classes")
+    if not n_classes:
+        return z
+    return with_labels(z, np.repeat(np.arange(n_classes), N_FIXED // n_classes), n_classes)
 
 
 def run_objective(config):

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import backend
+from ..models.conditional import class_labels, with_labels
 
 
 def fixed_noise(n, z_dim, seed):
@@ -10,12 +11,18 @@ def fixed_noise(n, z_dim, seed):
     return np.random.default_rng(seed).standard_normal((n, z_dim)).astype(np.float32)
 
 
-def generate(G, n, z_dim=100, seed=0, batch_size=500):
+def generate(G, n, z_dim=100, seed=0, batch_size=500, n_classes=None, labels=None):
     """``n`` images from ``G`` in eval mode: host float32 (n, 28, 28) in [-1, 1] (one channel
-    squeezed). G's training mode is restored afterwards."""
+    squeezed). G's training mode is restored afterwards.
+
+    A class-conditional G (``n_classes``) draws class ``labels[i]`` for image i (host ints;
+    default: 0, 1, ..., K-1 repeated, equal numbers of each class)."""
     was_training = G.training
     G.eval()
     z = fixed_noise(n, z_dim, seed)
+    if n_classes:
+        labels = class_labels(n, n_classes) if labels is None else np.asarray(labels)
+        z = with_labels(z, labels, n_classes)
     images = []
     for start in range(0, n, batch_size):
         fake = G.forward(backend.to_device(z[start:start + batch_size]))       # (b, 1, 28, 28)

@@ -17,7 +17,7 @@ naming the first non-finite quantity, in the order the step computed things.
 """
 from .. import backend
 from ..errors import NonFiniteError
-from ..layers import frozen, no_input_grad
+from ..layers import Parameter, frozen, no_input_grad
 
 
 def discriminator_loss(D, objective, real, fake, forward=None, backward=True):
@@ -69,15 +69,22 @@ def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=Fals
     return loss, real_logits, fake_logits
 
 
-def critic_step(G, D, opt_D, objective, real, z, check=False, noise_std=0.0):
+def conditioned(D, labels):
+    """How D is called: ``D.forward``, or for a class-conditional D (``labels`` given, (N,) on the
+    device) ``D.forward(x, labels)``; the real and the generated batch share the labels."""
+    return D.forward if labels is None else (lambda x: D.forward(x, labels))
+
+
+def critic_step(G, D, opt_D, objective, real, z, check=False, noise_std=0.0, labels=None):
     """One D update alone, on a fresh real batch and fresh fakes G(z): the extra critic updates
     of a WGAN (``n_critic`` per generator update). Returns L_D."""
     try:
         with no_input_grad(G):
             fake = G.forward(z)                                              # G's BatchNorm statistics move, as in PyTorch
-        return discriminator_step(D, opt_D, objective, real, fake, check=check, noise_std=noise_std)[0]
+        return discriminator_step(D, opt_D, objective, real, fake, conditioned(D, labels), check=check,
+                                  noise_std=noise_std)[0]
     except NonFiniteError:
-        raise NonFiniteError(locate_nonfinite(G, D, z, real)) from None
+        raise NonFiniteError(locate_nonfinite(G, D, z, real, labels)) from None
 
 
 def generator_loss(D, objective, fake, forward=None, weight=1.0, noise_std=0.0):
@@ -91,11 +98,14 @@ def generator_loss(D, objective, fake, forward=None, weight=1.0, noise_std=0.0):
     return loss, dfake
 
 
-def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, noise_std=0.0):
+def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, noise_std=0.0, labels=None):
     """One D update then one G update (see the module docstring).
 
     Args:
         real: a real batch (N, C, H, W) on the device; z: noise (N, z_dim).
+        labels: for a class-conditional GAN (npgan.models.conditional), the real batch's classes
+            (N,) on the device; z then holds [noise, onehot(labels)], so G draws the same classes
+            and D is called as D(x, labels) on both batches.
         check: the NaN guard (see the module docstring).
         noise_std: instance noise on everything D sees, in both updates (``with_instance_noise``).
     Returns:
@@ -105,16 +115,17 @@ def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, noise_std=0.0)
     try:
         with no_input_grad(G):                                               # the noise needs no gradient
             fake = G.forward(z)                                              # (N, C, H, W)
-            loss_D, real_logits, fake_logits = discriminator_step(D, opt_D, objective, real, fake, check=check,
-                                                                  noise_std=noise_std)
+            forward = conditioned(D, labels)
+            loss_D, real_logits, fake_logits = discriminator_step(D, opt_D, objective, real, fake, forward,
+                                                                  check=check, noise_std=noise_std)
             opt_G.zero_grad()
-            loss_G, dfake = generator_loss(D, objective, fake, noise_std=noise_std)
+            loss_G, dfake = generator_loss(D, objective, fake, forward, noise_std=noise_std)
             G.backward(dfake)
         if check:
             require_finite("G", loss_G, G)
         opt_G.step()
     except NonFiniteError:
-        raise NonFiniteError(locate_nonfinite(G, D, z, real)) from None
+        raise NonFiniteError(locate_nonfinite(G, D, z, real, labels)) from None
     return {"loss_D": loss_D, "loss_G": loss_G, "D_x": sigmoid_mean(real_logits), "D_G_z": sigmoid_mean(fake_logits)}
 
 
@@ -150,27 +161,43 @@ def named_layers(model, prefix):
     return [(f"{prefix}.{key} ({type(layer).__name__})", layer) for key, layer in model.named_children()]
 
 
-def locate_nonfinite(G, D, z, real):
+def locate_nonfinite(G, D, z, real, labels=None):
     """The first NaN/Inf of a failed GAN step, in the order the step computed things.
 
     Parameters entering the step, then each layer's output (G on z, D on real and on G(z)),
     then parameter gradients in the order backward produces them (last layer first), D's
-    then G's. Replays the forward passes, so the models' caches change.
+    then G's. Replays the forward passes, so the models' caches change. A conditional D's
+    class embedding (``labels`` given) is checked after its layers.
     """
     for prefix, model in (("G", G), ("D", D)):
         for label, layer in named_layers(model, prefix):
             for pname, p in layer.named_parameters():
                 if not _finite(p.data):
                     return f"{label} {pname}"
+        for pname, p in own_parameters(model):
+            if not _finite(p.data):
+                return f"{prefix}.{pname}"
     for prefix, model, x in (("G", G, z), ("D", D, real), ("D", D, None)):
         x = G.forward(z) if x is None else x
+        images = x
         for label, layer in named_layers(model, prefix):
             x = layer.forward(x)
             if not _finite(x):
                 return f"{label} output"
+        if model is D and labels is not None and not _finite(D.forward(images, labels)):
+            return "D output (its class projection)"
     for prefix, model in (("D", D), ("G", G)):
+        for pname, p in own_parameters(model):
+            if not _finite(p.grad):
+                return f"{prefix}.{pname} gradient"
         for label, layer in reversed(named_layers(model, prefix)):
             for pname, p in layer.named_parameters():
                 if not _finite(p.grad):
                     return f"{label} {pname} gradient"
     return "the loss (every layer output and gradient is finite)"
+
+
+def own_parameters(model):
+    """``(name, Parameter)`` held by the model itself rather than a layer in it (a conditional
+    D's class embedding)."""
+    return [(key, value) for key, value in vars(model).items() if isinstance(value, Parameter)]

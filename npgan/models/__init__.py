@@ -3,27 +3,41 @@
 - :mod:`~npgan.models.dcgan`: DCGAN-MNIST-28, the reference architecture;
 - :mod:`~npgan.models.mlp_gan`: the fully connected GAN of Goodfellow et al.;
 - :mod:`~npgan.models.dcgan32`: a DCGAN for 32x32 images and the strided conv critic it uses;
-- :mod:`~npgan.models.classifier`: the digit classifier behind the evaluation scores.
+- :mod:`~npgan.models.classifier`: the digit classifier behind the evaluation scores;
+- :mod:`~npgan.models.conditional`: class-conditional G and D (``build_models(..., n_classes=10)``).
 The inpainting networks are in :mod:`npgan.inpaint.models`.
 """
 from pathlib import Path
 
 from ..checkpoint import load_generator_state
 from . import dcgan, mlp_gan
+from .conditional import ProjectionDiscriminator
 
 MODELS = {"dcgan": dcgan, "mlp": mlp_gan}
 
 
-def build_models(name, critic_batchnorm=True, spectral_norm=False):
+def build_models(name, critic_batchnorm=True, spectral_norm=False, n_classes=None):
     """``(G, D)`` of the named architecture (``'dcgan'`` or ``'mlp'``), freshly initialised
     from the backend's random generator. ``critic_batchnorm=False``: D without BatchNorm (for a
     gradient penalty, which is per sample; the mlp D has none anyway). ``spectral_norm=True``:
-    D's Conv2d and Linear layers wrapped in ``SpectralNorm`` (Miyato et al. 2018)."""
+    D's Conv2d and Linear layers wrapped in ``SpectralNorm`` (Miyato et al. 2018).
+    ``n_classes``: a class-conditional pair (:mod:`npgan.models.conditional`): G takes
+    ``[z, onehot(y)]``, D is ``ProjectionDiscriminator`` of the same layers, called ``D(x, y)``."""
     module = MODELS[name]
     options = {"spectral_norm": True} if spectral_norm else {}
-    if critic_batchnorm or module is mlp_gan:
-        return module.Generator(), module.Discriminator(**options)
-    return module.Generator(), module.Discriminator(batchnorm=False, **options)
+    if not critic_batchnorm and module is not mlp_gan:
+        options["batchnorm"] = False
+    G = generator(name, n_classes)
+    D = module.Discriminator(**options)
+    if n_classes:
+        D = ProjectionDiscriminator(*D.layers, n_classes=n_classes)
+    return G, D
+
+
+def generator(name, n_classes=None):
+    """A fresh generator of the named architecture; conditional on ``n_classes`` classes."""
+    module = MODELS[name]
+    return module.Generator(z_dim=module.Z_DIM + (n_classes or 0))
 
 
 def critic_description(name, critic_batchnorm=True):
@@ -45,7 +59,7 @@ def load_generator(run_dir):
     state, config, step = load_generator_state(path)
     if config.get("model") not in MODELS:
         raise ValueError(f"{path}: unknown model {config.get('model')!r} (expected one of {', '.join(MODELS)})")
-    G = MODELS[config["model"]].Generator()
+    G = generator(config["model"], config.get("n_classes"))
     try:
         G.load_state_dict(state)
     except (KeyError, ValueError) as err:
