@@ -35,7 +35,8 @@ DEFAULT_OUT = "runs/mnist-mnistm-cyclegan"
 DOMAINS = ("mnist", "mnistm")
 DIRECTIONS = {"a2b": ("G_ab", 1, 3), "b2a": ("G_ba", 3, 1)}       # generator, channels in, channels out
 # train settings --resume takes from the checkpoint (an explicitly different value is an error)
-RUN_SETTINGS = ("batch_size", "width", "blocks", "d_width", "lr", "lambda_cycle", "identity", "pool_size", "seed")
+RUN_SETTINGS = ("batch_size", "width", "blocks", "d_width", "lr", "lambda_cycle", "identity", "identity_ab", "pool_size",
+                "seed")
 
 
 def build_parser():
@@ -57,6 +58,9 @@ def build_parser():
     t.add_argument("--lambda-cycle", type=float, help="weight of the cycle-consistency L1 (default 10)")
     t.add_argument("--identity", type=float, help="weight of the identity L1 as a fraction of --lambda-cycle "
                                                   "(default 0.5; 0 turns it off)")
+    t.add_argument("--identity-ab", action="store_const", const=True, default=None,
+                   help="also G_ab's identity term, |G_ab(grey(b)) - b| (off by default: it teaches G_ab to "
+                        "colourise grey photos, and G_ba then outputs grey photos instead of digits)")
     t.add_argument("--pool-size", type=int, help="generated images kept for the discriminators (default 50; "
                                                  "0: no pool)")
     t.add_argument("--seed", type=int, help="seeds the weights, the batches, the pools and the MNIST-M crops (default 0)")

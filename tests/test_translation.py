@@ -130,13 +130,15 @@ def test_one_step_changes_all_four_networks_and_is_finite():
     stats = cycle_step(nets, *opts, get_objective("lsgan"), a, b, {"a": ImagePool(50, 0), "b": ImagePool(50, 1)},
                        check=True)
     assert set(stats) == {"loss_G", "adv_ab", "adv_ba", "cycle_a", "cycle_b", "idt_a", "idt_b", "loss_D_a", "loss_D_b"}
+    assert stats.pop("idt_b") is None                                          # G_ab's identity term is off
     assert all(np.isfinite(float(v)) for v in stats.values())
     for k, m in nets.items():
         moved = [not np.array_equal(old, backend.asnumpy(p.data)) for old, p in zip(before[k], m.parameters())]
         assert all(moved), f"{k}: parameters {np.flatnonzero(~np.array(moved))} did not move"
 
 
-def test_generator_gradient_matches_central_differences():
+@pytest.mark.parametrize("identity_ab", [False, True])
+def test_generator_gradient_matches_central_differences(identity_ab):
     """dL_G/dtheta of a few entries of each generator's parameters, in float64."""
     nets, objective = tiny_nets("float64"), get_objective("lsgan")
     a, b = batches(dtype=np.float64)
@@ -144,7 +146,7 @@ def test_generator_gradient_matches_central_differences():
     def loss():
         for m in nets.values():
             m.zero_grad()
-        return float(generator_pass(nets, objective, a, b)[0]["loss_G"])
+        return float(generator_pass(nets, objective, a, b, identity_ab=identity_ab)[0]["loss_G"])
 
     loss()
     rng = np.random.default_rng(0)

@@ -3,7 +3,7 @@
 
     config.json       the run's settings ("model": "cyclegan")
     metrics.jsonl     one JSON line per log point: the means since the line before of loss_G and
-                      its terms (adv_ab, adv_ba, cycle_a, cycle_b, idt_a, idt_b), loss_D_a,
+                      its terms (adv_ab, adv_ba, cycle_a, cycle_b, idt_a [, idt_b]), loss_D_a,
                       loss_D_b, the learning rate and img/s
     samples/step_NNNNNN.png   ten fixed test images (one of each digit) of each domain through
                       both directions and both cycles, every sample_every steps (rows: A,
@@ -75,7 +75,7 @@ def default_config(**settings):
     """A run's settings: the defaults below with ``settings`` (those given as None ignored)."""
     config = {"model": MODEL, "domains": ["mnist", "mnistm"], "steps": 2000, "batch_size": 8, "width": 16,
               "blocks": 3, "d_width": 32, "lr": 2e-4, "beta1": BETAS[0], "beta2": BETAS[1], "lambda_cycle": 10.0,
-              "identity": 0.5, "pool_size": 50, "decay_start": None, "seed": 0, "backend": "numpy"}
+              "identity": 0.5, "identity_ab": False, "pool_size": 50, "decay_start": None, "seed": 0, "backend": "numpy"}
     config.update({k: v for k, v in settings.items() if v is not None})
     if config["decay_start"] is None:
         config["decay_start"] = config["steps"] // 2
@@ -186,7 +186,7 @@ def train_cycle_run(config, data, nets, opts, pools, start_step, progress=True):
         lambda: backend.to_device(scale_images(next(a_batches))),                   # (B, 1, 28, 28) in [-1, 1]
         lambda: backend.to_device(scale_images(next(b_batches))),                   # (B, 3, 28, 28)
         steps, log, pools=pools, start_step=start_step, lambda_cycle=config["lambda_cycle"],
-        identity=config["identity"], lr=config["lr"], decay_start=config["decay_start"],
+        identity=config["identity"], identity_ab=config.get("identity_ab", False), lr=config["lr"], decay_start=config["decay_start"],
         log_every=config["log_every"], every=[(config["sample_every"], samples)], save=save,
         save_every=config["checkpoint_every"], progress=progress, print_every=10, desc="CycleGAN")
 
@@ -273,7 +273,8 @@ def plot_cycle_history(history, path, title=None):
     top.set_ylabel("LSGAN loss")
     for key, label in (("cycle_a", "cycle A->B->A (L1)"), ("cycle_b", "cycle B->A->B (L1)"),
                        ("idt_a", "identity G_ba (L1)"), ("idt_b", "identity G_ab (L1)")):
-        bottom.plot(steps, [r[key] for r in history], label=label)
+        if all(key in r for r in history):                                  # idt_b: only with identity_ab
+            bottom.plot(steps, [r[key] for r in history], label=label)
     bottom.set_ylabel("mean |difference|, images in [-1, 1]")
     bottom.set_xlabel("step")
     for ax in (top, bottom):
