@@ -48,7 +48,7 @@ def build_parser():
     t = sub.add_parser("train", help="train a CycleGAN between MNIST (A) and MNIST-M (B)")
     t.add_argument("domains", nargs="*", default=list(DOMAINS), metavar="DOMAIN",
                    help="the two domains, A then B: mnist mnistm (the only pair; the default)")
-    t.add_argument("--steps", type=int, help="training steps in all, counted from 0 also when resuming (default 2000)")
+    t.add_argument("--steps", type=int, help="training steps in all, counted from 0 also when resuming (default 3000)")
     t.add_argument("--batch-size", type=int, help="images of each domain per step (default 8)")
     t.add_argument("--width", type=int, help="generators' base channels w: w, 2w, 4w at 28, 14, 7 pixels (default 16)")
     t.add_argument("--blocks", type=int, help="residual blocks at 7 x 7 in each generator (default 3)")

@@ -73,7 +73,7 @@ def build_cycle_training(config, ckpt=None):
 
 def default_config(**settings):
     """A run's settings: the defaults below with ``settings`` (those given as None ignored)."""
-    config = {"model": MODEL, "domains": ["mnist", "mnistm"], "steps": 2000, "batch_size": 8, "width": 16,
+    config = {"model": MODEL, "domains": ["mnist", "mnistm"], "steps": 3000, "batch_size": 8, "width": 16,
               "blocks": 3, "d_width": 32, "lr": 2e-4, "beta1": BETAS[0], "beta2": BETAS[1], "lambda_cycle": 10.0,
               "identity": 0.5, "identity_ab": False, "pool_size": 50, "decay_start": None, "seed": 0, "backend": "numpy"}
     config.update({k: v for k, v in settings.items() if v is not None})
