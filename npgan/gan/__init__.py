@@ -6,7 +6,11 @@
 - :mod:`~npgan.gan.loop`: the loop every trainer runs (logging, health checks, samples,
   checkpoints, Ctrl-C) and ``fit_gan``, the recipe on top of it;
 - :mod:`~npgan.gan.run`: a ``python -m npgan.train`` run and its directory;
-- :mod:`~npgan.gan.sampling`: fixed noise and samples from a generator.
+- :mod:`~npgan.gan.sampling`: fixed noise and samples from a generator;
+- :mod:`~npgan.gan.cycle`: CycleGAN's step (two generators, two discriminators, cycle and
+  identity L1, image pools, linear learning-rate decay) on the same D step and loop;
+  :mod:`~npgan.gan.translation` its MNIST <-> MNIST-M run and :mod:`~npgan.gan.translation_eval`
+  its scores (``python -m npgan.translate``).
 """
 from .loop import MetricsLog, fit_gan, train_loop
 from .objectives import OBJECTIVES, LeastSquares, NonSaturating, Objective, get_objective
