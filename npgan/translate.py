@@ -298,6 +298,9 @@ def read_images(path, channels):
         x = (x[None, None] if x.ndim == 2 else x.transpose(2, 0, 1)[None]).astype(np.float32) / np.float32(127.5) - 1
     if x.ndim != 4 or x.shape[0] == 0:
         raise InputError(f"--input {path}: expected images of shape (N, {channels}, 28, 28), got {tuple(x.shape)}")
+    if x.shape[1:3] == (28, 28) and x.shape[3] in (1, 3):
+        raise InputError(f"--input {path}: shape {tuple(x.shape)} is channels-last; save the images as "
+                         f"(N, C, 28, 28), e.g. x.transpose(0, 3, 1, 2)")
     if x.shape[2:] != (28, 28):
         raise InputError(f"--input {path}: the images are {x.shape[2]}x{x.shape[3]}; the CycleGAN translates "
                          f"28x28 images")
