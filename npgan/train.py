@@ -59,8 +59,8 @@ from .errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 from .gan.loop import read_history
 from .gan.ema import WeightAverage
 from .gan.objectives import OBJECTIVES
-from .gan.run import (build_training, delete_outputs, health_summary, open_tensorboard, saved_step, train_run,
-                      write_final_outputs)
+from .gan.run import (build_training, delete_outputs, health_summary, open_tensorboard, saved_step, start_run_dir,
+                      train_run, write_final_outputs)
 from .metrics import evaluate_generator, format_scores
 from .models import MODELS, build_models, critic_description
 
@@ -338,10 +338,7 @@ def main(argv=None):
     config["data"] = dataset.source
     out = Path(config["out"])
     try:
-        if args.overwrite:
-            delete_outputs(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        start_run_dir(out, config, delete_outputs if args.overwrite else None)
     except OSError as err:                                     # a file in the way, no permission, ...
         parser.error(f"--out {out}: cannot write the run directory ({err.strerror or err})")
 

@@ -158,6 +158,7 @@ def load_data(config, parser, verbose=True):
 
 def cmd_train(args, parser):
     from .gan.loop import read_history
+    from .gan.run import start_run_dir
     from .gan.translation import build_cycle_training, delete_outputs, train_cycle_run, write_final_outputs
     check_train_args(args, parser)
     config, ckpt = resolve_config(args, parser)
@@ -178,10 +179,7 @@ def cmd_train(args, parser):
     config["data"] = data.source
     out = Path(config["out"])
     try:
-        if args.overwrite:
-            delete_outputs(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        start_run_dir(out, config, delete_outputs if args.overwrite else None)
     except OSError as err:
         parser.error(f"--out {out}: cannot write the run directory ({err.strerror or err})")
     nets, opts, pools = build_cycle_training(config, ckpt)

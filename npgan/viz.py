@@ -67,13 +67,13 @@ def save_grid(images, path, nrow=None, scale=1):
     return grid
 
 
-def save_gif(frames, path, duration_ms=200, last_frame_ms=1500):
+def save_gif(frames, path, duration_ms=200, last_frame_ms=1500, mode="L"):
     """An animated, looping GIF from PNG paths or (H, W) uint8 arrays, in the given order.
 
-    The last frame is held for ``last_frame_ms`` so the final samples can be seen.
-    Returns the number of frames written (0 writes nothing).
+    The last frame is held for ``last_frame_ms`` so the final samples can be seen. PNGs are
+    read as ``mode`` ('L' grey, 'RGB' colour). Returns the number of frames written (0 writes nothing).
     """
-    pictures = [_load_grey(f) if isinstance(f, (str, Path)) else Image.fromarray(f) for f in frames]
+    pictures = [_load(f, mode) if isinstance(f, (str, Path)) else Image.fromarray(f) for f in frames]
     if not pictures:
         return 0
     durations = [duration_ms] * (len(pictures) - 1) + [last_frame_ms]
@@ -82,10 +82,10 @@ def save_gif(frames, path, duration_ms=200, last_frame_ms=1500):
     return len(pictures)
 
 
-def _load_grey(path):
-    """A PNG as an 'L' image, its file closed."""
+def _load(path, mode):
+    """A PNG converted to ``mode``, its file closed."""
     with Image.open(path) as picture:
-        return picture.convert("L")
+        return picture.convert(mode)
 
 
 def plot_history(history, path, title=None):

@@ -19,6 +19,7 @@ training noise from npgan's backend generator, whose state is in the checkpoint.
 run stopped at any point (even by SIGKILL) and resumed ends with weights identical bit for bit
 to an uninterrupted run.
 """
+import json
 import shutil
 from pathlib import Path
 
@@ -199,8 +200,19 @@ def open_tensorboard(out, start_step):
     return SummaryWriter(str(Path(out) / "tensorboard"), purge_step=start_step or None)
 
 
-def write_final_outputs(out, history, title):
-    """samples.png (the last grid, twice the size), losses.png and progress.gif."""
+def start_run_dir(out, config, delete=None):
+    """Make the run directory ``out`` and write ``config.json``; ``delete(out)`` first removes
+    an earlier run's outputs (--overwrite). Raises OSError (a file in the way, no permission)."""
+    out = Path(out)
+    if delete is not None:
+        delete(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def write_final_outputs(out, history, title, plot=None, mode="L"):
+    """samples.png (the last grid, twice the size), losses.png (drawn by ``plot(history, path,
+    title=)``, default ``viz.plot_history``) and progress.gif (frames read as ``mode``)."""
     from PIL import Image
 
     from ..viz import plot_history, save_gif
@@ -209,9 +221,9 @@ def write_final_outputs(out, history, title):
     if frames:
         with Image.open(frames[-1]) as last:
             last.resize((last.width * 2, last.height * 2), Image.NEAREST).save(out / "samples.png")
-        save_gif(frames, out / "progress.gif")
+        save_gif(frames, out / "progress.gif", mode=mode)
     if history:
-        plot_history(history, out / "losses.png", title=title)
+        (plot or plot_history)(history, out / "losses.png", title=title)
 
 
 def health_summary(history, loss="ns"):

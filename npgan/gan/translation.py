@@ -29,6 +29,7 @@ from ..checkpoint import load_state, save_state
 from ..data import batches_per_epoch, iterate_minibatches, scale_images
 from ..models.cyclegan import build_cyclegan
 from ..optim import Adam
+from . import run
 from .cycle import BETAS, ImagePool, fit_cyclegan
 from .loop import MetricsLog
 
@@ -284,18 +285,6 @@ def plot_cycle_history(history, path, title=None):
 
 
 def write_final_outputs(out, history, title):
-    """samples.png (the last grid, twice the size, with row labels), losses.png and progress.gif."""
-    from PIL import Image
-    out = Path(out)
-    frames = sorted((out / "samples").glob("step_*.png"))
-    if frames:
-        with Image.open(frames[-1]) as last:
-            last.resize((last.width * 2, last.height * 2), Image.NEAREST).save(out / "samples.png")
-        pictures = []
-        for frame in frames:
-            with Image.open(frame) as picture:
-                pictures.append(picture.convert("RGB"))
-        durations = [200] * (len(pictures) - 1) + [1500]
-        pictures[0].save(out / "progress.gif", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
-    if history:
-        plot_cycle_history(history, out / "losses.png", title=title)
+    """samples.png (the last grid, twice the size), losses.png (the CycleGAN's losses) and
+    progress.gif, in colour."""
+    run.write_final_outputs(out, history, title, plot=plot_cycle_history, mode="RGB")
