@@ -217,7 +217,9 @@ def evaluate_images(fake_images, dataset, clf, labels=None):
         clf: its classifier (``get_classifier(dataset)[0]``).
         labels: for a class-conditional generator, the class each image was drawn for (N,);
             adds ``class_accuracy``, the fraction the classifier assigns to that class, and
-            ``per_class_accuracy`` (one entry per class).
+            ``per_class_accuracy`` (one entry per class), beside the same two figures on the
+            held-out real images (``real_class_accuracy``, ``real_per_class_accuracy``): what
+            the classifier can tell apart at all.
     Returns:
         dict with ``frechet_distance``, ``frechet_distance_real`` (the same distance from
         N real training images, a floor set by sample size), ``class_histogram``,
@@ -246,6 +248,10 @@ def evaluate_images(fake_images, dataset, clf, labels=None):
         scores["class_accuracy"] = float(hits.mean())
         scores["per_class_accuracy"] = [round(float(hits[labels == k].mean()), 4) if (labels == k).any() else None
                                         for k in range(fake_probs.shape[1])]
+        real_hits = real_probs.argmax(axis=1) == dataset.test_labels
+        scores["real_class_accuracy"] = float(real_hits.mean())
+        scores["real_per_class_accuracy"] = [round(float(real_hits[dataset.test_labels == k].mean()), 4)
+                                             for k in range(real_probs.shape[1])]
     note = small_sample_note(scores["n"], scores["n_real"])
     if note:
         scores["note"] = note
@@ -303,8 +309,10 @@ def format_scores(scores, class_names=None, n_option=None):
     if "class_accuracy" in scores:
         per_class = "  ".join(f"{name}:{100 * a:.1f}%" for name, a in zip(names, scores["per_class_accuracy"])
                               if a is not None)
+        real = "  ".join(f"{name}:{100 * a:.1f}%" for name, a in zip(names, scores["real_per_class_accuracy"]))
         lines.append(f"class accuracy (samples the classifier assigns to the class asked for): "
                      f"{scores['class_accuracy']:.2%}  per class: {per_class}")
+        lines.append(f"  the classifier on real held-out images: {scores['real_class_accuracy']:.2%}  per class: {real}")
     if "classifier_accuracy" in scores:
         lines.append(f"classifier test accuracy: {scores['classifier_accuracy']:.2%}")
     return "\n".join(lines)

@@ -229,6 +229,8 @@ def test_class_accuracy_counts_the_images_read_as_their_class(quick_classifier):
     probs = metrics.classifier_outputs(clf, images)[1]
     truth = metrics.evaluate_images(images, dataset, clf, labels=probs.argmax(1))
     assert truth["class_accuracy"] == 1.0
+    real = metrics.accuracy(clf, dataset.test_images, dataset.test_labels)
+    assert truth["real_class_accuracy"] == pytest.approx(real) and len(truth["real_per_class_accuracy"]) == 10
     wrong = metrics.evaluate_images(images, dataset, clf, labels=(probs.argmax(1) + 1) % 10)
     asked = set((probs.argmax(1) + 1) % 10)                     # a class nobody asked for has no accuracy
     assert wrong["class_accuracy"] == 0.0
