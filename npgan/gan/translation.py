@@ -198,7 +198,7 @@ def translate(G, images, batch_size=250):
     host float32 (N, C', H, W). G's training mode is restored afterwards."""
     was_training = G.training
     G.eval()
-    out = [backend.asnumpy(G.forward(backend.to_device(np.asarray(images[i:i + batch_size]), "float32")))
+    out = [backend.asnumpy(G.forward(backend.to_device(images[i:i + batch_size], "float32")))
            for i in range(0, len(images), batch_size)]
     G.train(was_training)
     return np.concatenate(out).astype(np.float32, copy=False)
