@@ -11,19 +11,9 @@ from hypothesis import strategies as st
 
 from npgan import backend, layers as L
 from npgan import functional as F
-from npgan.gradcheck import assert_gradients_close, check_function, check_layer
+from npgan.gradcheck import assert_gradients_close, check_function
 
-TOL = 1e-6
-
-
-def randn(*shape, seed=0):
-    return backend.to_device(np.random.default_rng(seed).standard_normal(shape))
-
-
-def check(layer, x, tol=TOL):
-    result = check_layer(layer.to("float64"), x)
-    assert_gradients_close(result, tol)
-    return result
+from test_layers_gradcheck import TOL, check, randn  # noqa: F401  (the layer tests' helpers)
 
 
 def randomise_affine(norm, seed=3):
