@@ -10,7 +10,9 @@ flags, at its documented defaults (the objective's published optimizer, learning
 and critic updates). A run directory that already holds ``metrics.json`` is not trained again,
 so the script can be stopped and restarted. The results go to ``WORK/results.json``; the
 markdown table (mean +- standard deviation over the seeds present, per setting) and one sample
-grid per setting (seed 0) are printed and drawn into ``--figure``.
+grid per setting (seed 0) are printed and drawn into ``--figure``. ``--ema`` does not change
+training (the average only reads G), so the ``ns`` row is the ``ns + ema`` run scored with G's
+own weights (``npgan.evaluate --no-ema``) rather than a second, identical run.
 """
 import argparse
 import json
@@ -36,6 +38,11 @@ SETTINGS = {
 }
 
 
+# An average of G's weights only reads G, so `--ema` trains bitwise as without it: the ns row is
+# the ema run's own G (`--no-ema`), and one run gives both rows.
+SAME_RUN = {"ns": "ns + ema 0.999"}
+
+
 def slug(name):
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
@@ -56,6 +63,24 @@ def train(name, seed, work, steps):
     (out / "run.json").write_text(json.dumps({"seconds": seconds, "returncode": done.returncode,
                                               "health": health[-1] if health else None}) + "\n")
     print(f"  exit {done.returncode} after {seconds:.0f} s; {health[-1] if health else 'no health line'}", flush=True)
+
+
+def own_generator_row(name, seed, work):
+    """The row of ``name`` from the run of ``SAME_RUN[name]``, scored with G's own weights."""
+    source, out = (work / f"{slug(n)}-s{seed}" for n in (SAME_RUN[name], name))
+    if (out / "metrics.json").is_file() or not (source / "metrics.json").is_file():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    npgan = [sys.executable, "-m"]
+    scores = subprocess.run(npgan + ["npgan.evaluate", str(source), "--no-ema", "--json"],
+                            capture_output=True, text=True, check=True).stdout
+    subprocess.run(npgan + ["npgan.sample", str(source), "--no-ema", "--n", "100", "--out", str(out / "samples.npy"),
+                            "--grid", str(out / "samples.png")], capture_output=True, check=True)
+    (out / "config.json").write_text((source / "config.json").read_text())
+    info = json.loads((source / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "same_run_as": source.name}) + "\n")
+    (out / "metrics.json").write_text(scores)
+    print(f"  {name}: {source.name} scored with G's own weights", flush=True)
 
 
 def collect(work):
@@ -120,10 +145,12 @@ def main(argv=None):
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args(argv)
     work = Path(args.work_dir)
-    if not args.table_only:
-        for seed in args.seeds:                      # every setting once before the next seed
-            for name in args.settings:
-                train(name, seed, work, args.steps)
+    for seed in args.seeds:                          # every setting once before the next seed
+        for name in args.settings:
+            if not args.table_only:
+                train(SAME_RUN.get(name, name), seed, work, args.steps)
+            if name in SAME_RUN:
+                own_generator_row(name, seed, work)
     rows = collect(work)
     (work / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(table(rows))

@@ -250,8 +250,9 @@ def load_state(path, models, optimizers):
     return state
 
 
-def load_generator_state(path):
+def load_generator_state(path, averaged=True):
     """Only what sampling needs: ``(G state dict, config, step)``; the averaged generator's
-    weights when the run kept an average (``--ema``), which is what its samples show."""
+    weights when the run kept an average (``--ema``), which is what its samples show, unless
+    ``averaged`` is False (then G's own weights, as trained)."""
     ckpt = load_checkpoint(path)
-    return ckpt["G_ema"] or ckpt["G"], ckpt["config"], ckpt["step"]
+    return (averaged and ckpt["G_ema"]) or ckpt["G"], ckpt["config"], ckpt["step"]

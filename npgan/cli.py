@@ -18,6 +18,8 @@ def run_parser(prog, description, n_default, n_min, n_conditional=None):
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                         help="array backend (default: $NPGAN_BACKEND or numpy)")
+    parser.add_argument("--no-ema", action="store_true",
+                        help="for a run trained with --ema: use G's own weights instead of their average")
     parser.set_defaults(n_min=n_min, n_default=n_default, n_conditional=n_conditional)
     return parser
 
@@ -35,9 +37,11 @@ def parse_run_args(parser, argv=None):
         parser.error(f"no checkpoint.npz in {args.run}: is it a training run directory?")
     backend.use_from_cli(args.backend, parser)
     try:
-        G, config, step = load_generator(args.run)
+        G, config, step = load_generator(args.run, averaged=not args.no_ema)
     except ValueError as err:
         parser.error(str(err))
+    if args.no_ema and not config.get("ema"):
+        parser.error(f"--no-ema: {args.run} was trained without --ema, so it has only G's own weights")
     if args.n is None:
         n_classes = config.get("n_classes")
         args.n = args.n_conditional * n_classes if n_classes and args.n_conditional else args.n_default

@@ -366,6 +366,15 @@ def test_ema_from_the_command_line_is_saved_resumed_bitwise_and_sampled(tmp_path
     assert any(not np.array_equal(a["G_ema"][k], a["G"][k]) for k in a["G"])
     G, _, _ = load_generator(tmp_path / "whole")                          # sampling uses the average
     np.testing.assert_array_equal(host(G[0].weight.data), a["G_ema"]["0.weight"])
+    from npgan import evaluate
+    args, G_own, _, _ = evaluate.parse_args([str(tmp_path / "whole"), "--no-ema"])
+    np.testing.assert_array_equal(host(G_own[0].weight.data), a["G"]["0.weight"])
+    assert train.main(["mnist", "--steps", "1", "--batch-size", "8", "--no-progress", "--no-eval",
+                       "--out", str(tmp_path / "plain")]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        evaluate.parse_args([str(tmp_path / "plain"), "--no-ema"])
+    assert exc.value.code == 2 and "trained without --ema" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         train.main(["mnist", "--steps", "1", "--out", str(tmp_path / "bad"), "--ema", "1.5"])
     assert exc.value.code == 2 and "--ema must be a decay in (0, 1)" in capsys.readouterr().err

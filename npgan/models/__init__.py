@@ -48,15 +48,16 @@ def critic_description(name, critic_batchnorm=True):
     return "MLP discriminator (no BatchNorm; its Dropout masks are fixed per forward)"
 
 
-def load_generator(run_dir):
+def load_generator(run_dir, averaged=True):
     """The generator of ``run_dir/checkpoint.npz``, the run's configuration and the step the
-    checkpoint was saved at (below ``config['steps']`` for an interrupted run).
+    checkpoint was saved at (below ``config['steps']`` for an interrupted run). For a run with
+    ``--ema``: the averaged weights, or G's own with ``averaged=False``.
 
     Raises FileNotFoundError or ValueError (a damaged or foreign checkpoint) naming the file."""
     path = Path(run_dir) / "checkpoint.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a training run directory?")
-    state, config, step = load_generator_state(path)
+    state, config, step = load_generator_state(path, averaged)
     if config.get("model") not in MODELS:
         raise ValueError(f"{path}: unknown model {config.get('model')!r} (expected one of {', '.join(MODELS)})")
     G = generator(config["model"], config.get("n_classes"))
