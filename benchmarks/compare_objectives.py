@@ -97,22 +97,30 @@ def collect(work):
     return rows
 
 
-def mean_std(values):
+def mean_std(values, digits=None):
     import numpy as np
     values = np.asarray(values, dtype=float)
-    return f"{values.mean():.{3 if values.mean() < 10 else 1}f}" + (
-        f" +- {values.std(ddof=1):.{3 if values.mean() < 10 else 1}f}" if len(values) > 1 else "")
+    digits = digits if digits is not None else 3 if values.mean() < 10 else 1
+    return f"{values.mean():.{digits}f}" + (f" +- {values.std(ddof=1):.{digits}f}" if len(values) > 1 else "")
+
+
+def health_text(runs):
+    """'none', or each warned seed's health line without its boilerplate."""
+    warned = [(r["seed"], r["health"]) for r in runs if r["health"] and "no warnings" not in r["health"]]
+    if not warned:
+        return "none"
+    shorten = lambda line: line.removeprefix("health: ").split(" (see ")[0]
+    return "; ".join(f"seed {seed}: {shorten(line)}" for seed, line in warned)
 
 
 def table(rows):
-    lines = ["| setting | seeds | Frechet distance | class KL | confidence | minutes | health |",
+    lines = ["| setting | seeds | Frechet distance | class KL | confidence | minutes | health warnings |",
              "|---|---|---|---|---|---|---|"]
     for name, runs in rows.items():
-        warned = [r["seed"] for r in runs if r["health"] and "no warnings" not in r["health"]]
         lines.append(f"| {name} | {', '.join(str(r['seed']) for r in runs)} | "
                      f"{mean_std([r['frechet_distance'] for r in runs])} | {mean_std([r['kl_from_uniform'] for r in runs])} | "
-                     f"{mean_std([r['mean_confidence'] for r in runs])} | {mean_std([r['seconds'] / 60 for r in runs])} | "
-                     f"{'warnings (seeds ' + ', '.join(map(str, warned)) + ')' if warned else 'none'} |")
+                     f"{mean_std([r['mean_confidence'] for r in runs])} | {mean_std([r['seconds'] / 60 for r in runs], 1)} | "
+                     f"{health_text(runs)} |")
     return "\n".join(lines)
 
 
