@@ -345,7 +345,7 @@ def main(argv=None):
     G, D, opt_G, opt_D = build_training(config, ckpt, build=build_models)
     ema = None
     if config.get("ema"):                                      # the average starts as G (or as saved)
-        ema = WeightAverage(G, config["ema"])
+        ema = WeightAverage(G, config["ema"], config["z_dim"], config.get("n_classes"))
         if ckpt and ckpt.get("G_ema"):
             ema.load_state_dict(ckpt["G_ema"])
     n_params = lambda m: sum(int(p.data.size) for p in m.parameters())

@@ -334,10 +334,10 @@ def test_instance_noise_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert exc.value.code == 2 and "--instance-noise must be a non-negative number" in capsys.readouterr().err
 
 
-def test_weight_average_follows_its_formula_and_copies_batchnorm_statistics():
+def test_weight_average_follows_its_formula_and_recomputes_batchnorm_statistics():
     from npgan.gan.ema import WeightAverage
     G = _models_and_batch()[0]
-    avg = WeightAverage(G, 0.9)
+    avg = WeightAverage(G, 0.9, z_dim=dcgan.Z_DIM)
     start = [host(p.data).copy() for p in G.parameters()]
     for p in G.parameters():
         p.data += 1
@@ -345,9 +345,25 @@ def test_weight_average_follows_its_formula_and_copies_batchnorm_statistics():
     avg.update(G)
     for a, s0, p in zip(avg.model.parameters(), start, G.parameters()):
         np.testing.assert_allclose(host(a.data), 0.9 * s0 + 0.1 * host(p.data), rtol=1e-6, atol=1e-7)
-    assert (host(avg.model[1].running_mean) == 5).all() and not avg.model.training
+    assert not (host(avg.model[1].running_mean) == 5).any() and not avg.model.training   # not G's statistics
+    before = host(avg.model[1].running_mean).copy()
+    assert (host(avg.model[1].running_mean) == before).all()                  # no weight moved: not recomputed
+    avg.update(G)
+    assert not (host(avg.model[1].running_mean) == before).all()
     with pytest.raises(ValueError, match="decay"):
-        WeightAverage(G, 1.0)
+        WeightAverage(G, 1.0, z_dim=dcgan.Z_DIM)
+
+
+def test_recomputed_batchnorm_statistics_are_the_mean_of_the_batch_statistics():
+    from npgan.gan.ema import recompute_batchnorm
+    G = _models_and_batch()[0]                      # Linear -> BatchNorm1d -> ReLU -> Unflatten -> ...
+    rng = np.random.default_rng(0)
+    batches = [backend.to_device(rng.standard_normal((16, dcgan.Z_DIM)).astype(np.float32)) for _ in range(3)]
+    recompute_batchnorm(G, batches)
+    pre = [host(G[0].forward(x)).astype(np.float64) for x in batches]        # what BatchNorm1d sees
+    np.testing.assert_allclose(host(G[1].running_mean), np.mean([h.mean(0) for h in pre], 0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(host(G[1].running_var), np.mean([h.var(0, ddof=1) for h in pre], 0), rtol=1e-4)
+    assert not G.training and G[1].momentum == 0.1
 
 
 def test_ema_from_the_command_line_is_saved_resumed_bitwise_and_sampled(tmp_path, monkeypatch, capsys):
@@ -364,6 +380,11 @@ def test_ema_from_the_command_line_is_saved_resumed_bitwise_and_sampled(tmp_path
     for k in a["G_ema"]:
         np.testing.assert_array_equal(a["G_ema"][k], b["G_ema"][k], err_msg=k)
     assert any(not np.array_equal(a["G_ema"][k], a["G"][k]) for k in a["G"])
+    assert train.main(common[:-2] + ["--steps", "4", "--out", str(tmp_path / "plain4")]) == 0
+    plain = checkpoint.load_checkpoint(tmp_path / "plain4" / "checkpoint.npz")
+    for net in ("G", "D"):                                                # the average never moves training
+        for k in plain[net]:
+            np.testing.assert_array_equal(plain[net][k], a[net][k], err_msg=f"{net}.{k}")
     G, _, _ = load_generator(tmp_path / "whole")                          # sampling uses the average
     np.testing.assert_array_equal(host(G[0].weight.data), a["G_ema"]["0.weight"])
     from npgan import evaluate

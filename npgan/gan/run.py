@@ -95,8 +95,8 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
     ``WeightAverage`` of G, ``--ema``) the sample grids show the averaged generator and the
     checkpoint keeps it. Returns the last completed step (smaller than ``config['steps']`` after
     Ctrl-C); raises NonFiniteError."""
-    shown = ema.model if ema is not None else G                              # what the sample grids show
-    G_ema = ema.model if ema is not None else None
+    shown = lambda: ema.model if ema is not None else G                      # read when drawn: the average's
+    G_ema = lambda: ema.model if ema is not None else None                   # statistics follow its weights
     out, steps, batch_size = Path(config["out"]), config["steps"], config["batch_size"]
     n_critic, n_classes = config.get("n_critic", 1), config.get("n_classes")
     batches = real_batches(dataset.train_images, batch_size, config["seed"], start_step * n_critic,
@@ -104,10 +104,10 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
     z_fixed = backend.to_device(grid_codes(config))
     log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
     if start_step == 0:
-        save_samples(shown, z_fixed, out, 0, writer)
+        save_samples(shown(), z_fixed, out, 0, writer)
         # The initial weights are a good state: a run that diverges or is killed before its
         # first periodic checkpoint can still be resumed or inspected.
-        save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, 0, config, G_ema)
+        save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, 0, config, G_ema())
 
     def to_tensorboard(record):
         if writer is not None:
@@ -126,8 +126,8 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
         real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step, n_critic=n_critic,
         instance_noise=config.get("instance_noise") or 0.0, n_classes=n_classes,
         on_log=to_tensorboard, log_every=config["log_every"],
-        every=[(config["sample_every"], lambda step: save_samples(shown, z_fixed, out, step, writer))],
-        save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema), ema=ema,
+        every=[(config["sample_every"], lambda step: save_samples(shown(), z_fixed, out, step, writer))],
+        save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema()), ema=ema,
         save_every=config["checkpoint_every"], progress=progress)
 
 
