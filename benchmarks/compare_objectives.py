@@ -35,6 +35,7 @@ SETTINGS = {
     "ns + spectral norm": ["--spectral-norm"],
     "ns + label smoothing 0.1": ["--label-smoothing", "0.1"],
     "ns + TTUR (1e-4 / 4e-4)": ["--lr", "1e-4", "--lr-d", "4e-4"],
+    "ns + instance noise 0.1": ["--instance-noise", "0.1"],
 }
 
 

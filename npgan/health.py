@@ -47,9 +47,7 @@ def probe_generator(G, z):
     dead = []
     try:
         if isinstance(G, Sequential):
-            x = z
-            for name, layer in G.named_children():
-                x = layer.forward(x)
+            for name, layer, x in G.named_outputs(z):
                 if isinstance(layer, ReLU):
                     peak = x.max(axis=(0,) + tuple(range(2, x.ndim)))             # per channel
                     dead.append((f"G.{name} (ReLU)", float((peak <= 0).mean()), int(peak.size)))

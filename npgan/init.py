@@ -165,14 +165,14 @@ def kaiming_normal_(p, a=0, mode="fan_in", nonlinearity="leaky_relu"):
 
 # ---- DCGAN ----------------------------------------------------------------------------
 _DCGAN_WEIGHTED = ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Linear")
-_DCGAN_NORM = ("BatchNorm1d", "BatchNorm2d")
+_DCGAN_NORM = ("BatchNorm1d", "BatchNorm2d", "ConditionalBatchNorm")
 
 
 def dcgan_init(model, std=0.02):
     """Radford et al.'s initialisation, in place, over every submodule of ``model``:
 
         Conv2d, ConvTranspose2d, Linear:  weight ~ N(0, std^2), bias = 0
-        BatchNorm1d, BatchNorm2d:         weight ~ N(1, std^2), bias = 0
+        BatchNorm1d, BatchNorm2d, ConditionalBatchNorm: weight ~ N(1, std^2), bias = 0
 
     Layers are recognised by class name (so subclasses and look-alikes with the same name
     count); a missing ``weight`` or ``bias`` (``bias=False``, ``affine=False``) is skipped.

@@ -71,7 +71,7 @@ DEFAULT_STEPS = 2500
 RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "lr_d": None, "beta1": None,
                 "beta2": None, "n_critic": None, "clip": None, "gp_weight": None, "label_smoothing": None,
                 "instance_noise": None, "ema": None, "seed": 0, "backend": "numpy", "spectral_norm": False,
-                "conditional": False}
+                "conditional": False, "conditional_batchnorm": None}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -124,6 +124,9 @@ def build_parser():
                         "label beside z), D is a projection discriminator (Miyato and Koyama 2018); the sample grids "
                         "show one row per class and the evaluation adds the class accuracy; not with wgan-gp or r1; "
                         "default --out runs/<dataset>-<model>-conditional")
+    p.add_argument("--conditional-batchnorm", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --conditional: G's BatchNorms are class-conditional too, a scale and shift per class "
+                        "(de Vries et al. 2017), not only its first layer (default on)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend (default: $NPGAN_BACKEND or numpy)")
@@ -221,6 +224,9 @@ def resolve_config(args, parser):
                for key, default in RUN_DEFAULTS.items()}
         run["backend"] = requested_backend(args)[0]
         run["dataset"] = args.dataset
+        if run["conditional_batchnorm"] and not run["conditional"]:
+            parser.error("--conditional-batchnorm conditions G on the class: it needs --conditional")
+        run["conditional_batchnorm"] = bool(run["conditional"] and run["conditional_batchnorm"] is not False)
     objective_settings(run, parser)
     config = dict(run, out=str(out), data_dir=args.data_dir, z_dim=MODELS[run["model"]].Z_DIM,
                   n_classes=len(class_names(run["dataset"])) if run["conditional"] else None,
@@ -268,6 +274,7 @@ def _merge_resumed(args, saved, parser):
     run = {key: saved.get(key, RUN_DEFAULTS.get(key)) for key in list(RUN_DEFAULTS) + ["dataset"]}
     if "loss" not in saved:                     # trained before objectives were a setting: ns, Adam (0.5, 0.999)
         run.update(beta2=saved.get("beta2", 0.999), n_critic=1)
+    run["conditional_batchnorm"] = bool(saved.get("conditional_batchnorm"))   # G conditioned at its input only before
     for key in run:
         given = getattr(args, key)
         if given is not None and given != run[key]:
@@ -360,7 +367,8 @@ def main(argv=None):
     if config["spectral_norm"]:
         print("critic: its Conv2d and Linear layers spectrally normalised (--spectral-norm)", flush=True)
     if config["n_classes"]:
-        print(f"conditional on {config['n_classes']} classes: G takes [z, onehot(y)], D is a projection "
+        batchnorm = ", its BatchNorms a scale and shift per class" if config.get("conditional_batchnorm") else ""
+        print(f"conditional on {config['n_classes']} classes: G takes [z, onehot(y)]{batchnorm}, D is a projection "
               f"discriminator; the sample grids show one row per class", flush=True)
 
     writer = open_tensorboard(out, start_step) if args.tensorboard else None

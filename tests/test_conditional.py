@@ -12,9 +12,13 @@ from npgan.data import load_dataset
 from npgan.gan import get_objective, gan_step
 from npgan.gan.penalty import gradient_penalty
 from npgan.gan.step import locate_nonfinite
-from npgan.gradcheck import assert_gradients_close, check_layer
-from npgan.layers import Conv2d, Flatten, LeakyReLU, Layer, Linear
-from npgan.models.conditional import ProjectionDiscriminator, class_labels, one_hot, with_labels
+from hypothesis import given, settings, strategies as st
+
+from npgan.gradcheck import assert_gradients_close, check_function, check_layer
+from npgan.layers import (BatchNorm1d, BatchNorm2d, ConditionalBatchNorm, Conv2d, ConvTranspose2d, Flatten, LeakyReLU,
+                          Layer, Linear, ReLU, Sequential, Tanh, Unflatten)
+from npgan.models.conditional import (ConditionalGenerator, ProjectionDiscriminator, class_labels, one_hot,
+                                      with_conditional_batchnorm, with_labels)
 from npgan.optim import Adam
 
 from test_train import quick_classifier, tiny_args  # noqa: F401  (a fixture)
@@ -91,6 +95,110 @@ def test_projection_matches_pytorch():
     for name, p in D.named_parameters():
         np.testing.assert_allclose(backend.asnumpy(p.grad), state[name].grad.numpy(), rtol=1e-10, atol=1e-12,
                                    err_msg=name)
+
+
+# ---- conditional BatchNorm and the generator that feeds it the classes ----------------------
+def conditional_batchnorm_case(n, features, n_classes, pixels, seed):
+    """A float64 ConditionalBatchNorm with random scales and shifts, an input x and soft classes c
+    (the layer is linear in c, so its gradient is checked at any c, not only one-hot rows)."""
+    backend.seed(seed)
+    layer = ConditionalBatchNorm(features, n_classes, dtype=np.float64)
+    layer.weight.data[...] = 1 + 0.5 * backend.rng().standard_normal(layer.weight.shape)
+    layer.bias.data[...] = backend.rng().standard_normal(layer.bias.shape)
+    shape = (n, features) + ((pixels, pixels) if pixels else ())
+    x = 2 + 3 * backend.rng().standard_normal(shape)
+    c = backend.rng().random((n, n_classes))
+    return layer, x, c
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(2, 5), features=st.integers(1, 4), n_classes=st.integers(1, 4),
+       pixels=st.sampled_from([0, 1, 3]), training=st.booleans(), seed=st.integers(0, 2**16))
+def test_conditional_batchnorm_backward_matches_finite_differences(n, features, n_classes, pixels, training, seed):
+    layer, x, c = conditional_batchnorm_case(n, features, n_classes, pixels, seed)
+    layer.running_var[...] = 0.5 + backend.rng().random(features)
+    layer.train(training)
+
+    def forward(x, c, weight, bias):
+        layer.weight.data, layer.bias.data = weight, bias
+        return layer.forward(x, c)
+
+    def backward(dout):
+        layer.zero_grad()
+        dx, dc = layer.backward(dout)
+        return dx, dc, layer.weight.grad.copy(), layer.bias.grad.copy()
+
+    result = check_function(forward, backward, [x, c, layer.weight.data.copy(), layer.bias.data.copy()],
+                            names=["x", "c", "weight", "bias"])
+    assert set(result.errors) == {"x", "c", "weight", "bias"}
+    assert_gradients_close(result, tol=1e-6)
+
+
+@pytest.mark.parametrize("pixels", [0, 3])
+def test_conditional_batchnorm_matches_pytorch(pixels):
+    """Against BatchNorm without affine parameters followed by the class's scale and shift."""
+    torch = pytest.importorskip("torch")
+    layer, x, c = conditional_batchnorm_case(6, 4, 3, pixels, seed=7)
+    c = backend.to_device(one_hot(backend.to_device(np.array([0, 2, 1, 2, 2, 0])), 3, np.float64))
+    dout = backend.rng().standard_normal(x.shape)
+    out = layer.forward(x, c)
+    dx, dc = layer.backward(dout)
+    norm = (torch.nn.BatchNorm1d if pixels == 0 else torch.nn.BatchNorm2d)(4, affine=False).double()
+    tx, tc = (torch.tensor(backend.asnumpy(a), requires_grad=True) for a in (x, c))
+    tw, tb = (torch.tensor(backend.asnumpy(p.data), requires_grad=True) for p in (layer.weight, layer.bias))
+    view = (6, 4) + (1,) * (x.ndim - 2)
+    tout = norm(tx) * (tc @ tw).view(view) + (tc @ tb).view(view)
+    tout.backward(torch.tensor(backend.asnumpy(dout)))
+    for ours, theirs in [(out, tout), (dx, tx.grad), (dc, tc.grad), (layer.weight.grad, tw.grad),
+                         (layer.bias.grad, tb.grad), (layer.running_mean, norm.running_mean),
+                         (layer.running_var, norm.running_var)]:
+        np.testing.assert_allclose(backend.asnumpy(ours), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+    layer.eval(), norm.eval()                                       # the running statistics, per class
+    np.testing.assert_allclose(backend.asnumpy(layer.forward(x, c)),
+                               (norm(tx) * (tc @ tw).view(view) + (tc @ tb).view(view)).detach().numpy(), rtol=1e-10)
+
+
+def test_conditional_batchnorm_refuses_classes_of_the_wrong_shape():
+    layer, x, c = conditional_batchnorm_case(4, 2, 3, 0, seed=0)
+    with pytest.raises(ValueError, match=r"ConditionalBatchNorm: expected classes of shape \(4, 3\)"):
+        layer.forward(x, c[:, :2])
+
+
+def small_conditional_g(n_classes=3, z_dim=4):
+    backend.seed(3)
+    G = Sequential(Linear(z_dim + n_classes, 12), BatchNorm1d(12), ReLU(), Unflatten(1, (3, 2, 2)),
+                   ConvTranspose2d(3, 2, 4, 2, 1), BatchNorm2d(2), Tanh())
+    return with_conditional_batchnorm(G, n_classes).to("float64")
+
+
+def test_conditional_generator_backward_matches_finite_differences():
+    """Every parameter, and the input gradient, whose one-hot columns gather what each
+    ConditionalBatchNorm sends back to the classes."""
+    G = small_conditional_g()
+    assert isinstance(G, ConditionalGenerator) and isinstance(G[1], ConditionalBatchNorm) and isinstance(G[5], ConditionalBatchNorm)
+    x = with_labels(backend.rng().standard_normal((5, 4)), backend.to_device(np.array([0, 2, 1, 2, 0])), 3)
+    result = check_layer(G, x)
+    assert {"input", "0.weight", "1.weight", "1.bias", "5.weight", "4.weight"} <= set(result.errors)
+    assert_gradients_close(result, tol=1e-6)
+
+
+def test_the_class_sets_each_batchnorm_scale_and_shift():
+    """In eval mode one sample's image depends only on its own code and class: another class
+    changes that image and no other, and a step trains the rows of the classes in the batch only."""
+    G = small_conditional_g()
+    z = backend.rng().standard_normal((4, 4))
+    labels = np.array([0, 1, 0, 1])
+    G.eval()
+    out = backend.asnumpy(G.forward(with_labels(z, backend.to_device(labels), 3)))
+    relabelled = backend.asnumpy(G.forward(with_labels(z, backend.to_device(np.array([2, 1, 0, 1])), 3)))
+    assert not np.allclose(out[0], relabelled[0]) and np.array_equal(out[1:], relabelled[1:])
+    G.train()
+    G.zero_grad()
+    G.forward(with_labels(z, backend.to_device(labels), 3))
+    G.backward(backend.rng().standard_normal(out.shape))
+    for k in (1, 5):
+        grad = backend.asnumpy(G[k].weight.grad)
+        assert np.all(np.abs(grad[:2]).sum(axis=1) > 0) and np.all(grad[2] == 0)     # class 2 was not drawn
 
 
 def test_conditional_inputs_and_labels():
@@ -213,6 +321,30 @@ def test_conditional_resume_continues_bitwise(tmp_path):
     a, b = (np.load(p / "checkpoint.npz") for p in (whole, parts))
     weights = [k for k in a.files if not k.startswith("meta")]
     assert weights and all(np.array_equal(a[k], b[k]) for k in weights)
+
+
+def test_conditional_batchnorm_is_recorded_and_resumed_as_trained(tmp_path, capsys):
+    """New conditional runs condition G's BatchNorms; a run trained with G conditioned at its
+    input only (--no-conditional-batchnorm, or a config from before the setting) resumes so."""
+    with_cbn, input_only = tmp_path / "cbn", tmp_path / "input"
+    assert train.main(tiny_args(with_cbn, "--conditional", steps=1)) == 0
+    assert train.main(tiny_args(input_only, "--conditional", "--no-conditional-batchnorm", steps=1)) == 0
+    for run, expected in ((with_cbn, True), (input_only, False)):
+        assert json.loads((run / "config.json").read_text())["conditional_batchnorm"] is expected
+        G = models.load_generator(run)[0]
+        assert isinstance(G, ConditionalGenerator) is expected
+        assert any(isinstance(m, ConditionalBatchNorm) for m in G.modules()) is expected
+    saved = dict(json.loads((input_only / "config.json").read_text()))
+    del saved["conditional_batchnorm"]
+    args = train.build_parser().parse_args(tiny_args(input_only, "--resume"))
+    assert train._merge_resumed(args, saved, train.build_parser())["conditional_batchnorm"] is False
+    with pytest.raises(SystemExit) as exc:
+        train.main(tiny_args(input_only, "--resume", "--conditional-batchnorm", steps=2))
+    assert exc.value.code == 2 and "trained without --conditional-batchnorm" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        train.main(tiny_args(tmp_path / "plain", "--conditional-batchnorm"))
+    assert exc.value.code == 2 and "it needs --conditional" in capsys.readouterr().err
+    assert train.main(tiny_args(input_only, "--resume", steps=2)) == 0
 
 
 def test_evaluation_reports_the_class_accuracy(conditional_run, quick_classifier, capsys):

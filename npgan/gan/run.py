@@ -64,11 +64,14 @@ def build_training(config, ckpt=None, build=build_models):
     ``build(name) -> (G, D)`` makes the networks; for an objective with a gradient penalty
     (``critic_batchnorm`` False) it is called as ``build(name, critic_batchnorm=False)``, and for
     ``config['spectral_norm']`` with ``spectral_norm=True``, for a conditional GAN
-    (``config['n_classes']``) with ``n_classes`` (each keyword passed only then)."""
+    (``config['n_classes']``) with ``n_classes`` and, for ``config['conditional_batchnorm']``,
+    ``conditional_batchnorm=True`` (each keyword passed only then)."""
     backend.seed(config["seed"])
     options = {"spectral_norm": True} if config.get("spectral_norm") else {}
     if config.get("n_classes"):
         options["n_classes"] = config["n_classes"]
+        if config.get("conditional_batchnorm"):
+            options["conditional_batchnorm"] = True
     if OBJECTIVES[config.get("loss", "ns")].critic_batchnorm:
         G, D = build(config["model"], **options)
     else:                                                                   # a gradient penalty: no BatchNorm in D

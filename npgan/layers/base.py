@@ -303,6 +303,12 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
+    def named_outputs(self, x):
+        """(name, layer, output) for each layer in order: the forward pass step by step."""
+        for name, layer in self.named_children():
+            x = layer.forward(x)
+            yield name, layer, x
+
     def backward(self, dout):
         for layer in reversed(self.layers):
             dout = layer.backward(dout)

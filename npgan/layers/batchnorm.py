@@ -67,3 +67,60 @@ class BatchNorm1d(_BatchNorm):
 class BatchNorm2d(_BatchNorm):
     """Batch normalisation over (N, C, H, W) inputs, statistics per channel. Shape: output as input."""
     _ndims = (4,)
+
+
+class ConditionalBatchNorm(_BatchNorm):
+    """Class-conditional batch normalisation (de Vries et al. 2017; the generator of Miyato and
+    Koyama 2018): the statistics are shared, the scale and shift are chosen by the class::
+
+        y = (c @ weight) * xhat + (c @ bias),      xhat = (x - E[x]) / sqrt(Var[x] + eps)
+
+    with c the (N, K) one-hot rows of the classes (any real weights work: the layer is linear
+    in c), ``weight`` and ``bias`` (K, C), one row per class, initialised 1 and 0. A two-input
+    layer: ``forward(x, c)``, and ``backward(dout)`` returns ``(dx, dc)``; a container
+    (``npgan.models.conditional.ConditionalGenerator``) hands it the classes. Backward, with
+    gamma = c @ weight and the sums over the spatial axes::
+
+        dweight = c.T @ sum(dout * xhat)      dbias = c.T @ sum(dout)
+        dc = sum(dout * xhat) @ weight.T + sum(dout) @ bias.T
+        dx = BatchNorm's backward (no affine) of dout * gamma
+
+    Shape: x (N, C) or (N, C, H, W), c (N, K) -> (N, C) or (N, C, H, W).
+    """
+    _ndims = (2, 4)
+
+    def __init__(self, num_features, n_classes, eps=1e-5, momentum=0.1, dtype=None):
+        super().__init__(num_features, eps, momentum, affine=False, dtype=dtype)
+        (self.n_classes,) = check_channels(self, n_classes)
+        dtype = dtype or backend.DEFAULT_DTYPE
+        self.weight = constant_parameter((n_classes, num_features), 1.0, dtype)
+        self.bias = constant_parameter((n_classes, num_features), 0.0, dtype)
+
+    def forward(self, x, c):
+        if x.ndim not in self._ndims:
+            raise ValueError(f"ConditionalBatchNorm: expected a 2-D or 4-D input, got shape {tuple(x.shape)}")
+        check_input(self, x, x.ndim, self.num_features)
+        if getattr(c, "shape", None) != (x.shape[0], self.n_classes):
+            raise ValueError(f"ConditionalBatchNorm: expected classes of shape ({x.shape[0]}, {self.n_classes}) "
+                             f"for input {tuple(x.shape)}, got {getattr(c, 'shape', type(c).__name__)}")
+        use_batch_stats = self.training or self.running_mean is None
+        xhat, norm_cache = F.batchnorm_forward(x, None, None, self.running_mean, self.running_var,
+                                               use_batch_stats, self.momentum, self.eps)
+        shape = x.shape[:2] + (1,) * (x.ndim - 2)                             # (N, C) over the pixels
+        gamma = (c @ self.weight.data).reshape(shape)
+        self.cache = (xhat, c, gamma, norm_cache)
+        return xhat * gamma + (c @ self.bias.data).reshape(shape)
+
+    def backward(self, dout):
+        xhat, c, gamma, norm_cache = self.cache
+        pixels = tuple(range(2, dout.ndim))
+        dgamma = (dout * xhat).sum(axis=pixels)                               # (N, C)
+        dbeta = dout.sum(axis=pixels)
+        self.weight.accumulate(c.T @ dgamma)
+        self.bias.accumulate(c.T @ dbeta)
+        dc = dgamma @ self.weight.data.T + dbeta @ self.bias.data.T           # (N, K)
+        dx = F.batchnorm_backward(dout * gamma, norm_cache)[0]
+        return dx, dc
+
+    def extra_repr(self):
+        return f"{self.num_features}, n_classes={self.n_classes}, eps={self.eps}, momentum={self.momentum}"

@@ -11,33 +11,36 @@ from pathlib import Path
 
 from ..checkpoint import load_generator_state
 from . import dcgan, mlp_gan
-from .conditional import ProjectionDiscriminator
+from .conditional import ProjectionDiscriminator, with_conditional_batchnorm
 
 MODELS = {"dcgan": dcgan, "mlp": mlp_gan}
 
 
-def build_models(name, critic_batchnorm=True, spectral_norm=False, n_classes=None):
+def build_models(name, critic_batchnorm=True, spectral_norm=False, n_classes=None, conditional_batchnorm=False):
     """``(G, D)`` of the named architecture (``'dcgan'`` or ``'mlp'``), freshly initialised
     from the backend's random generator. ``critic_batchnorm=False``: D without BatchNorm (for a
     gradient penalty, which is per sample; the mlp D has none anyway). ``spectral_norm=True``:
     D's Conv2d and Linear layers wrapped in ``SpectralNorm`` (Miyato et al. 2018).
     ``n_classes``: a class-conditional pair (:mod:`npgan.models.conditional`): G takes
-    ``[z, onehot(y)]``, D is ``ProjectionDiscriminator`` of the same layers, called ``D(x, y)``."""
+    ``[z, onehot(y)]``, D is ``ProjectionDiscriminator`` of the same layers, called ``D(x, y)``;
+    with ``conditional_batchnorm`` G's BatchNorms take the class too (``ConditionalGenerator``)."""
     module = MODELS[name]
     options = {"spectral_norm": True} if spectral_norm else {}
     if not critic_batchnorm and module is not mlp_gan:
         options["batchnorm"] = False
-    G = generator(name, n_classes)
+    G = generator(name, n_classes, conditional_batchnorm)
     D = module.Discriminator(**options)
     if n_classes:
         D = ProjectionDiscriminator(*D.layers, n_classes=n_classes)
     return G, D
 
 
-def generator(name, n_classes=None):
-    """A fresh generator of the named architecture; conditional on ``n_classes`` classes."""
+def generator(name, n_classes=None, conditional_batchnorm=False):
+    """A fresh generator of the named architecture; conditional on ``n_classes`` classes, its
+    BatchNorms too with ``conditional_batchnorm``."""
     module = MODELS[name]
-    return module.Generator(z_dim=module.Z_DIM + (n_classes or 0))
+    G = module.Generator(z_dim=module.Z_DIM + (n_classes or 0))
+    return with_conditional_batchnorm(G, n_classes) if n_classes and conditional_batchnorm else G
 
 
 def critic_description(name, critic_batchnorm=True):
@@ -60,7 +63,7 @@ def load_generator(run_dir, averaged=True):
     state, config, step = load_generator_state(path, averaged)
     if config.get("model") not in MODELS:
         raise ValueError(f"{path}: unknown model {config.get('model')!r} (expected one of {', '.join(MODELS)})")
-    G = generator(config["model"], config.get("n_classes"))
+    G = generator(config["model"], config.get("n_classes"), config.get("conditional_batchnorm", False))
     try:
         G.load_state_dict(state)
     except (KeyError, ValueError) as err:

@@ -4,6 +4,9 @@ class an image claims to be.
 G takes the one-hot label beside the noise, ``G([z, onehot(y)])``: its first layer (a Linear)
 then adds ``W_y``, one learned column per class, to what z makes of its first features, which
 is a label embedding concatenated to z (Mirza and Osindero 2014), without a separate layer.
+``ConditionalGenerator`` also hands the one-hot label to every BatchNorm, made class-conditional
+(``ConditionalBatchNorm``: a scale and shift per class), so the class steers every layer
+rather than the first only.
 
 D is a projection discriminator (Miyato and Koyama 2018): the features phi(x) of the ordinary
 discriminator's body, its last Linear psi, and one learned vector e_y per class::
@@ -14,8 +17,8 @@ so D scores how real x looks *and* how well it matches class y. The labels of a 
 integers in 0..K-1 on the device.
 """
 from .. import backend
-from ..init import normal_
-from ..layers import Parameter, Sequential
+from ..init import dcgan_init, normal_
+from ..layers import BatchNorm1d, BatchNorm2d, ConditionalBatchNorm, Parameter, Sequential
 
 
 def one_hot(labels, n_classes, dtype):
@@ -34,6 +37,59 @@ def class_labels(n, n_classes):
     """``n`` labels cycling 0, 1, ..., K-1, 0, 1, ... (host int64): equal classes, in order."""
     import numpy as np
     return np.arange(n, dtype=np.int64) % n_classes
+
+
+class ConditionalGenerator(Sequential):
+    """A generator whose ``ConditionalBatchNorm`` layers take the classes from its input, the
+    last ``n_classes`` columns of ``[z, onehot(y)]``; its other layers see only what the layer
+    before them made, as in ``Sequential``. Backward adds each ConditionalBatchNorm's gradient
+    with respect to the one-hot columns to the input gradient.
+
+    Shape: (N, z_dim + n_classes) -> G's output.
+    """
+
+    def __init__(self, *layers, n_classes):
+        super().__init__(*layers)
+        self.n_classes = n_classes
+
+    def named_outputs(self, x):
+        c = x[:, -self.n_classes:]
+        for name, layer in self.named_children():
+            x = layer.forward(x, c) if isinstance(layer, ConditionalBatchNorm) else layer.forward(x)
+            yield name, layer, x
+
+    def forward(self, x):
+        for _, _, x in self.named_outputs(x):
+            pass
+        return x
+
+    def backward(self, dout):
+        dc = 0
+        for layer in reversed(self.layers):
+            if isinstance(layer, ConditionalBatchNorm):
+                dout, dc_layer = layer.backward(dout)
+                dc = dc + dc_layer
+            else:
+                dout = layer.backward(dout)
+        if not self._needs_input_grad:
+            return None
+        xp = backend.get_array_module(dout)
+        return xp.concatenate([dout[:, :-self.n_classes], dout[:, -self.n_classes:] + dc], axis=1)
+
+    def extra_repr(self):
+        return f"n_classes={self.n_classes}"
+
+
+def with_conditional_batchnorm(G, n_classes):
+    """``ConditionalGenerator`` of G's layers (a Sequential taking ``[z, onehot(y)]``), each
+    BatchNorm1d/2d replaced by a ``ConditionalBatchNorm`` of as many features, initialised as
+    DCGAN's BatchNorm (scales N(1, 0.02), shifts 0)."""
+    def conditional(layer):
+        if not isinstance(layer, (BatchNorm1d, BatchNorm2d)):
+            return layer
+        dtype = layer.running_mean.dtype if layer.running_mean is not None else None
+        return dcgan_init(ConditionalBatchNorm(layer.num_features, n_classes, layer.eps, layer.momentum, dtype=dtype))
+    return ConditionalGenerator(*map(conditional, G.layers), n_classes=n_classes)
 
 
 class ProjectionDiscriminator(Sequential):
