@@ -35,7 +35,7 @@ DEFAULT_OUT = "runs/mnist-mnistm-cyclegan"
 DOMAINS = ("mnist", "mnistm")
 DIRECTIONS = {"a2b": ("G_ab", 1, 3), "b2a": ("G_ba", 3, 1)}       # generator, channels in, channels out
 # train settings --resume takes from the checkpoint (an explicitly different value is an error)
-RUN_SETTINGS = ("batch_size", "width", "blocks", "d_width", "lr", "lambda_cycle", "identity", "identity_ab", "pool_size",
+RUN_SETTINGS = ("batch_size", "width", "blocks", "d_width", "lr", "lambda_cycle", "identity", "identity_ab", "cycle_b", "pool_size",
                 "seed")
 
 
@@ -56,6 +56,8 @@ def build_parser():
     t.add_argument("--lr", type=float, help="Adam learning rate of all networks, decayed linearly to 0 over "
                                             "the second half (default 2e-4)")
     t.add_argument("--lambda-cycle", type=float, help="weight of the cycle-consistency L1 (default 10)")
+    t.add_argument("--cycle-b", type=float, help="weight of the B -> A -> B cycle term as a fraction of --lambda-cycle "
+                   "(default 1: both cycles weigh lambda)")
     t.add_argument("--identity", type=float, help="weight of the identity L1 as a fraction of --lambda-cycle "
                                                   "(default 0.5; 0 turns it off)")
     t.add_argument("--identity-ab", action="store_const", const=True, default=None,
@@ -102,7 +104,8 @@ def check_train_args(args, parser):
                              ("--log-every", args.log_every, 1)):
         if value is not None and value < low:
             parser.error(f"{flag} must be an integer >= {low}, got {value}")
-    for flag, value in (("--lr", args.lr), ("--lambda-cycle", args.lambda_cycle), ("--identity", args.identity)):
+    for flag, value in (("--lr", args.lr), ("--lambda-cycle", args.lambda_cycle), ("--identity", args.identity),
+                        ("--cycle-b", args.cycle_b)):
         if value is not None and not (math.isfinite(value) and (value > 0 if flag == "--lr" else value >= 0)):
             parser.error(f"{flag} must be a {'positive' if flag == '--lr' else 'non-negative'} number, got {value}")
 
@@ -120,7 +123,7 @@ def resolve_config(args, parser):
             ckpt = load_cycle_checkpoint(out / "checkpoint.npz")
         except ValueError as err:
             parser.error(f"--resume: {err}")
-        config = dict(ckpt["config"])
+        config = {"cycle_b": 1.0, **ckpt["config"]}          # runs saved before --cycle-b weighed both cycles alike
         for key, value in given.items():
             if value is not None and value != config[key]:
                 parser.error(f"--resume: the run was trained with --{key.replace('_', '-')} {config[key]}, not "

@@ -137,8 +137,8 @@ def test_one_step_changes_all_four_networks_and_is_finite():
         assert all(moved), f"{k}: parameters {np.flatnonzero(~np.array(moved))} did not move"
 
 
-@pytest.mark.parametrize("identity_ab", [False, True])
-def test_generator_gradient_matches_central_differences(identity_ab):
+@pytest.mark.parametrize("identity_ab, cycle_b", [(False, 1.0), (True, 1.0), (False, 0.3)])
+def test_generator_gradient_matches_central_differences(identity_ab, cycle_b):
     """dL_G/dtheta of a few entries of each generator's parameters, in float64."""
     nets, objective = tiny_nets("float64"), get_objective("lsgan")
     a, b = batches(dtype=np.float64)
@@ -146,7 +146,7 @@ def test_generator_gradient_matches_central_differences(identity_ab):
     def loss():
         for m in nets.values():
             m.zero_grad()
-        return float(generator_pass(nets, objective, a, b, identity_ab=identity_ab)[0]["loss_G"])
+        return float(generator_pass(nets, objective, a, b, identity_ab=identity_ab, cycle_b=cycle_b)[0]["loss_G"])
 
     loss()
     rng = np.random.default_rng(0)
@@ -166,6 +166,26 @@ def test_generator_gradient_matches_central_differences(identity_ab):
                 assert abs(numeric - analytic[idx]) <= 1e-4 * max(1.0, abs(numeric)), (name, idx, numeric, analytic[idx])
     for name in ("D_a", "D_b"):                                                # frozen during the G update
         assert all(float(abs(p.grad).max()) == 0 for p in nets[name].parameters())
+
+
+def test_the_b_cycle_weight_scales_that_term_only():
+    """L_G and its gradients are linear in k_b: k_b = 0.25 lies a quarter of the way from
+    k_b = 0 to k_b = 1, and the cycle error reported is the unweighted L1 each time."""
+    nets, objective = tiny_nets("float64"), get_objective("lsgan")
+    a, b = batches(dtype=np.float64)
+    results = {}
+    for k in (0.0, 1.0, 0.25):
+        for m in nets.values():
+            m.zero_grad()
+        terms = generator_pass(nets, objective, a, b, cycle_b=k)[0]
+        results[k] = (float(terms["loss_G"]), float(terms["cycle_b"]),
+                      [backend.asnumpy(p.grad).copy() for p in nets["G_ab"].parameters() + nets["G_ba"].parameters()])
+    (l0, c0, g0), (l1, c1, g1), (lq, cq, gq) = results[0.0], results[1.0], results[0.25]
+    assert c0 == c1 == cq > 0 and l1 - l0 == pytest.approx(10 * c1, rel=1e-12)
+    assert lq == pytest.approx(0.75 * l0 + 0.25 * l1, rel=1e-12)
+    assert any(not np.allclose(x, y) for x, y in zip(g0, g1))
+    for x, y, q in zip(g0, g1, gq):
+        np.testing.assert_allclose(q, 0.75 * x + 0.25 * y, rtol=1e-9, atol=1e-12)
 
 
 # ---- the image pool and the schedule --------------------------------------------------------------

@@ -5,9 +5,10 @@ of A?) and D_b. One training step, top to bottom (a: a batch of A, b: a batch of
 
     (1) Generators, updated together (D_a, D_b frozen), minimising
         L_G =   MSE(D_b(G_ab(a)), 1) + MSE(D_a(G_ba(b)), 1)                  LSGAN, adversarial
-              + lambda     * ( |G_ba(G_ab(a)) - a| + |G_ab(G_ba(b)) - b| )    cycle consistency (L1)
-              + lambda_idt * |G_ba(to_b(a)) - a|                                identity (L1)
-        with lambda = 10 and lambda_idt = 0.5 lambda. The identity term asks a generator to
+              + lambda     * ( |G_ba(G_ab(a)) - a| + k_b |G_ab(G_ba(b)) - b| )    cycle consistency (L1)
+              + lambda_idt * |G_ba(to_b(a)) - a|                                   identity (L1)
+        with lambda = 10, lambda_idt = 0.5 lambda and k_b = 1 (``cycle_b``: a smaller weight on
+        the B -> A -> B cycle, which asks G_ba to hide B's background in an MNIST digit). The identity term asks a generator to
         leave an image of its target domain alone. A and B have different channel counts here,
         so the image is first given the generator's input channels (``match_channels``): an
         MNIST digit repeated into 3 channels is a valid input of G_ba and should come out as
@@ -127,7 +128,7 @@ def l1(pred, target, weight):
 
 # ---- one step --------------------------------------------------------------------------------
 def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAMBDA_CYCLE, identity=IDENTITY,
-                   identity_ab=False):
+                   identity_ab=False, cycle_b=1.0):
     """L_G of the module docstring, with its gradients added into both generators' ``p.grad``
     (D_a and D_b frozen: they pass gradients through without computing their own).
 
@@ -135,6 +136,7 @@ def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAM
         pools: {'a', 'b'} ImagePools, each queried with the new fakes before the generator that made
             them runs again; None skips them (a gradient check).
         identity_ab: also the identity term of G_ab, |G_ab(to_a(b)) - b| (see the module docstring).
+        cycle_b: the weight of the B -> A -> B cycle term as a fraction of ``lambda_cycle``.
     Returns:
         (terms {name: 0-d}: loss_G, adv_ab, adv_ba, cycle_a, cycle_b, idt_a, idt_b (see ``cycle_step``),
         the pooled fakes {'a': (N, C_a, H, W), 'b': (N, C_b, H, W)} or None).
@@ -156,7 +158,7 @@ def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAM
         # B -> A -> B
         fake_a = G_ba.forward(real_b)
         rec_b = G_ab.forward(fake_a)
-        cycle_b, drec_b = l1(rec_b, real_b, lam)
+        cycle_b_l1, drec_b = l1(rec_b, real_b, lam * cycle_b)
         dfake_a = G_ab.backward(drec_b)
         adv_ba, dfake_a_adv = generator_loss(D_a, objective, fake_a, weight=ADV_WEIGHT)
         if pools is not None:
@@ -173,21 +175,22 @@ def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAM
                     idt_b, didt_b = l1(G_ab.forward(match_channels(real_b, real_a.shape[1])), real_b, lam_idt)
                     G_ab.backward(didt_b)
     adv_ab, adv_ba = ADV_WEIGHT * adv_ab, ADV_WEIGHT * adv_ba                       # reported as MSE
-    loss_G = adv_ab + adv_ba + lam * (cycle_a + cycle_b) + lam_idt * (idt_a + idt_b)
-    terms = {"loss_G": loss_G, "adv_ab": adv_ab, "adv_ba": adv_ba, "cycle_a": cycle_a, "cycle_b": cycle_b,
+    loss_G = adv_ab + adv_ba + lam * (cycle_a + cycle_b * cycle_b_l1) + lam_idt * (idt_a + idt_b)
+    terms = {"loss_G": loss_G, "adv_ab": adv_ab, "adv_ba": adv_ba, "cycle_a": cycle_a, "cycle_b": cycle_b_l1,
              "idt_a": idt_a, "idt_b": idt_b if identity_ab else None}
     return terms, (pooled or None)
 
 
 def cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, real_a, real_b, pools, lambda_cycle=LAMBDA_CYCLE,
-               identity=IDENTITY, check=False, identity_ab=False):
+               identity=IDENTITY, check=False, identity_ab=False, cycle_b=1.0):
     """One CycleGAN step (see the module docstring): both generators, then D_a and D_b.
 
     Args:
         nets: {'G_ab', 'G_ba', 'D_a', 'D_b'}; opt_G: Adam over both generators' parameters.
         objective: the adversarial objective (LSGAN); real_a, real_b: (N, C_a, H, W), (N, C_b, H, W)
             batches in [-1, 1] on the device; pools: {'a': ImagePool, 'b': ImagePool}.
-        lambda_cycle, identity: lambda and lambda_idt / lambda; identity_ab: G_ab's identity term too.
+        lambda_cycle, identity: lambda and lambda_idt / lambda; identity_ab: G_ab's identity term too;
+        cycle_b: k_b, the B -> A -> B cycle's weight as a fraction of lambda.
         check: the NaN guard before each update (``npgan.gan.step``).
     Returns:
         {name: 0-d device array}: loss_G, its terms (adv_ab: G_ab's adversarial MSE, adv_ba, cycle_a:
@@ -196,7 +199,7 @@ def cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, real_a, real_b, pools, 
     """
     # (1) both generators, one update
     opt_G.zero_grad()
-    stats, pooled = generator_pass(nets, objective, real_a, real_b, pools, lambda_cycle, identity, identity_ab)
+    stats, pooled = generator_pass(nets, objective, real_a, real_b, pools, lambda_cycle, identity, identity_ab, cycle_b)
     if check:
         require_finite("G_ab", stats["loss_G"], nets["G_ab"])
         require_finite("G_ba", stats["loss_G"], nets["G_ba"])
@@ -209,8 +212,8 @@ def cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, real_a, real_b, pools, 
 
 # ---- the recipe ------------------------------------------------------------------------------
 def fit_cyclegan(nets, opt_G, opt_D_a, opt_D_b, next_a, next_b, steps, log, *, pools, start_step=0,
-                 lambda_cycle=LAMBDA_CYCLE, identity=IDENTITY, identity_ab=False, lr=LR, decay_start=None,
-                 **loop_options):
+                 lambda_cycle=LAMBDA_CYCLE, identity=IDENTITY, identity_ab=False, cycle_b=1.0, lr=LR,
+                 decay_start=None, **loop_options):
     """The CycleGAN recipe: ``cycle_step`` on ``next_a()``, ``next_b()`` at every step, the learning
     rate of all three optimizers set from ``lr_factor`` first. Returns the last completed step.
 
@@ -225,7 +228,7 @@ def fit_cyclegan(nets, opt_G, opt_D_a, opt_D_b, next_a, next_b, steps, log, *, p
         for opt in optimizers:
             opt.lr = lr * lr_factor(step, steps, decay_start)
         return cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, next_a(), next_b(), pools,
-                          lambda_cycle, identity, check, identity_ab)
+                          lambda_cycle, identity, check, identity_ab, cycle_b)
 
     def add_lr(record):
         record["lr"] = float(f"{opt_G.lr:.4g}")

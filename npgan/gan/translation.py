@@ -76,7 +76,7 @@ def default_config(**settings):
     """A run's settings: the defaults below with ``settings`` (those given as None ignored)."""
     config = {"model": MODEL, "domains": ["mnist", "mnistm"], "steps": 3000, "batch_size": 8, "width": 16,
               "blocks": 3, "d_width": 32, "lr": 2e-4, "beta1": BETAS[0], "beta2": BETAS[1], "lambda_cycle": 10.0,
-              "identity": 0.5, "identity_ab": False, "pool_size": 50, "decay_start": None, "seed": 0, "backend": "numpy"}
+              "identity": 0.5, "identity_ab": False, "cycle_b": 1.0, "pool_size": 50, "decay_start": None, "seed": 0, "backend": "numpy"}
     config.update({k: v for k, v in settings.items() if v is not None})
     if config["decay_start"] is None:
         config["decay_start"] = config["steps"] // 2
@@ -187,7 +187,8 @@ def train_cycle_run(config, data, nets, opts, pools, start_step, progress=True):
         lambda: backend.to_device(scale_images(next(a_batches))),                   # (B, 1, 28, 28) in [-1, 1]
         lambda: backend.to_device(scale_images(next(b_batches))),                   # (B, 3, 28, 28)
         steps, log, pools=pools, start_step=start_step, lambda_cycle=config["lambda_cycle"],
-        identity=config["identity"], identity_ab=config.get("identity_ab", False), lr=config["lr"], decay_start=config["decay_start"],
+        identity=config["identity"], identity_ab=config.get("identity_ab", False),
+        cycle_b=config.get("cycle_b", 1.0), lr=config["lr"], decay_start=config["decay_start"],
         log_every=config["log_every"], every=[(config["sample_every"], samples)], save=save,
         save_every=config["checkpoint_every"], progress=progress, print_every=10, desc="CycleGAN")
 
