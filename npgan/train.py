@@ -71,7 +71,7 @@ DEFAULT_STEPS = 2500
 RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "lr_d": None, "beta1": None,
                 "beta2": None, "n_critic": None, "clip": None, "gp_weight": None, "label_smoothing": None,
                 "instance_noise": None, "ema": None, "seed": 0, "backend": "numpy", "spectral_norm": False,
-                "conditional": False, "conditional_batchnorm": None}
+                "conditional": False, "conditional_batchnorm": None, "mismatch_weight": None}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -127,6 +127,9 @@ def build_parser():
     p.add_argument("--conditional-batchnorm", action=argparse.BooleanOptionalAction, default=None,
                    help="with --conditional: G's BatchNorms are class-conditional too, a scale and shift per class "
                         "(de Vries et al. 2017), not only its first layer (default on)")
+    p.add_argument("--mismatch-weight", type=float, default=None,
+                   help="with --conditional: D also learns that a real image shown with a wrong class is fake "
+                        "(Reed et al.'s matching-aware discriminator), this weight on that term (default off)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend (default: $NPGAN_BACKEND or numpy)")
@@ -184,6 +187,8 @@ def check_args(args, parser):
         parser.error(f"--ema must be a decay in (0, 1), e.g. 0.999, got {args.ema}")
     if args.instance_noise is not None and not (args.instance_noise >= 0 and math.isfinite(args.instance_noise)):
         parser.error(f"--instance-noise must be a non-negative number, got {args.instance_noise}")
+    if args.mismatch_weight is not None and not (args.mismatch_weight >= 0 and math.isfinite(args.mismatch_weight)):
+        parser.error(f"--mismatch-weight must be a non-negative number, got {args.mismatch_weight}")
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
 
@@ -224,8 +229,9 @@ def resolve_config(args, parser):
                for key, default in RUN_DEFAULTS.items()}
         run["backend"] = requested_backend(args)[0]
         run["dataset"] = args.dataset
-        if run["conditional_batchnorm"] and not run["conditional"]:
-            parser.error("--conditional-batchnorm conditions G on the class: it needs --conditional")
+        for flag, key in (("--conditional-batchnorm", "conditional_batchnorm"), ("--mismatch-weight", "mismatch_weight")):
+            if run[key] and not run["conditional"]:
+                parser.error(f"{flag} is a setting of a class-conditional GAN: it needs --conditional")
         run["conditional_batchnorm"] = bool(run["conditional"] and run["conditional_batchnorm"] is not False)
     objective_settings(run, parser)
     config = dict(run, out=str(out), data_dir=args.data_dir, z_dim=MODELS[run["model"]].Z_DIM,

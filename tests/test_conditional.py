@@ -11,7 +11,7 @@ from npgan import backend, metrics, models, sample, train
 from npgan.data import load_dataset
 from npgan.gan import get_objective, gan_step
 from npgan.gan.penalty import gradient_penalty
-from npgan.gan.step import locate_nonfinite
+from npgan.gan.step import locate_nonfinite, mismatch_loss
 from hypothesis import given, settings, strategies as st
 
 from npgan.gradcheck import assert_gradients_close, check_function, check_layer
@@ -230,6 +230,58 @@ def test_conditional_step_trains_every_parameter_and_uses_the_labels():
     np.testing.assert_array_equal(moved, np.arange(10) < 8)
 
 
+def test_the_mismatch_term_is_the_fake_loss_of_real_images_with_wrong_classes():
+    """Its value and parameter gradients against central differences of
+    weight * objective.discriminator_fake(D(real, wrong)), in float64."""
+    backend.seed(4)
+    D = small_projection_d().to("float64")
+    objective = get_objective("ns")
+    real = backend.rng().standard_normal((5, 2, 8, 8))
+    wrong = backend.to_device(np.array([1, 0, 2, 0, 1]))
+
+    def loss():
+        return float(0.7 * objective.discriminator_fake(D.forward(real, wrong))[0])
+
+    D.zero_grad()
+    value = mismatch_loss(D, objective, real, lambda x: D.forward(x, wrong), 0.7)
+    assert float(value) == pytest.approx(loss(), rel=1e-12)
+    rng = np.random.default_rng(0)
+    for name, p in D.named_parameters():
+        analytic = backend.asnumpy(p.grad).copy()
+        for flat in rng.choice(p.data.size, min(3, p.data.size), replace=False):
+            idx = np.unravel_index(flat, p.data.shape)
+            old = float(p.data[idx])
+            p.data[idx] = old + 1e-6
+            up = loss()
+            p.data[idx] = old - 1e-6
+            down = loss()
+            p.data[idx] = old
+            assert (up - down) / 2e-6 == pytest.approx(analytic[idx], rel=1e-5, abs=1e-9), (name, idx)
+    # Only the rows of the wrong classes shown move in the embedding.
+    assert np.all(backend.asnumpy(D.embedding.grad)[[0, 1, 2]].any(axis=1))
+
+
+def test_the_training_loop_shows_d_each_real_image_with_another_class(monkeypatch):
+    from npgan.gan import loop
+    seen = []
+
+    def record(G, D, opt_G, opt_D, objective, real, z, check, noise_std, labels, wrong_labels, mismatch_weight):
+        seen.append((backend.asnumpy(labels), backend.asnumpy(wrong_labels), mismatch_weight))
+        return {"loss_D": 0.0, "loss_G": 0.0, "D_x": 0.5, "D_G_z": 0.5}
+
+    monkeypatch.setattr(loop, "gan_step", record)
+    monkeypatch.setattr(loop.health, "check", lambda *args, **kwargs: {})     # no G to probe here
+    batches = iter([(backend.to_device(np.zeros((64, 1, 2, 2), np.float32)),
+                     backend.to_device(np.arange(64) % 3)) for _ in range(3)])
+    loop.fit_gan(None, None, None, None, get_objective("ns"), lambda: next(batches), 3, loop.MetricsLog(None),
+                 z_dim=2, batch_size=64, z_fixed=None, real_spread=1.0, n_classes=3, mismatch_weight=0.5,
+                 log_every=100, progress=False)
+    assert len(seen) == 3
+    for labels, wrong, weight in seen:
+        assert weight == 0.5 and np.all(wrong != labels) and np.all((0 <= wrong) & (wrong < 3))
+    assert len({tuple(w) for _, w, _ in seen}) == 3                 # drawn afresh at each step
+
+
 def test_a_nan_class_embedding_is_named_by_the_guard():
     backend.seed(4)
     G, D = models.build_models("dcgan", n_classes=10)
@@ -341,9 +393,14 @@ def test_conditional_batchnorm_is_recorded_and_resumed_as_trained(tmp_path, caps
     with pytest.raises(SystemExit) as exc:
         train.main(tiny_args(input_only, "--resume", "--conditional-batchnorm", steps=2))
     assert exc.value.code == 2 and "trained without --conditional-batchnorm" in capsys.readouterr().err
+    for flag in (["--conditional-batchnorm"], ["--mismatch-weight", "0.5"]):
+        with pytest.raises(SystemExit) as exc:
+            train.main(tiny_args(tmp_path / "plain", *flag))
+        assert exc.value.code == 2 and f"{flag[0]} is a setting of a class-conditional GAN" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        train.main(tiny_args(tmp_path / "plain", "--conditional-batchnorm"))
-    assert exc.value.code == 2 and "it needs --conditional" in capsys.readouterr().err
+        train.main(tiny_args(tmp_path / "plain", "--conditional", "--mismatch-weight", "-1"))
+    assert exc.value.code == 2 and "--mismatch-weight must be a non-negative number" in capsys.readouterr().err
+    assert not (tmp_path / "plain").exists()
     assert train.main(tiny_args(input_only, "--resume", steps=2)) == 0
 
 

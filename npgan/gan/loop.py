@@ -162,7 +162,8 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
 
 
 def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batch_size, z_fixed, real_spread,
-            start_step=0, n_critic=1, instance_noise=0.0, ema=None, n_classes=None, on_log=None, **loop_options):
+            start_step=0, n_critic=1, instance_noise=0.0, ema=None, n_classes=None, mismatch_weight=0.0, on_log=None,
+            **loop_options):
     """The GAN recipe: ``gan_step`` on ``next_real()`` and fresh noise at every step (after
     ``n_critic - 1`` extra D updates, each on its own batch), with npgan.health's checks at
     every log point. Returns the last completed step.
@@ -176,24 +177,31 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
         ema: a ``npgan.gan.ema.WeightAverage`` of G, updated after every generator update.
         n_classes: a class-conditional GAN (npgan.models.conditional): ``next_real()`` returns
             (images, labels (batch_size,) on the device) and G draws the same labels.
+        mismatch_weight: with ``n_classes``, D also sees each real batch with wrong classes (each
+            drawn uniformly from the other classes) as fakes, this weight on that term
+            (``npgan.gan.step.mismatch_loss``; 0: off).
         on_log(record): called after the health checks (e.g. TensorBoard).
         loop_options: passed to :func:`train_loop` (log_every, every, save, save_every, progress, desc).
     """
     def batch():
-        """(real, z, labels): a real batch and G's input (noise, with the batch's labels one-hot)."""
+        """(real, z, labels, wrong): a real batch, G's input (noise, with the batch's labels one-hot)
+        and the wrong classes D sees the real batch with (None when not used)."""
         z = backend.rng().standard_normal((batch_size, z_dim), dtype=np.float32)
         if not n_classes:
-            return next_real(), z, None
+            return next_real(), z, None, None
         real, labels = next_real()
-        return real, with_labels(z, labels, n_classes), labels
+        wrong = (labels + backend.rng().integers(1, n_classes, size=labels.shape)) % n_classes if mismatch_weight else None
+        return real, with_labels(z, labels, n_classes), labels, wrong
 
     def one_step(step, check):
         std = instance_noise * (1 - (step - 1) / steps)                     # linear annealing to 0
         for _ in range(n_critic - 1):                                       # the extra critic updates
-            real, z, labels = batch()
-            critic_step(G, D, opt_D, objective, real, z, check, noise_std=std, labels=labels)
-        real, z, labels = batch()
-        stats = gan_step(G, D, opt_G, opt_D, objective, real, z, check, noise_std=std, labels=labels)
+            real, z, labels, wrong = batch()
+            critic_step(G, D, opt_D, objective, real, z, check, noise_std=std, labels=labels, wrong_labels=wrong,
+                        mismatch_weight=mismatch_weight)
+        real, z, labels, wrong = batch()
+        stats = gan_step(G, D, opt_G, opt_D, objective, real, z, check, noise_std=std, labels=labels,
+                         wrong_labels=wrong, mismatch_weight=mismatch_weight)
         if ema is not None:
             ema.update(G)
         return stats

@@ -128,6 +128,7 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
         G, D, opt_G, opt_D, objective, next_real, steps, log, z_dim=config["z_dim"], batch_size=batch_size, z_fixed=z_fixed,
         real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step, n_critic=n_critic,
         instance_noise=config.get("instance_noise") or 0.0, n_classes=n_classes,
+        mismatch_weight=config.get("mismatch_weight") or 0.0,
         on_log=to_tensorboard, log_every=config["log_every"],
         every=[(config["sample_every"], lambda step: save_samples(shown(), z_fixed, out, step, writer))],
         save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema()), ema=ema,

@@ -4,6 +4,8 @@
     (1) D step: minimise  L_D = objective.discriminator_real(D(x)) + objective.discriminator_fake(D(fake))
                                 + objective.penalty(D, x, fake)   (WGAN-GP, R1; npgan.gan.penalty)
         D's parameter gradients only: the images need no gradient, G is not updated.
+        A class-conditional D may also be shown the real batch with wrong classes as fakes
+        (``mismatch_loss``), so that it learns to reject an image of the wrong class.
     (2) G step: minimise  L_G = objective.generator(D(fake))  through the updated D, reusing fake;
         D is frozen (its parameter gradients would be zeroed unread), dL_G/dfake flows into G.
 
@@ -50,15 +52,27 @@ def with_instance_noise(images, std):
     return images + images.dtype.type(std) * backend.rng().standard_normal(images.shape, dtype=images.dtype)
 
 
-def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=False, noise_std=0.0):
+def mismatch_loss(D, objective, real, forward, weight):
+    """The matching-aware discriminator of Reed et al. (2016): real images shown with a wrong
+    class are fakes too, ``weight * objective.discriminator_fake(D(real, wrong))``, its gradient
+    added to D's. ``forward`` calls D with the wrong classes. Returns the 0-d loss."""
+    loss, dlogits = objective.discriminator_fake(forward(real))
+    D.backward(weight * dlogits)
+    return weight * loss
+
+
+def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=False, noise_std=0.0, mismatched=None):
     """Zero D's gradients, compute ``discriminator_loss`` and the objective's penalty (WGAN-GP,
     R1: its gradient adds to the loss's) and update D. D sees both batches with instance noise of
-    ``noise_std`` (none by default). Returns what ``discriminator_loss`` returns, the loss
-    including the penalty."""
+    ``noise_std`` (none by default). ``mismatched``: ``(forward, weight)`` of ``mismatch_loss``
+    (a conditional D called with wrong classes), whose term adds to the loss. Returns what
+    ``discriminator_loss`` returns, the loss including the penalty and the mismatch term."""
     real, fake = with_instance_noise(real, noise_std), with_instance_noise(fake, noise_std)
     opt_D.zero_grad()
     with no_input_grad(D):                                                   # the images need no gradient
         loss, real_logits, fake_logits = discriminator_loss(D, objective, real, fake, forward)
+        if mismatched is not None:
+            loss = loss + mismatch_loss(D, objective, real, *mismatched)
     penalty = objective.penalty(D, real, fake, forward)                      # None, or 0-d with its gradient added
     if penalty is not None:
         loss = loss + penalty
@@ -75,14 +89,20 @@ def conditioned(D, labels):
     return D.forward if labels is None else (lambda x: D.forward(x, labels))
 
 
-def critic_step(G, D, opt_D, objective, real, z, check=False, noise_std=0.0, labels=None):
+def mismatched_forward(D, wrong_labels, weight):
+    """``discriminator_step``'s ``mismatched`` for ``wrong_labels`` (N,) on the device, or None."""
+    return None if wrong_labels is None or not weight else (conditioned(D, wrong_labels), weight)
+
+
+def critic_step(G, D, opt_D, objective, real, z, check=False, noise_std=0.0, labels=None, wrong_labels=None,
+                mismatch_weight=0.0):
     """One D update alone, on a fresh real batch and fresh fakes G(z): the extra critic updates
     of a WGAN (``n_critic`` per generator update). Returns L_D."""
     try:
         with no_input_grad(G):
             fake = G.forward(z)                                              # G's BatchNorm statistics move, as in PyTorch
         return discriminator_step(D, opt_D, objective, real, fake, conditioned(D, labels), check=check,
-                                  noise_std=noise_std)[0]
+                                  noise_std=noise_std, mismatched=mismatched_forward(D, wrong_labels, mismatch_weight))[0]
     except NonFiniteError:
         raise NonFiniteError(locate_nonfinite(G, D, z, real, labels)) from None
 
@@ -98,7 +118,8 @@ def generator_loss(D, objective, fake, forward=None, weight=1.0, noise_std=0.0):
     return loss, dfake
 
 
-def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, noise_std=0.0, labels=None):
+def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, noise_std=0.0, labels=None, wrong_labels=None,
+             mismatch_weight=0.0):
     """One D update then one G update (see the module docstring).
 
     Args:
@@ -106,6 +127,8 @@ def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, noise_std=0.0,
         labels: for a class-conditional GAN (npgan.models.conditional), the real batch's classes
             (N,) on the device; z then holds [noise, onehot(labels)], so G draws the same classes
             and D is called as D(x, labels) on both batches.
+        wrong_labels, mismatch_weight: a conditional D also sees the real batch with these classes
+            (each unlike the real one) as fakes, weighed so (``mismatch_loss``; off when 0).
         check: the NaN guard (see the module docstring).
         noise_std: instance noise on everything D sees, in both updates (``with_instance_noise``).
     Returns:
@@ -116,8 +139,9 @@ def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, noise_std=0.0,
         with no_input_grad(G):                                               # the noise needs no gradient
             fake = G.forward(z)                                              # (N, C, H, W)
             forward = conditioned(D, labels)
-            loss_D, real_logits, fake_logits = discriminator_step(D, opt_D, objective, real, fake, forward,
-                                                                  check=check, noise_std=noise_std)
+            loss_D, real_logits, fake_logits = discriminator_step(
+                D, opt_D, objective, real, fake, forward, check=check, noise_std=noise_std,
+                mismatched=mismatched_forward(D, wrong_labels, mismatch_weight))
             opt_G.zero_grad()
             loss_G, dfake = generator_loss(D, objective, fake, forward, noise_std=noise_std)
             G.backward(dfake)
