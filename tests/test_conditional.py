@@ -382,14 +382,16 @@ def test_conditional_batchnorm_is_recorded_and_resumed_as_trained(tmp_path, caps
     assert train.main(tiny_args(with_cbn, "--conditional", steps=1)) == 0
     assert train.main(tiny_args(input_only, "--conditional", "--no-conditional-batchnorm", steps=1)) == 0
     for run, expected in ((with_cbn, True), (input_only, False)):
-        assert json.loads((run / "config.json").read_text())["conditional_batchnorm"] is expected
+        config = json.loads((run / "config.json").read_text())
+        assert config["conditional_batchnorm"] is expected and config["mismatch_weight"] == train.MISMATCH_WEIGHT
         G = models.load_generator(run)[0]
         assert isinstance(G, ConditionalGenerator) is expected
         assert any(isinstance(m, ConditionalBatchNorm) for m in G.modules()) is expected
     saved = dict(json.loads((input_only / "config.json").read_text()))
-    del saved["conditional_batchnorm"]
+    del saved["conditional_batchnorm"], saved["mismatch_weight"]
     args = train.build_parser().parse_args(tiny_args(input_only, "--resume"))
-    assert train._merge_resumed(args, saved, train.build_parser())["conditional_batchnorm"] is False
+    resumed = train._merge_resumed(args, saved, train.build_parser())
+    assert resumed["conditional_batchnorm"] is False and not resumed["mismatch_weight"]
     with pytest.raises(SystemExit) as exc:
         train.main(tiny_args(input_only, "--resume", "--conditional-batchnorm", steps=2))
     assert exc.value.code == 2 and "trained without --conditional-batchnorm" in capsys.readouterr().err
