@@ -57,7 +57,7 @@ def build_parser():
                                             "the second half (default 2e-4)")
     t.add_argument("--lambda-cycle", type=float, help="weight of the cycle-consistency L1 (default 10)")
     t.add_argument("--cycle-b", type=float, help="weight of the B -> A -> B cycle term as a fraction of --lambda-cycle "
-                   "(default 1: both cycles weigh lambda)")
+                   "(default 0.03; 1 is Zhu et al.'s CycleGAN, whose B cycle makes G_ba hide the photo in the digit)")
     t.add_argument("--identity", type=float, help="weight of the identity L1 as a fraction of --lambda-cycle "
                                                   "(default 0.5; 0 turns it off)")
     t.add_argument("--identity-ab", action="store_const", const=True, default=None,

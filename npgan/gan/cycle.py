@@ -7,8 +7,12 @@ of A?) and D_b. One training step, top to bottom (a: a batch of A, b: a batch of
         L_G =   MSE(D_b(G_ab(a)), 1) + MSE(D_a(G_ba(b)), 1)                  LSGAN, adversarial
               + lambda     * ( |G_ba(G_ab(a)) - a| + k_b |G_ab(G_ba(b)) - b| )    cycle consistency (L1)
               + lambda_idt * |G_ba(to_b(a)) - a|                                   identity (L1)
-        with lambda = 10, lambda_idt = 0.5 lambda and k_b = 1 (``cycle_b``: a smaller weight on
-        the B -> A -> B cycle, which asks G_ba to hide B's background in an MNIST digit). The identity term asks a generator to
+        with lambda = 10, lambda_idt = 0.5 lambda and k_b = ``CYCLE_B`` = 0.03 (``cycle_b``; Zhu
+        et al.'s CycleGAN has k_b = 1). The B -> A -> B cycle asks for what an MNIST digit cannot
+        hold: to rebuild an MNIST-M image, G_ba must hide its photo background in the digit image
+        it draws, and with k_b = 1 it does, drawing strokes for the photo's light and dark areas and
+        swapping digits (docs/TRANSLATION.md). A small k_b keeps the cycle's pull towards
+        keeping the digit while giving up the background. The identity term asks a generator to
         leave an image of its target domain alone. A and B have different channel counts here,
         so the image is first given the generator's input channels (``match_channels``): an
         MNIST digit repeated into 3 channels is a valid input of G_ba and should come out as
@@ -39,6 +43,7 @@ from .step import discriminator_step, generator_loss, require_finite
 
 LAMBDA_CYCLE = 10.0
 IDENTITY = 0.5                       # lambda_idt = IDENTITY * lambda
+CYCLE_B = 0.03                       # the B -> A -> B cycle's weight = CYCLE_B * lambda
 POOL_SIZE = 50
 LR, BETAS = 2e-4, (0.5, 0.999)
 # LeastSquares.generator is 0.5 mean (D - 1)^2; CycleGAN's generator term is mean (D - 1)^2
@@ -128,7 +133,7 @@ def l1(pred, target, weight):
 
 # ---- one step --------------------------------------------------------------------------------
 def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAMBDA_CYCLE, identity=IDENTITY,
-                   identity_ab=False, cycle_b=1.0):
+                   identity_ab=False, cycle_b=CYCLE_B):
     """L_G of the module docstring, with its gradients added into both generators' ``p.grad``
     (D_a and D_b frozen: they pass gradients through without computing their own).
 
@@ -182,7 +187,7 @@ def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAM
 
 
 def cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, real_a, real_b, pools, lambda_cycle=LAMBDA_CYCLE,
-               identity=IDENTITY, check=False, identity_ab=False, cycle_b=1.0):
+               identity=IDENTITY, check=False, identity_ab=False, cycle_b=CYCLE_B):
     """One CycleGAN step (see the module docstring): both generators, then D_a and D_b.
 
     Args:
@@ -212,7 +217,7 @@ def cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, real_a, real_b, pools, 
 
 # ---- the recipe ------------------------------------------------------------------------------
 def fit_cyclegan(nets, opt_G, opt_D_a, opt_D_b, next_a, next_b, steps, log, *, pools, start_step=0,
-                 lambda_cycle=LAMBDA_CYCLE, identity=IDENTITY, identity_ab=False, cycle_b=1.0, lr=LR,
+                 lambda_cycle=LAMBDA_CYCLE, identity=IDENTITY, identity_ab=False, cycle_b=CYCLE_B, lr=LR,
                  decay_start=None, **loop_options):
     """The CycleGAN recipe: ``cycle_step`` on ``next_a()``, ``next_b()`` at every step, the learning
     rate of all three optimizers set from ``lr_factor`` first. Returns the last completed step.
