@@ -265,6 +265,21 @@ def test_train_writes_a_run_and_ctrl_c_then_resume_matches(tmp_path, monkeypatch
     assert all(np.array_equal(whole[k], split[k]) for k in whole), "a resumed run differs from an uninterrupted one"
 
 
+def test_a_run_saved_before_the_b_cycle_weight_resumes_with_both_cycles_alike(tmp_path):
+    """A checkpoint whose config has no ``cycle_b`` was trained with Zhu et al.'s weights."""
+    out = tmp_path / "old"
+    assert main(["train", "mnist", "mnistm", "--out", str(out), "--steps", "2", *TINY, "--no-eval"]) == 0
+    path = out / "checkpoint.npz"
+    with np.load(path) as npz:
+        saved = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(saved["meta"]))
+    assert meta["config"].pop("cycle_b") == 0.03                    # npgan's default now
+    saved["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **saved)
+    assert main(["train", "mnist", "mnistm", "--out", str(out), "--resume", "--steps", "3", *TINY, "--no-eval"]) == 0
+    assert json.loads((out / "config.json").read_text())["cycle_b"] == 1.0
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cyclegan") / "run"
