@@ -190,7 +190,9 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
         if not n_classes:
             return next_real(), z, None, None
         real, labels = next_real()
-        wrong = (labels + backend.rng().integers(1, n_classes, size=labels.shape)) % n_classes if mismatch_weight else None
+        wrong = None
+        if mismatch_weight:                                                 # another class, each equally likely
+            wrong = (labels + backend.rng().integers(1, n_classes, size=labels.shape)) % n_classes
         return real, with_labels(z, labels, n_classes), labels, wrong
 
     def one_step(step, check):
