@@ -23,7 +23,7 @@ import copy
 import numpy as np
 
 from .. import backend
-from ..layers.batchnorm import _BatchNorm
+from ..layers import BatchNormBase
 from ..models.conditional import class_labels, with_labels
 
 CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE = 10, 256
@@ -34,7 +34,7 @@ def recompute_batchnorm(model, inputs):
     """Set every BatchNorm's running statistics of ``model`` to the mean, over the batches
     ``inputs``, of the batch mean and (unbiased) variance its input has in train mode. The
     model's weights are unchanged; it is left in eval mode."""
-    norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.running_mean is not None]
+    norms = [m for m in model.modules() if isinstance(m, BatchNormBase) and m.running_mean is not None]
     if not norms:
         return model.eval()
     momenta = [m.momentum for m in norms]

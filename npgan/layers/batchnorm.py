@@ -4,8 +4,10 @@ from ._params import constant_parameter
 from .base import Layer, check_channels, check_input
 
 
-class _BatchNorm(Layer):
-    """y = gamma * (x - E[x]) / sqrt(Var[x] + eps) + beta, per channel (axis 1).
+class BatchNormBase(Layer):
+    """The batch normalisation BatchNorm1d, BatchNorm2d and ConditionalBatchNorm share::
+
+        y = gamma * (x - E[x]) / sqrt(Var[x] + eps) + beta, per channel (axis 1)
 
     Training uses the batch statistics and updates ``running_mean`` / ``running_var``
     (unbiased variance) with ``momentum``; eval uses the running statistics.
@@ -59,17 +61,17 @@ class _BatchNorm(Layer):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.weight is not None}"
 
 
-class BatchNorm1d(_BatchNorm):
+class BatchNorm1d(BatchNormBase):
     """Batch normalisation over (N, C) or (N, C, L) inputs. Shape: output as input."""
     _ndims = (2, 3)
 
 
-class BatchNorm2d(_BatchNorm):
+class BatchNorm2d(BatchNormBase):
     """Batch normalisation over (N, C, H, W) inputs, statistics per channel. Shape: output as input."""
     _ndims = (4,)
 
 
-class ConditionalBatchNorm(_BatchNorm):
+class ConditionalBatchNorm(BatchNormBase):
     """Class-conditional batch normalisation (de Vries et al. 2017; the generator of Miyato and
     Koyama 2018): the statistics are shared, the scale and shift are chosen by the class::
 
