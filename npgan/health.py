@@ -78,8 +78,8 @@ def check(history, G, z_fixed, real_spread, step, d_probabilities=True):
             f"the discriminator has won: D(x) {last['D_x']:.3f} and D(G(z)) {last['D_G_z']:.4f} at the last "
             f"{WIN_LOG_POINTS} log points. It tells real from generated almost perfectly, so its gradient no "
             f"longer tells G which way to go (G's loss is {last['loss_G']:.1f}). Common causes: D learning much "
-            f"faster than G, or a broken backward in G (prove it with npgan.gradcheck). Try a smaller --lr or "
-            f"another --seed.")
+            f"faster than G, or a broken backward in G (prove it with npgan.gradcheck). Try a slower D (a smaller "
+            f"--lr-d), a smaller --lr, or another --seed.")
     images, dead = probe_generator(G, z_fixed)
     ratio = spread(images) / real_spread if real_spread > 0 else float("inf")      # constant data: no yardstick
     if step >= COLLAPSE_FROM_STEP and ratio < COLLAPSE_RATIO:
