@@ -36,6 +36,8 @@ SETTINGS = {
     "ns + label smoothing 0.1": ["--label-smoothing", "0.1"],
     "ns + TTUR (1e-4 / 4e-4)": ["--lr", "1e-4", "--lr-d", "4e-4"],
     "ns + instance noise 0.1": ["--instance-noise", "0.1"],
+    "minimax + slow D (lr-d 5e-5)": ["--loss", "minimax", "--lr-d", "5e-5"],
+    "ns + slow D (lr-d 5e-5)": ["--lr-d", "5e-5"],
 }
 
 

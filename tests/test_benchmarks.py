@@ -1,5 +1,6 @@
 """The benchmark scripts still run and print their tables (tiny batch, one round; no timing is asserted)."""
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -85,3 +86,28 @@ def test_inpaint_natural_diagnostics_prints_its_four_parts(tmp_path):
         pasted, poisson, rho, beta, best = map(float, cells)
         assert -1 <= rho <= 1 and 0 < pasted < 60 and 0 < poisson < 60
         assert best >= biharmonic - 0.5          # the least-squares weight cannot make the fill much worse
+
+
+def test_compare_objectives_trains_scores_and_tables_each_setting(tmp_path):
+    """Two settings for two steps: each run carries its setting's flags, and the table and
+    results.json hold one row per setting (``ns`` scored from the ``ns + ema`` run's own G)."""
+    settings = ["ns", "minimax + slow D (lr-d 5e-5)"]
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "compare_objectives.py"), "--settings", *settings,
+                           "--seeds", "0", "--steps", "2", "--work-dir", str(tmp_path / "work"),
+                           "--figure", str(tmp_path / "grid.png")],
+                          env=dict(os.environ, NPGAN_BACKEND="numpy", OPENBLAS_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    work = tmp_path / "work"
+    configs = {d.name: json.loads((d / "config.json").read_text()) for d in work.iterdir() if d.is_dir()}
+    assert configs["minimax-slow-d-lr-d-5e-5-s0"]["loss"] == "minimax"
+    assert configs["minimax-slow-d-lr-d-5e-5-s0"]["lr_d"] == 5e-5
+    assert configs["ns-ema-0-999-s0"]["ema"] == 0.999 and configs["ns-s0"] == configs["ns-ema-0-999-s0"]
+    results = json.loads((work / "results.json").read_text())
+    assert sorted(results) == sorted(settings + ["ns + ema 0.999"])     # the run ns is read from has its row
+    own, averaged = (json.loads((work / d / "metrics.json").read_text()) for d in ("ns-s0", "ns-ema-0-999-s0"))
+    assert own["frechet_distance"] != averaged["frechet_distance"]       # G's own weights, not the average
+    for name in settings:
+        (row,) = table_rows(done.stdout, name + " |")
+        assert row[1] == "0" and float(row[2].split()[0]) > 0
+    assert (tmp_path / "grid.png").stat().st_size > 0
