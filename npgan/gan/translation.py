@@ -30,7 +30,7 @@ from ..data import batches_per_epoch, iterate_minibatches, scale_images
 from ..models.cyclegan import build_cyclegan
 from ..optim import Adam
 from . import run
-from .cycle import BETAS, CYCLE_B, ImagePool, fit_cyclegan
+from .cycle import BETAS, CYCLE_B, IDENTITY, LAMBDA_CYCLE, LR, POOL_SIZE, ImagePool, fit_cyclegan
 from .loop import MetricsLog
 
 MODEL = "cyclegan"
@@ -75,8 +75,8 @@ def build_cycle_training(config, ckpt=None):
 def default_config(**settings):
     """A run's settings: the defaults below with ``settings`` (those given as None ignored)."""
     config = {"model": MODEL, "domains": ["mnist", "mnistm"], "steps": 3000, "batch_size": 8, "width": 16,
-              "blocks": 3, "d_width": 32, "lr": 2e-4, "beta1": BETAS[0], "beta2": BETAS[1], "lambda_cycle": 10.0,
-              "identity": 0.5, "identity_ab": False, "cycle_b": CYCLE_B, "pool_size": 50, "decay_start": None, "seed": 0, "backend": "numpy"}
+              "blocks": 3, "d_width": 32, "lr": LR, "beta1": BETAS[0], "beta2": BETAS[1], "lambda_cycle": LAMBDA_CYCLE,
+              "identity": IDENTITY, "identity_ab": False, "cycle_b": CYCLE_B, "pool_size": POOL_SIZE, "decay_start": None, "seed": 0, "backend": "numpy"}
     config.update({k: v for k, v in settings.items() if v is not None})
     if config["decay_start"] is None:
         config["decay_start"] = config["steps"] // 2
