@@ -735,3 +735,62 @@ def reflection_pad_backward(dout, cache):
     h, w = cache.x_shape[-2:]
     d = _fold_reflection(dout, dout.ndim - 2, h, top, bottom)          # (*, H, OW)
     return _fold_reflection(d, dout.ndim - 1, w, left, right)          # (*, H, W)
+
+
+# ---------------------------------------------------------------- minibatch standard deviation
+class MinibatchStdDevCache(NamedTuple):
+    xc: Array                      # (G, M, C, H, W) the input in groups, minus its group mean
+    std: Array                     # (M, C, H, W) sqrt(biased variance over each group + eps)
+
+
+def minibatch_stddev_forward(x, group_size=4, eps=1e-8):
+    """Karras et al. 2018's minibatch standard deviation: one extra channel holding how much
+    the samples of each group differ, the layout of StyleGAN2's ``MinibatchStdLayer``.
+
+    With G = min(group_size, N) and M = N / G, sample n = g*M + m is member g of group m
+    (y = x.reshape(G, M, C, H, W), so a group takes every M-th sample)::
+
+        mu_m    = mean_g y[g, m]                              (M, C, H, W)
+        std_m   = sqrt(mean_g (y[g, m] - mu_m)^2 + eps)       biased variance, eps inside the root
+        s_m     = mean_{c,h,w} std_m                          one number per group
+        out[n]  = concat(x[n], s_m tiled to (1, H, W))        along channels
+
+    Args:
+        x: (N, C, H, W), N a multiple of min(group_size, N).
+        group_size: G, the samples one statistic is taken over (default 4); G >= N makes the
+            whole batch one group.
+        eps: added to the variance inside the square root (1e-8, as StyleGAN2).
+    Shape: (N, C, H, W) -> (N, C + 1, H, W).
+    Cache: ``MinibatchStdDevCache(xc, std)``.
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    g = min(int(group_size), n)
+    if g < 1:
+        raise ValueError(f"minibatch_stddev: group_size must be a positive integer, got {group_size!r}")
+    if n % g:
+        raise ValueError(f"minibatch_stddev: the batch size N={n} is not divisible by the group size "
+                         f"{g} (group_size={group_size}): use a batch that is a multiple of it")
+    m = n // g
+    y = x.reshape(g, m, c, h, w)                                       # y[g, m] = x[g*M + m]
+    xc = y - y.mean(axis=0)                                            # (G, M, C, H, W)
+    std = xp.sqrt((xc * xc).mean(axis=0) + eps)                        # (M, C, H, W)
+    s = std.mean(axis=(1, 2, 3))                                       # (M,)
+    s_map = xp.broadcast_to(s[None, :, None, None, None], (g, m, 1, h, w)).reshape(n, 1, h, w)
+    return xp.concatenate([x, s_map], axis=1), MinibatchStdDevCache(xc, std)   # (N, C + 1, H, W)
+
+
+def minibatch_stddev_backward(dout, cache):
+    """dx = dout[:, :C] + the statistic channel's share, for sample n = g*M + m::
+
+        ds_m  = sum over the members of group m and H, W of dout[:, C]      (M,)
+        dx[n] = dout[n, :C] + ds_m / (C*H*W*G) * (x[n] - mu_m) / std_m
+
+    (d std / d y[g] = (y[g] - mu) / (G std); the mean's own term drops out because the
+    deviations of a group sum to zero.)
+    """
+    xc, std = cache
+    g, m, c, h, w = xc.shape
+    ds = dout[:, c].reshape(g, m, h, w).sum(axis=(0, 2, 3))            # (M,)
+    scale = ds[:, None, None, None] / (c * h * w * g) / std            # (M, C, H, W)
+    return dout[:, :c] + (scale * xc).reshape(g * m, c, h, w)          # (N, C, H, W)

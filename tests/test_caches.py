@@ -60,6 +60,8 @@ CASES = {
                               F.instance_norm_backward, F.InstanceNormCache, ("xhat", "inv_std", "gamma")),
     "reflection_pad": lambda: (randn(2, 3, 4, 5), F.reflection_pad_forward, ((1, 2, 3, 0),),
                                F.reflection_pad_backward, F.ReflectionPadCache, ("x_shape", "padding")),
+    "minibatch_stddev": lambda: (randn(8, 3, 4, 4), F.minibatch_stddev_forward, (4,), F.minibatch_stddev_backward,
+                                 F.MinibatchStdDevCache, ("xc", "std")),
 }
 
 

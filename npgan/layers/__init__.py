@@ -7,6 +7,7 @@ from .conv import Conv2d, ConvTranspose2d
 from .dropout import Dropout
 from .instancenorm import InstanceNorm2d
 from .linear import Linear
+from .minibatch import MinibatchStdDev
 from .padding import ReflectionPad2d
 from .pooling import AvgPool2d, MaxPool2d
 from .residual import Residual
@@ -16,4 +17,4 @@ from .spectral_norm import SpectralNorm
 __all__ = ["Layer", "Parameter", "Sequential", "frozen", "no_input_grad", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d", "BatchNormBase", "ConditionalBatchNorm",
            "ReLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid", "Flatten", "Unflatten", "Reshape", "Upsample",
            "AvgPool2d", "MaxPool2d", "Dropout", "ChannelwiseLinear",
-           "SpectralNorm", "InstanceNorm2d", "ReflectionPad2d", "Residual"]
+           "SpectralNorm", "InstanceNorm2d", "ReflectionPad2d", "Residual", "MinibatchStdDev"]

@@ -16,16 +16,24 @@ from .conditional import ProjectionDiscriminator, with_conditional_batchnorm
 MODELS = {"dcgan": dcgan, "mlp": mlp_gan}
 
 
-def build_models(name, critic_batchnorm=True, spectral_norm=False, n_classes=None, conditional_batchnorm=False):
+def build_models(name, critic_batchnorm=True, spectral_norm=False, n_classes=None, conditional_batchnorm=False,
+                 minibatch_std=False):
     """``(G, D)`` of the named architecture (``'dcgan'`` or ``'mlp'``), freshly initialised
     from the backend's random generator. ``critic_batchnorm=False``: D without BatchNorm (for a
     gradient penalty, which is per sample; the mlp D has none anyway). ``spectral_norm=True``:
     D's Conv2d and Linear layers wrapped in ``SpectralNorm`` (Miyato et al. 2018).
     ``n_classes``: a class-conditional pair (:mod:`npgan.models.conditional`): G takes
     ``[z, onehot(y)]``, D is ``ProjectionDiscriminator`` of the same layers, called ``D(x, y)``;
-    with ``conditional_batchnorm`` G's BatchNorms take the class too (``ConditionalGenerator``)."""
+    with ``conditional_batchnorm`` G's BatchNorms take the class too (``ConditionalGenerator``).
+    ``minibatch_std=True`` (``'dcgan'`` only): D with a ``MinibatchStdDev`` channel (groups of 4)
+    before its Flatten (Karras et al. 2018), in the conditional D's body too."""
     module = MODELS[name]
     options = {"spectral_norm": True} if spectral_norm else {}
+    if minibatch_std:
+        if module is not dcgan:
+            raise ValueError(f"build_models: minibatch_std applies to the 'dcgan' discriminator (a channel added "
+                             f"to its feature maps); the {name!r} discriminator has no feature maps to extend")
+        options["minibatch_std"] = True
     if not critic_batchnorm and module is not mlp_gan:
         options["batchnorm"] = False
     G = generator(name, n_classes, conditional_batchnorm)
