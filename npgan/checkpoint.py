@@ -147,7 +147,7 @@ def save_state(path, *, models, optimizers, step, config, rng_state, extra=None)
     atomic_savez(path, arrays)
 
 
-def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state, G_ema=None):
+def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state, G_ema=None, extra=None):
     """Write a training checkpoint atomically (see the module docstring).
 
     Args:
@@ -159,12 +159,13 @@ def save_checkpoint(path, *, G, D, opt_G, opt_D, step, config, rng_state, G_ema=
         rng_state: ``backend.get_rng_state()`` (noise, dropout); other randomness of the
             run must be a function of the config and the step.
         G_ema: the generator holding the average of G's weights (``--ema``), saved under ``G_ema.``.
+        extra: other training state (the adaptive augmentation probability), JSON-able.
 
     Raises:
         NonFiniteStateError: some array holds NaN or Inf; nothing is written.
     """
     save_state(path, models={"G": G, "D": D, "G_ema": G_ema}, optimizers={"opt_G": opt_G, "opt_D": opt_D},
-               step=step, config=config, rng_state=rng_state)
+               step=step, config=config, rng_state=rng_state, extra=extra)
 
 
 def read_npz(path):
@@ -203,8 +204,8 @@ def load_checkpoint(path):
     Returns:
         dict with ``G`` and ``D`` (state dicts of host arrays), ``G_ema`` (the averaged
         generator's, or None), ``opt_G`` and ``opt_D``
-        (optimizer state dicts), ``rng`` (for ``backend.set_rng_state``), ``step`` (int)
-        and ``config`` (dict).
+        (optimizer state dicts), ``rng`` (for ``backend.set_rng_state``), ``step`` (int),
+        ``config`` (dict) and ``extra`` (what ``save_checkpoint`` was given, or None).
 
     Raises:
         ValueError: the file is not an npgan checkpoint or cannot be read.
@@ -224,6 +225,7 @@ def load_checkpoint(path):
         "rng": _unpack(meta["rng"], arrays),
         "step": meta["step"],
         "config": meta["config"],
+        "extra": _unpack(meta["extra"], arrays) if "extra" in meta else None,
     }
 
 

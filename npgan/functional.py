@@ -636,6 +636,93 @@ def composite(pred, x, mask):
     return pred * mask + x * (1 - mask)
 
 
+# ---------------------------------------------------------------- differentiable augmentation (DiffAugment)
+# Zhao et al. (2020) show D every image, real or generated, through the same random transforms;
+# G's gradient flows back through them. Each op takes its per-sample parameters as arrays, so the
+# caller draws them (npgan.gan.view) and the op stays a pure function.
+class TranslateCache(NamedTuple):
+    shift_y: Array                      # (N,) integer shifts the forward used
+    shift_x: Array
+
+
+def translate_forward(x, shift_y, shift_x, fill=0.0):
+    """Shift each image by whole pixels: out[n, c, i, j] = x[n, c, i + shift_y[n], j + shift_x[n]]
+    where that pixel exists, ``fill`` where it does not (DiffAugment's ``rand_translation``).
+
+    x: (N, C, H, W); shift_y, shift_x: (N,) integers -> (N, C, H, W). Cache: TranslateCache.
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    padded = xp.full((n, c, h + 2, w + 2), fill, dtype=x.dtype)                # one pixel of fill all round
+    padded[:, :, 1:-1, 1:-1] = x
+    rows = xp.clip(xp.arange(h)[None, :] + shift_y[:, None], -1, h) + 1         # (N, H) rows of padded
+    cols = xp.clip(xp.arange(w)[None, :] + shift_x[:, None], -1, w) + 1         # (N, W)
+    out = padded[xp.arange(n)[:, None, None, None], xp.arange(c)[None, :, None, None],
+                 rows[:, None, :, None], cols[:, None, None, :]]               # (N, C, H, W)
+    return out, TranslateCache(shift_y, shift_x)
+
+
+def translate_backward(dout, cache):
+    """dx[k] = dout[k - shift] where that exists, else 0: the shift back with a zero fill (each
+    input pixel lands on at most one output pixel, and the fill does not depend on x)."""
+    return translate_forward(dout, -cache.shift_y, -cache.shift_x, fill=0.0)[0]
+
+
+class CutoutCache(NamedTuple):
+    keep: Array                         # (N, 1, H, W) 1 outside the cut square, 0 inside
+
+
+def cutout_forward(x, top, left, size, fill=0.0):
+    """Cut one square per image: out = x * keep + fill * (1 - keep), where keep is 0 on rows
+    top[n] .. top[n]+size[0]-1 and columns left[n] .. left[n]+size[1]-1 (clipped to the image;
+    DiffAugment's ``rand_cutout``, which fills with 0).
+
+    x: (N, C, H, W); top, left: (N,) integers; size: (rows, cols) -> (N, C, H, W). Cache: CutoutCache.
+    """
+    xp = get_array_module(x)
+    _, _, h, w = x.shape
+    r, c = xp.arange(h)[None, :], xp.arange(w)[None, :]
+    in_rows = (r >= top[:, None]) & (r < top[:, None] + size[0])               # (N, H)
+    in_cols = (c >= left[:, None]) & (c < left[:, None] + size[1])             # (N, W)
+    keep = (~(in_rows[:, :, None] & in_cols[:, None, :]))[:, None].astype(x.dtype)   # (N, 1, H, W)
+    out = x * keep
+    if fill:
+        out += x.dtype.type(fill) * (1 - keep)
+    return out, CutoutCache(keep)
+
+
+def cutout_backward(dout, cache):
+    """dx = dout * keep: the cut pixels are the constant fill."""
+    return dout * cache.keep
+
+
+class ScaleAboutMeanCache(NamedTuple):
+    scale: Array                        # (N, 1, 1, 1)
+    axes: Tuple[int, ...]
+
+
+def scale_about_mean_forward(x, scale, axes):
+    """out = (x - m) * s + m with m = mean of x over ``axes`` per image: DiffAugment's contrast
+    (axes (1, 2, 3), s in [0.5, 1.5)) and saturation (axes (1,), s in [0, 2); no-op on one channel).
+
+    x: (N, C, H, W); scale: (N,) -> (N, C, H, W). Cache: ScaleAboutMeanCache.
+    """
+    s = scale.astype(x.dtype).reshape(-1, 1, 1, 1)
+    m = x.mean(axis=axes, keepdims=True)
+    return x + (s - 1) * (x - m), ScaleAboutMeanCache(s, tuple(axes))        # exactly x where s is 1
+
+
+def scale_about_mean_backward(dout, cache):
+    """dx = s * dout + (1 - s) * mean(dout over axes): each input moves the mean by 1/M."""
+    s = cache.scale
+    return s * dout + (1 - s) * dout.mean(axis=cache.axes, keepdims=True)
+
+
+def add_per_sample(x, offset):
+    """out = x + offset[n] (DiffAugment's brightness, offset in [-0.5, 0.5)); dx = dout."""
+    return x + offset.astype(x.dtype).reshape(-1, 1, 1, 1)
+
+
 # ---------------------------------------------------------------- image-to-image translation (CycleGAN)
 class InstanceNormCache(NamedTuple):
     xhat: Array                    # (N, C, H, W) the normalised input (x - mean) * inv_std

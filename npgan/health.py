@@ -10,7 +10,12 @@ the run, see ``npgan.train``) it looks for:
   (their per-pixel spread is under a tenth of the real images'), i.e. G maps every z to
   nearly one image. Checked from step 200 on: an untrained G's samples are all grey;
 - **dead units**: more than half of the channels of one of G's ReLU layers output 0 for every
-  fixed-noise sample. A dead ReLU passes no gradient, so it never recovers.
+  fixed-noise sample. A dead ReLU passes no gradient, so it never recovers;
+- **the discriminator overfits**: D's mean output sigmoid(D(x)) on fixed training images is more
+  than ``OVERFIT_GAP`` above its output on held-out real images at ``OVERFIT_LOG_POINTS`` log
+  points in a row (``DiscriminatorProbe`` measures both). D has begun to memorise the training
+  set instead of learning what a digit looks like, so its gradient leads G towards copies of
+  those images, or nowhere (Karras et al. 2020 saw the same split on small data sets).
 
 Each finding is printed once, when it appears, with what it means and what to try, and the
 names of the findings present are stored in that log point's ``metrics.jsonl`` line
@@ -23,13 +28,19 @@ line before the checkpoint already carried.
 ``python -m npgan.inpaint train --method latent`` runs the same checks on its DCGAN.
 """
 from . import backend
-from .layers import ReLU, Sequential
+from .layers import BatchNormBase, ReLU, Sequential
 
 WIN_PROBABILITY = 0.99       # D(x) above it and D(G(z)) below 1 - it: D has won
 WIN_LOG_POINTS = 3           # ... at this many log points in a row
 COLLAPSE_RATIO = 0.1         # samples' spread below this share of the real images': collapsed
 COLLAPSE_FROM_STEP = 200     # an untrained G's samples have ~3% of the real spread; by step 250 ~100%
 DEAD_SHARE = 0.5             # more than this share of a ReLU layer's channels dead: reported
+# D's mean probability on training images above held-out ones by this much: overfitting. Real
+# training and held-out digits come from one distribution, so an honest D gives them the same
+# output up to the probe's sampling noise (256 images each: about 0.02); see docs/TRAINING.md.
+OVERFIT_GAP = 0.1
+OVERFIT_LOG_POINTS = 3
+N_PROBE = 256                # training and held-out images D is shown at each log point
 
 
 def spread(images):
@@ -58,6 +69,34 @@ def probe_generator(G, z):
     return backend.asnumpy(x), dead
 
 
+class DiscriminatorProbe:
+    """D's mean output on ``N_PROBE`` fixed training images and as many held-out ones, at a log
+    point: ``probe(D)`` -> {"D_train", "D_heldout"}, each the mean of sigmoid(D(x)) as D_x is.
+
+    D runs as in a training step (train mode: BatchNorm normalises with the probe batch's own
+    statistics), and its running statistics and caches are put back, so the probe changes
+    nothing that training or a checkpoint reads. ``forward(D, x, labels)`` calls D (a
+    conditional D takes the images' classes; ``labels``: the two sets' classes or None).
+    """
+
+    def __init__(self, train_images, heldout_images, labels=(None, None), forward=None):
+        self.sets = ((train_images[:N_PROBE], None if labels[0] is None else labels[0][:N_PROBE]),
+                     (heldout_images[:N_PROBE], None if labels[1] is None else labels[1][:N_PROBE]))
+        self.forward = forward or (lambda D, x, y: D.forward(x) if y is None else D.forward(x, y))
+
+    def __call__(self, D):
+        saved = [(m, m.running_mean.copy(), m.running_var.copy(), m.cache) for m in D.modules()
+                 if isinstance(m, BatchNormBase) and m.running_mean is not None]
+        out = {}
+        for key, (x, y) in zip(("D_train", "D_heldout"), self.sets):
+            logits = self.forward(D, x, y)
+            xp = backend.get_array_module(logits)
+            out[key] = round(float((0.5 * (1 + xp.tanh(0.5 * logits))).mean()), 5)     # mean sigmoid, no overflow
+        for m, mean, var, cache in saved:
+            m.running_mean[...], m.running_var[...], m.cache = mean, var, cache
+        return out
+
+
 def check(history, G, z_fixed, real_spread, step, d_probabilities=True):
     """The failures present at this log point, as {name: explanation}.
 
@@ -80,6 +119,16 @@ def check(history, G, z_fixed, real_spread, step, d_probabilities=True):
             f"longer tells G which way to go (G's loss is {last['loss_G']:.1f}). Common causes: D learning much "
             f"faster than G, or a broken backward in G (prove it with npgan.gradcheck). Try a slower D (a smaller "
             f"--lr-d), a smaller --lr, or another --seed.")
+    recent = [r for r in history[-OVERFIT_LOG_POINTS:] if "D_heldout" in r]
+    if d_probabilities and len(recent) == OVERFIT_LOG_POINTS and all(
+            r["D_train"] - r["D_heldout"] > OVERFIT_GAP for r in recent):
+        last = recent[-1]
+        found["discriminator_overfits"] = (
+            f"the discriminator is overfitting: it gives the training images {last['D_train']:.3f} and held-out "
+            f"real images {last['D_heldout']:.3f} on average (a gap over {OVERFIT_GAP} at the last "
+            f"{OVERFIT_LOG_POINTS} log points). It is memorising the training set rather than learning what the "
+            f"images look like, so its gradient stops teaching G. More data helps most; otherwise try "
+            f"--augment translation,cutout (or --augment-p auto), a slower D (--lr-d), or a shorter run.")
     images, dead = probe_generator(G, z_fixed)
     ratio = spread(images) / real_spread if real_spread > 0 else float("inf")      # constant data: no yardstick
     if step >= COLLAPSE_FROM_STEP and ratio < COLLAPSE_RATIO:

@@ -59,8 +59,9 @@ from .errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 from .gan.loop import read_history
 from .gan.ema import WeightAverage
 from .gan.objectives import OBJECTIVES
-from .gan.run import (build_training, delete_outputs, health_summary, open_tensorboard, saved_step, start_run_dir,
-                      train_run, write_final_outputs)
+from .gan.view import parse_policy
+from .gan.run import (build_training, delete_outputs, health_summary, open_tensorboard, run_view, saved_step,
+                      start_run_dir, train_run, write_final_outputs)
 from .metrics import evaluate_generator, format_scores
 from .models import MODELS, build_models, critic_description
 
@@ -74,7 +75,12 @@ MISMATCH_WEIGHT = 0.5
 RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "lr_d": None, "beta1": None,
                 "beta2": None, "n_critic": None, "clip": None, "gp_weight": None, "label_smoothing": None,
                 "instance_noise": None, "ema": None, "seed": 0, "backend": "numpy", "spectral_norm": False,
-                "conditional": False, "conditional_batchnorm": None, "mismatch_weight": None}
+                "conditional": False, "conditional_batchnorm": None, "mismatch_weight": None, "augment": None,
+                "augment_p": None, "augment_strength": None, "augment_fill": None, "minibatch_std": False,
+                "limit": None}
+# What a run saved before a setting existed trained with: --resume keeps it so.
+BEFORE_SETTING = {"augment": None, "augment_p": None, "augment_strength": None, "augment_fill": None,
+                  "minibatch_std": False, "limit": None}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -120,6 +126,27 @@ def build_parser():
                    help="instance noise (Sonderby et al.): Gaussian noise of this standard deviation on every image "
                         "D sees (real and generated, images in [-1, 1]), annealed linearly to 0 over --steps "
                         "(e.g. 0.1; default off)")
+    p.add_argument("--augment", default=None, metavar="POLICY",
+                   help="differentiable augmentation (Zhao et al. 2020, DiffAugment) of every image D sees, real and "
+                        "generated, in both updates: a comma-separated list of color, translation (shift by up to "
+                        "1/8 of the size), cutout (a square of half the size); 'none' for no augmentation "
+                        "(default none)")
+    p.add_argument("--augment-p", type=_probability_or_auto, default=None, metavar="P|auto",
+                   help="with --augment: each transform is applied to each image with probability P (default 1), "
+                        "or 'auto': P adapted to keep Karras et al.'s r_t = E[sign D(x_real)] near 0.6 (ADA)")
+    p.add_argument("--augment-strength", type=float, default=None,
+                   help="with --augment: scale of every transform's range (default 1; 0.5 halves the shift and the "
+                        "colour change and cuts a quarter-size square)")
+    p.add_argument("--augment-fill", type=float, default=None,
+                   help="with --augment: the value shifted-in and cut-out pixels get (default -1, a digit's "
+                        "background; DiffAugment's 0 is mid-grey for images in [-1, 1])")
+    p.add_argument("--minibatch-std", action=argparse.BooleanOptionalAction, default=None,
+                   help="minibatch standard deviation in D (Karras et al. 2018): an extra feature map holding how "
+                        "much the images of each group of 4 differ, so a batch of near-identical fakes is easy to "
+                        "reject (dcgan; the batch size must be a multiple of 4; default off)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="train on only this many training images (a fixed subset, the same for every seed), to "
+                        "study a small data set; the evaluation still uses the whole held-out split")
     p.add_argument("--spectral-norm", action="store_const", const=True, default=None,
                    help="spectrally normalise D's Conv2d and Linear weights (Miyato et al. 2018); not with "
                         "the gradient penalties (wgan-gp, r1)")
@@ -155,6 +182,18 @@ def build_parser():
     p.add_argument("--eval-n", type=int, default=None,
                    help="generated images scored at the end (default 2000; --conditional: 1,000 per class)")
     return p
+
+
+def _probability_or_auto(text):
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1] or 'auto', got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1] or 'auto', got {text}")
+    return value
 
 
 def _dataset_name(text):
@@ -196,6 +235,17 @@ def check_args(args, parser):
         parser.error(f"--mismatch-weight must be a non-negative number, got {args.mismatch_weight}")
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    if args.augment is not None and args.augment.strip().lower() != "none":
+        try:
+            args.augment = ",".join(parse_policy(args.augment))
+        except ValueError as err:
+            parser.error(f"--augment: {err}")
+    if args.augment_strength is not None and not (args.augment_strength > 0 and math.isfinite(args.augment_strength)):
+        parser.error(f"--augment-strength must be a positive number, got {args.augment_strength}")
+    if args.augment_fill is not None and not -1 <= args.augment_fill <= 1:
+        parser.error(f"--augment-fill must be in [-1, 1] (the images' range), got {args.augment_fill}")
+    if args.limit is not None and args.limit < 2:
+        parser.error(f"--limit must be at least 2 images, got {args.limit}")
 
 
 def requested_backend(args):
@@ -238,6 +288,7 @@ def resolve_config(args, parser):
             if run[key] and not run["conditional"]:
                 parser.error(f"{flag} is a setting of a class-conditional GAN: it needs --conditional")
         run["conditional_batchnorm"] = bool(run["conditional"] and run["conditional_batchnorm"] is not False)
+        augment_settings(run, parser)
         if run["conditional"] and run["mismatch_weight"] is None:
             run["mismatch_weight"] = MISMATCH_WEIGHT
     objective_settings(run, parser)
@@ -248,6 +299,21 @@ def resolve_config(args, parser):
     if ckpt is not None and args.data_dir is None:
         config["data_dir"] = ckpt["config"].get("data_dir")
     return config, ckpt
+
+
+def augment_settings(run, parser):
+    """Normalise the augmentation settings of a new run: none (every augment_* None) or a policy
+    with its p, strength and fill filled in; refuse augment_* settings without a policy."""
+    if run["augment"] is not None and run["augment"].strip().lower() == "none":
+        run["augment"] = None
+    extras = [k for k in ("augment_p", "augment_strength", "augment_fill") if run[k] is not None]
+    if run["augment"] is None:
+        if extras:
+            parser.error(f"--{extras[0].replace('_', '-')} is a setting of --augment: give a policy too")
+        return
+    run["augment_p"] = 1.0 if run["augment_p"] is None else run["augment_p"]
+    run["augment_strength"] = 1.0 if run["augment_strength"] is None else run["augment_strength"]
+    run["augment_fill"] = -1.0 if run["augment_fill"] is None else run["augment_fill"]
 
 
 def objective_settings(run, parser):
@@ -274,6 +340,12 @@ def objective_settings(run, parser):
     if run["spectral_norm"] and objective.penalty_weight is not None:
         parser.error(f"--spectral-norm does not combine with --loss {run['loss']}: its gradient penalty needs a "
                      f"second-order pass that SpectralNorm does not provide")
+    if run.get("minibatch_std") and objective.penalty_weight is not None:
+        parser.error(f"--minibatch-std does not combine with --loss {run['loss']}: its gradient penalty is per "
+                     f"sample, and the minibatch standard deviation mixes the samples of a group")
+    if run.get("minibatch_std") and run["batch_size"] % 4:
+        parser.error(f"--minibatch-std compares the images of groups of 4: --batch-size must be a multiple of 4, "
+                     f"got {run['batch_size']}")
     if run["conditional"] and objective.penalty_weight is not None:
         parser.error(f"--conditional does not combine with --loss {run['loss']}: its gradient penalty needs a "
                      f"second-order pass that the projection discriminator does not provide")
@@ -289,6 +361,8 @@ def _merge_resumed(args, saved, parser):
         run.update(beta2=saved.get("beta2", 0.999), n_critic=1)
     run["conditional_batchnorm"] = bool(saved.get("conditional_batchnorm"))   # G conditioned at its input only before
     run["mismatch_weight"] = saved.get("mismatch_weight")                   # and D shown no wrong classes
+    for key, before in BEFORE_SETTING.items():
+        run[key] = saved.get(key, before)
     for key in run:
         given = getattr(args, key)
         if given is not None and given != run[key]:
@@ -349,9 +423,13 @@ def main(argv=None):
         print(already_complete(config, start_step))            # known without loading the data
         return 0
     try:
-        dataset = load_dataset(config["dataset"], data_dir=config["data_dir"])
+        full_dataset = load_dataset(config["dataset"], data_dir=config["data_dir"])
     except (OSError, ValueError) as err:                       # not found, truncated or corrupt files
         parser.error(str(err))
+    dataset = full_dataset.limited(config["limit"]) if config.get("limit") else full_dataset
+    if config.get("limit"):
+        print(f"training on {len(dataset.train_images):,} of its {len(full_dataset.train_images):,} training "
+              f"images (--limit)", flush=True)
     set_length(config, args, len(dataset.train_images), start_step, parser)
     if ckpt and config["steps"] == start_step:                 # --epochs amounting to the saved step
         print(already_complete(config, start_step))
@@ -364,6 +442,7 @@ def main(argv=None):
         parser.error(f"--out {out}: cannot write the run directory ({err.strerror or err})")
 
     G, D, opt_G, opt_D = build_training(config, ckpt, build=build_models)
+    view = run_view(config, ckpt)
     ema = None
     if config.get("ema"):                                      # the average starts as G (or as saved)
         ema = WeightAverage(G, config["ema"], config["z_dim"], config.get("n_classes"))
@@ -380,6 +459,10 @@ def main(argv=None):
 
     if config["spectral_norm"]:
         print("critic: its Conv2d and Linear layers spectrally normalised (--spectral-norm)", flush=True)
+    if config.get("minibatch_std"):
+        print("critic: a minibatch standard deviation channel before its last layer (--minibatch-std)", flush=True)
+    if view is not None:
+        print(f"D sees every image through: {view}", flush=True)
     if config["n_classes"]:
         batchnorm = ", its BatchNorms a scale and shift per class" if config.get("conditional_batchnorm") else ""
         mismatch = (f", also shown real images with wrong classes as fakes (weight {config['mismatch_weight']})"
@@ -389,19 +472,22 @@ def main(argv=None):
 
     writer = open_tensorboard(out, start_step) if args.tensorboard else None
     try:
-        return _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer, ema)
+        return _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer, ema, view,
+                                 full_dataset)
     finally:
         if writer is not None:
             writer.close()
 
 
-def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer, ema=None):
-    """``train_run``, then the final pictures and the evaluation; returns the exit status."""
+def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer, ema=None, view=None,
+                      full_dataset=None):
+    """``train_run``, then the final pictures and the evaluation (against ``full_dataset``, the
+    data set before --limit, so its classifiers are the usual ones); returns the exit status."""
     out = Path(config["out"])
     started = time.perf_counter()
     try:
         step = train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=not args.no_progress, writer=writer,
-                         ema=ema)
+                         ema=ema, view=view)
     except NonFiniteError as err:
         print(f"\nerror: training diverged at step {err.step}: NaN or Inf first appeared in {err.where}. "
               f"Nothing was saved after step {saved_step(out)}; {out / 'checkpoint.npz'} is the last good "
@@ -426,7 +512,8 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
         (out / "metrics.json").unlink(missing_ok=True)     # a resumed run's old scores describe an earlier step
     else:
         n = args.eval_n or (1000 * config["n_classes"] if config.get("n_classes") else 2000)
-        scores = evaluate_generator(ema.model if ema is not None else G, config, n=n, dataset=dataset)
+        scores = evaluate_generator(ema.model if ema is not None else G, config, n=n,
+                                    dataset=full_dataset or dataset)
         scores.update(step=step, train_seconds=round(seconds, 1))
         (out / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
         print(format_scores(scores, class_names(config["dataset"]), n_option="--eval-n"))

@@ -89,7 +89,8 @@ def _load(path, mode):
 
 
 def plot_history(history, path, title=None):
-    """Plot the losses, D(x) and D(G(z)) against the step; writes a PNG.
+    """Plot the losses, D(x) and D(G(z)) against the step, and (where logged) the overfitting
+    signal: D's mean output on training and held-out images, r_t and the augmentation p; writes a PNG.
 
     Every axis is labelled and the legends sit to the right of the plots, off the curves.
 
@@ -106,7 +107,9 @@ def plot_history(history, path, title=None):
     import matplotlib.pyplot as plt
 
     steps = [r["step"] for r in history]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    probed = [r for r in history if "D_heldout" in r]                 # the overfitting signal, where logged
+    fig, axes = plt.subplots(3 if probed else 2, 1, figsize=(8, 8.5 if probed else 6), sharex=True)
+    top, bottom = axes[:2]
     top.plot(steps, [r["loss_D"] for r in history], label="loss D")
     top.plot(steps, [r["loss_G"] for r in history], label="loss G")
     top.set_ylabel("loss (mean per log interval)")
@@ -114,9 +117,20 @@ def plot_history(history, path, title=None):
     bottom.plot(steps, [r["D_G_z"] for r in history], label="D(G(z)), fake")
     bottom.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
     bottom.set_ylim(0, 1)
-    bottom.set_xlabel("step")
     bottom.set_ylabel("mean D output (probability)")
-    for ax in (top, bottom):
+    if probed:
+        over = axes[2]
+        at = [r["step"] for r in probed]
+        over.plot(at, [r["D_train"] for r in probed], label="D, training images")
+        over.plot(at, [r["D_heldout"] for r in probed], label="D, held-out images")
+        if all("r_t" in r for r in probed):
+            over.plot(at, [r["r_t"] for r in probed], label="r_t = E[sign D(x)]", linestyle=":")
+        if any("augment_p" in r for r in probed):
+            over.plot(at, [r.get("augment_p", float("nan")) for r in probed], label="augment p", linestyle="--")
+        over.set_ylim(-1.05, 1.05)
+        over.set_ylabel("overfitting signal")
+    axes[-1].set_xlabel("step")
+    for ax in axes:
         legend_outside(ax)
         ax.grid(alpha=0.3)
     save_figure(fig, path, title)

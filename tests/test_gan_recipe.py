@@ -8,6 +8,7 @@ import pytest
 from npgan import backend, losses
 from npgan.gan import LeastSquares, NonSaturating, Objective, OBJECTIVES, gan_step, get_objective
 from npgan.gan.objectives import half_mse
+from npgan.gan.view import InstanceNoise
 from npgan.gradcheck import assert_gradients_close, check_function
 from npgan.models import dcgan, mlp_gan
 from npgan.optim import Adam
@@ -295,8 +296,9 @@ def test_instance_noise_is_what_d_sees_in_both_updates():
     G, D, _, opt_D, real, z = a
     fake = G.forward(z)
     backend.seed(11)
-    loss = discriminator_step(D, opt_D, NonSaturating(), real, fake, noise_std=0.3)[0]
-    _, dfake = generator_loss(D, NonSaturating(), fake, noise_std=0.3)
+    view = InstanceNoise(0.3, steps=10)
+    loss = discriminator_step(D, opt_D, NonSaturating(), real, fake, view=view)[0]
+    _, dfake = generator_loss(D, NonSaturating(), fake, view=view)
     G2, D2, _, opt_D2, real2, z2 = b
     fake2 = G2.forward(z2)
     backend.seed(11)
@@ -314,12 +316,12 @@ def test_instance_noise_is_what_d_sees_in_both_updates():
 def test_instance_noise_anneals_linearly_over_the_run(monkeypatch):
     from npgan.gan import MetricsLog, loop
     seen = []
-    monkeypatch.setattr(loop, "gan_step", lambda *args, noise_std=0.0, **kw: seen.append(noise_std) or {})
+    monkeypatch.setattr(loop, "gan_step", lambda *args, view=None, **kw: seen.append(view.std) or {})
     monkeypatch.setattr(loop, "train_loop", lambda one_step, steps, log, **kw: [one_step(s, True)
                                                                                for s in range(1, steps + 1)])
     G, D, opt_G, opt_D, real, z = _models_and_batch(batch=4)
     loop.fit_gan(G, D, opt_G, opt_D, NonSaturating(), lambda: real, 4, MetricsLog(), z_dim=dcgan.Z_DIM,
-                 batch_size=4, z_fixed=z, real_spread=1.0, instance_noise=0.2)
+                 batch_size=4, z_fixed=z, real_spread=1.0, view=InstanceNoise(0.2, 4))
     assert seen == pytest.approx([0.2, 0.15, 0.1, 0.05])
 
 

@@ -6,7 +6,7 @@ the batch to [-1, 1] and moves it to the device:
     >>> for real in iterate_minibatches(ds.train_images, 64, rng):   # (64, 28, 28) uint8
     ...     x = backend.to_device(scale_images(real))                # float32 in [-1, 1]
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -54,6 +54,16 @@ class Dataset:
     test_images: np.ndarray = field(repr=False)
     test_labels: np.ndarray = field(repr=False)
     notes: tuple = ()
+
+    def limited(self, n, seed=0):
+        """The same dataset with only ``n`` training images: a fixed random subset (drawn by
+        ``default_rng(seed)``, so every run that asks for ``n`` gets the same images); the
+        held-out split is kept whole."""
+        if n >= len(self.train_images):
+            return self
+        keep = np.sort(np.random.default_rng(seed).permutation(len(self.train_images))[:n])
+        return replace(self, source=f"{n:,} of {self.source}", train_images=self.train_images[keep],
+                       train_labels=self.train_labels[keep])
 
     @property
     def class_names(self):

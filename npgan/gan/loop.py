@@ -162,8 +162,8 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
 
 
 def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batch_size, z_fixed, real_spread,
-            start_step=0, n_critic=1, instance_noise=0.0, ema=None, n_classes=None, mismatch_weight=0.0, on_log=None,
-            **loop_options):
+            start_step=0, n_critic=1, view=None, ema=None, n_classes=None, mismatch_weight=0.0, on_log=None,
+            probe=None, **loop_options):
     """The GAN recipe: ``gan_step`` on ``next_real()`` and fresh noise at every step (after
     ``n_critic - 1`` extra D updates, each on its own batch), with npgan.health's checks at
     every log point. Returns the last completed step.
@@ -172,14 +172,17 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
         next_real: returns the next real batch on the device, (batch_size, C, H, W) in [-1, 1];
             a step takes ``n_critic`` of them.
         z_fixed, real_spread: the health checks' fixed noise (device) and real images' spread.
-        instance_noise: the standard deviation of the noise added to everything D sees at step 1,
-            annealed linearly to 0 at step ``steps`` (``npgan.gan.step.with_instance_noise``).
+        view: what D sees (``npgan.gan.view``: augmentation, instance noise), in every update;
+            told the step before it (``at_step``) and its statistics after (``after_step``,
+            whose own statistics, e.g. the adaptive augmentation probability, are logged).
         ema: a ``npgan.gan.ema.WeightAverage`` of G, updated after every generator update.
         n_classes: a class-conditional GAN (npgan.models.conditional): ``next_real()`` returns
             (images, labels (batch_size,) on the device) and G draws the same labels.
         mismatch_weight: with ``n_classes``, D also sees each real batch with wrong classes (each
             drawn uniformly from the other classes) as fakes, this weight on that term
             (``npgan.gan.step.mismatch_loss``; 0: off).
+        probe: a ``npgan.health.DiscriminatorProbe`` that adds, at every log point, D's mean output
+            on fixed training and held-out real images (the overfitting signal) before the checks.
         on_log(record): called after the health checks (e.g. TensorBoard).
         loop_options: passed to :func:`train_loop` (log_every, every, save, save_every, progress, desc).
     """
@@ -196,19 +199,24 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
         return real, with_labels(z, labels, n_classes), labels, wrong
 
     def one_step(step, check):
-        std = instance_noise * (1 - (step - 1) / steps)                     # linear annealing to 0
+        if view is not None:
+            view.at_step(step)
         for _ in range(n_critic - 1):                                       # the extra critic updates
             real, z, labels, wrong = batch()
-            critic_step(G, D, opt_D, objective, real, z, check, noise_std=std, labels=labels, wrong_labels=wrong,
+            critic_step(G, D, opt_D, objective, real, z, check, view=view, labels=labels, wrong_labels=wrong,
                         mismatch_weight=mismatch_weight)
         real, z, labels, wrong = batch()
-        stats = gan_step(G, D, opt_G, opt_D, objective, real, z, check, noise_std=std, labels=labels,
+        stats = gan_step(G, D, opt_G, opt_D, objective, real, z, check, view=view, labels=labels,
                          wrong_labels=wrong, mismatch_weight=mismatch_weight)
+        if view is not None:
+            stats.update(view.after_step(stats))
         if ema is not None:
             ema.update(G)
         return stats
 
     def log_health(record):
+        if probe is not None:
+            record.update(probe(D))
         findings = health.check(log.history + [record], G, z_fixed, real_spread, record["step"],
                                 d_probabilities=objective.outputs_are_logits)
         health.report(record, log.history[-1] if log.history else None, findings, warn)

@@ -34,12 +34,14 @@ from ..optim import Adam, RMSprop
 from .loop import MetricsLog, fit_gan
 from .objectives import OBJECTIVES, get_objective
 from .sampling import fixed_noise
+from .view import DiffAugment, DView, InstanceNoise
 
 N_FIXED = 100                     # images in each sample grid (10 x 10)
 OUTPUT_FILES = ("config.json", "checkpoint.npz", "metrics.jsonl", "metrics.json", "losses.png", "samples.png",
                 "progress.gif")
 OUTPUT_DIRS = ("samples", "tensorboard")
 LOGGED = ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s")
+OVERFIT_LOGGED = ("r_t", "D_train", "D_heldout", "augment_p")     # the overfitting signal, where present
 
 
 def real_batches(images, batch_size, seed, start_step=0, labels=None):
@@ -63,11 +65,14 @@ def build_training(config, ckpt=None, build=build_models):
     from ``config['seed']``, then loaded from ``ckpt`` (a ``load_checkpoint`` dict) when resuming.
     ``build(name) -> (G, D)`` makes the networks; for an objective with a gradient penalty
     (``critic_batchnorm`` False) it is called as ``build(name, critic_batchnorm=False)``, and for
-    ``config['spectral_norm']`` with ``spectral_norm=True``, for a conditional GAN
+    ``config['spectral_norm']`` with ``spectral_norm=True``, for ``config['minibatch_std']`` with
+    ``minibatch_std=True``, for a conditional GAN
     (``config['n_classes']``) with ``n_classes`` and, for ``config['conditional_batchnorm']``,
     ``conditional_batchnorm=True`` (each keyword passed only then)."""
     backend.seed(config["seed"])
     options = {"spectral_norm": True} if config.get("spectral_norm") else {}
+    if config.get("minibatch_std"):
+        options["minibatch_std"] = True
     if config.get("n_classes"):
         options["n_classes"] = config["n_classes"]
         if config.get("conditional_batchnorm"):
@@ -92,12 +97,14 @@ def build_training(config, ckpt=None, build=build_models):
     return G, D, opt_G, opt_D
 
 
-def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, writer=None, ema=None):
+def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, writer=None, ema=None, view=None):
     """Train from ``start_step`` to ``config['steps']`` with the run's objective (``config['loss']``),
     writing the run directory ``config['out']`` as the module docstring says. With ``ema`` (a
     ``WeightAverage`` of G, ``--ema``) the sample grids show the averaged generator and the
-    checkpoint keeps it. Returns the last completed step (smaller than ``config['steps']`` after
-    Ctrl-C); raises NonFiniteError."""
+    checkpoint keeps it. ``view``: what D sees (``run_view(config)``; its state is checkpointed).
+    At every log point D's mean output on fixed training and held-out images is logged
+    (``npgan.health.DiscriminatorProbe``). Returns the last completed step (smaller than
+    ``config['steps']`` after Ctrl-C); raises NonFiniteError."""
     shown = lambda: ema.model if ema is not None else G                      # read when drawn: the average's
     G_ema = lambda: ema.model if ema is not None else None                   # statistics follow its weights
     out, steps, batch_size = Path(config["out"]), config["steps"], config["batch_size"]
@@ -110,12 +117,13 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
         save_samples(shown(), z_fixed, out, 0, writer)
         # The initial weights are a good state: a run that diverges or is killed before its
         # first periodic checkpoint can still be resumed or inspected.
-        save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, 0, config, G_ema())
+        save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, 0, config, G_ema(), view)
 
     def to_tensorboard(record):
         if writer is not None:
-            for key in LOGGED:
-                writer.add_scalar(f"train/{key}", record[key], record["step"])
+            for key in LOGGED + OVERFIT_LOGGED:
+                if key in record:
+                    writer.add_scalar(f"train/{key}", record[key], record["step"])
 
     def next_real():
         if not n_classes:
@@ -124,14 +132,20 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
         return backend.to_device(scale_images(images)[:, None]), backend.to_device(labels)
 
     objective = run_objective(config)
+    labels = (backend.to_device(dataset.train_labels[:health.N_PROBE]),
+              backend.to_device(dataset.test_labels[:health.N_PROBE])) if n_classes else (None, None)
+    probe = health.DiscriminatorProbe(backend.to_device(scale_images(dataset.train_images[:health.N_PROBE])[:, None]),
+                                      backend.to_device(scale_images(dataset.test_images[:health.N_PROBE])[:, None]),
+                                      labels)
+    save = lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema(), view)
     return fit_gan(
         G, D, opt_G, opt_D, objective, next_real, steps, log, z_dim=config["z_dim"], batch_size=batch_size, z_fixed=z_fixed,
         real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step, n_critic=n_critic,
-        instance_noise=config.get("instance_noise") or 0.0, n_classes=n_classes,
+        view=view, probe=probe, n_classes=n_classes,
         mismatch_weight=config.get("mismatch_weight") or 0.0,
         on_log=to_tensorboard, log_every=config["log_every"],
         every=[(config["sample_every"], lambda step: save_samples(shown(), z_fixed, out, step, writer))],
-        save=lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema()), ema=ema,
+        save=save, ema=ema,
         save_every=config["checkpoint_every"], progress=progress)
 
 
@@ -173,10 +187,30 @@ def save_samples(G, z_fixed, out, step, writer=None):
     return images
 
 
-def save_run(path, G, D, opt_G, opt_D, step, config, G_ema=None):
-    """checkpoint.npz, written atomically (see ``npgan.checkpoint``)."""
+def save_run(path, G, D, opt_G, opt_D, step, config, G_ema=None, view=None):
+    """checkpoint.npz, written atomically (see ``npgan.checkpoint``), with the view's state."""
+    state = view.state_dict() if view is not None else {}
     save_checkpoint(path, G=G, D=D, opt_G=opt_G, opt_D=opt_D, step=step, config=config,
-                    rng_state=backend.get_rng_state(), G_ema=G_ema)
+                    rng_state=backend.get_rng_state(), G_ema=G_ema, extra={"view": state} if state else None)
+
+
+def run_view(config, ckpt=None):
+    """What D sees in a run of ``config`` (``npgan.gan.view``): DiffAugment (``augment``,
+    ``augment_p``, ``augment_strength``, ``augment_fill``), then instance noise
+    (``instance_noise``); None when neither is set. Its state from ``ckpt`` when resuming."""
+    transforms = []
+    if config.get("augment"):
+        transforms.append(DiffAugment(config["augment"], p=config.get("augment_p", 1.0),
+                                      strength=config.get("augment_strength") or 1.0,
+                                      fill=config.get("augment_fill", -1.0), batch_size=config["batch_size"]))
+    if config.get("instance_noise"):
+        transforms.append(InstanceNoise(config["instance_noise"], config["steps"]))
+    if not transforms:
+        return None
+    view = DView(transforms)
+    if ckpt and ckpt.get("extra"):
+        view.load_state_dict(ckpt["extra"].get("view"))
+    return view
 
 
 def saved_step(out):

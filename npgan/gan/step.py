@@ -43,15 +43,6 @@ def discriminator_loss(D, objective, real, fake, forward=None, backward=True):
     return loss_real + loss_fake, real_logits, fake_logits
 
 
-def with_instance_noise(images, std):
-    """images + std * N(0, 1), drawn from npgan's generator: instance noise (Sonderby et al. 2016;
-    Arjovsky and Bottou 2017) blurs the real and the generated distributions into each other, so
-    D cannot separate them perfectly early on. The images unchanged when std is 0."""
-    if not std:
-        return images
-    return images + images.dtype.type(std) * backend.rng().standard_normal(images.shape, dtype=images.dtype)
-
-
 def mismatch_loss(D, objective, real, forward, weight):
     """The matching-aware discriminator of Reed et al. (2016): real images shown with a wrong
     class are fakes too, ``weight * objective.discriminator_fake(D(real, wrong))``, its gradient
@@ -61,13 +52,15 @@ def mismatch_loss(D, objective, real, forward, weight):
     return weight * loss
 
 
-def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=False, noise_std=0.0, mismatched=None):
+def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=False, view=None, mismatched=None):
     """Zero D's gradients, compute ``discriminator_loss`` and the objective's penalty (WGAN-GP,
-    R1: its gradient adds to the loss's) and update D. D sees both batches with instance noise of
-    ``noise_std`` (none by default). ``mismatched``: ``(forward, weight)`` of ``mismatch_loss``
+    R1: its gradient adds to the loss's, on the images as D sees them) and update D. D sees both
+    batches through ``view`` (``npgan.gan.view``: augmentation, instance noise; none by default),
+    each with its own draws. ``mismatched``: ``(forward, weight)`` of ``mismatch_loss``
     (a conditional D called with wrong classes), whose term adds to the loss. Returns what
     ``discriminator_loss`` returns, the loss including the penalty and the mismatch term."""
-    real, fake = with_instance_noise(real, noise_std), with_instance_noise(fake, noise_std)
+    if view is not None:
+        real, fake = view.forward(real), view.forward(fake)
     opt_D.zero_grad()
     with no_input_grad(D):                                                   # the images need no gradient
         loss, real_logits, fake_logits = discriminator_loss(D, objective, real, fake, forward)
@@ -94,7 +87,7 @@ def mismatched_forward(D, wrong_labels, weight):
     return None if wrong_labels is None or not weight else (conditioned(D, wrong_labels), weight)
 
 
-def critic_step(G, D, opt_D, objective, real, z, check=False, noise_std=0.0, labels=None, wrong_labels=None,
+def critic_step(G, D, opt_D, objective, real, z, check=False, view=None, labels=None, wrong_labels=None,
                 mismatch_weight=0.0):
     """One D update alone, on a fresh real batch and fresh fakes G(z): the extra critic updates
     of a WGAN (``n_critic`` per generator update). Returns L_D."""
@@ -102,23 +95,25 @@ def critic_step(G, D, opt_D, objective, real, z, check=False, noise_std=0.0, lab
         with no_input_grad(G):
             fake = G.forward(z)                                              # G's BatchNorm statistics move, as in PyTorch
         return discriminator_step(D, opt_D, objective, real, fake, conditioned(D, labels), check=check,
-                                  noise_std=noise_std, mismatched=mismatched_forward(D, wrong_labels, mismatch_weight))[0]
+                                  view=view, mismatched=mismatched_forward(D, wrong_labels, mismatch_weight))[0]
     except NonFiniteError:
         raise NonFiniteError(locate_nonfinite(G, D, z, real, labels)) from None
 
 
-def generator_loss(D, objective, fake, forward=None, weight=1.0, noise_std=0.0):
+def generator_loss(D, objective, fake, forward=None, weight=1.0, view=None):
     """G's loss on D(fake) and ``weight`` times its gradient with respect to ``fake``.
 
     D is frozen meanwhile: it passes the gradient through without computing its own. With
-    ``noise_std``, D sees fake + noise; the noise is added, so d/dfake = d/d(fake + noise)."""
+    ``view``, D sees view.forward(fake) (fresh draws) and the gradient comes back through
+    view.backward."""
+    seen = fake if view is None else view.forward(fake)
     with frozen(D):
-        loss, dlogits = objective.generator((forward or D.forward)(with_instance_noise(fake, noise_std)), weight)
-        dfake = D.backward(dlogits)
-    return loss, dfake
+        loss, dlogits = objective.generator((forward or D.forward)(seen), weight)
+        dseen = D.backward(dlogits)
+    return loss, (dseen if view is None else view.backward(dseen))
 
 
-def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, noise_std=0.0, labels=None, wrong_labels=None,
+def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, view=None, labels=None, wrong_labels=None,
              mismatch_weight=0.0):
     """One D update then one G update (see the module docstring).
 
@@ -130,27 +125,30 @@ def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, noise_std=0.0,
         wrong_labels, mismatch_weight: a conditional D also sees the real batch with these classes
             (each unlike the real one) as fakes, weighed so (``mismatch_loss``; off when 0).
         check: the NaN guard (see the module docstring).
-        noise_std: instance noise on everything D sees, in both updates (``with_instance_noise``).
+        view: what D sees (``npgan.gan.view``): every image D is shown, in both updates, passes
+            through it, and G's gradient comes back through its backward; None: the images.
     Returns:
-        {"loss_D", "loss_G", "D_x", "D_G_z"} as 0-d device arrays: the losses before each update
-        and the mean of sigmoid(D(.)) on the real and the fake batch (D before its update).
+        {"loss_D", "loss_G", "D_x", "D_G_z", "r_t"} as 0-d device arrays: the losses before each
+        update, the mean of sigmoid(D(.)) on the real and the fake batch (D before its update) and
+        Karras et al.'s overfitting heuristic r_t = mean sign(D(real)) (1: D sure of every real image).
     """
     try:
         with no_input_grad(G):                                               # the noise needs no gradient
             fake = G.forward(z)                                              # (N, C, H, W)
             forward = conditioned(D, labels)
             loss_D, real_logits, fake_logits = discriminator_step(
-                D, opt_D, objective, real, fake, forward, check=check, noise_std=noise_std,
+                D, opt_D, objective, real, fake, forward, check=check, view=view,
                 mismatched=mismatched_forward(D, wrong_labels, mismatch_weight))
             opt_G.zero_grad()
-            loss_G, dfake = generator_loss(D, objective, fake, forward, noise_std=noise_std)
+            loss_G, dfake = generator_loss(D, objective, fake, forward, view=view)
             G.backward(dfake)
         if check:
             require_finite("G", loss_G, G)
         opt_G.step()
     except NonFiniteError:
         raise NonFiniteError(locate_nonfinite(G, D, z, real, labels)) from None
-    return {"loss_D": loss_D, "loss_G": loss_G, "D_x": sigmoid_mean(real_logits), "D_G_z": sigmoid_mean(fake_logits)}
+    return {"loss_D": loss_D, "loss_G": loss_G, "D_x": sigmoid_mean(real_logits), "D_G_z": sigmoid_mean(fake_logits),
+            "r_t": backend.get_array_module(real_logits).sign(real_logits).mean()}
 
 
 def sigmoid_mean(logits):

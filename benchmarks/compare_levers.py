@@ -1,0 +1,146 @@
+"""The levers for a better default MNIST run, measured: augmentation, minibatch standard deviation,
+a slower D, a longer run, the weight average, on the 5,000-digit subset (and 1,000 digits).
+
+    python benchmarks/compare_levers.py                         # every setting, seeds 0 1 2, 2 runs at a time
+    python benchmarks/compare_levers.py --settings baseline "translation" --seeds 0
+    python benchmarks/compare_levers.py --table-only            # score what is there, print the table
+
+Each run is ``python -m npgan.train mnist --seed S --out WORK/NAME-sS --ema 0.999 --no-eval`` plus
+the setting's flags, one BLAS thread per run and ``--jobs`` runs at a time. The weight average only
+reads G (training is bitwise the same with it), so every run gives two rows: G's own weights
+(``npgan.evaluate --no-ema``) and the average (``+ ema``). A run that finished is not trained again
+and a run already scored is not scored again, so the script can be stopped and restarted.
+
+Scores (``python -m npgan.evaluate --json``): recognisability (the share of 2,000 samples that the
+junk-aware classifier reads with p >= 0.5; real held-out digits: about 95%), the Frechet distance
+and class KL on the evaluation classifier, the mean confidence; from metrics.jsonl, the
+overfitting signal at the end of the run (D's mean output on training minus held-out images,
+averaged over the last five log points) and r_t. ``WORK/results.json`` keeps every run's figures;
+the table (mean +- standard deviation over the seeds present) goes to stdout and ``--table``.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from compare_objectives import mean_std, slug      # a sibling script: its directory is on sys.path
+
+SETTINGS = {
+    "baseline": [],
+    "translation": ["--augment", "translation"],
+    "translation,cutout": ["--augment", "translation,cutout"],
+    "color,translation,cutout": ["--augment", "color,translation,cutout"],
+    "translation, fill 0 (grey)": ["--augment", "translation", "--augment-fill", "0"],
+    "translation,cutout p auto": ["--augment", "translation,cutout", "--augment-p", "auto"],
+    "translation,cutout strength 0.5": ["--augment", "translation,cutout", "--augment-strength", "0.5"],
+    "minibatch std": ["--minibatch-std"],
+    "slow D (lr-d 5e-5)": ["--lr-d", "5e-5"],
+    "5,000 steps": ["--steps", "5000"],
+    "translation + minibatch std": ["--augment", "translation", "--minibatch-std"],
+    "translation, 5,000 steps": ["--augment", "translation", "--steps", "5000"],
+    "1,000 digits": ["--limit", "1000"],
+    "1,000 digits + translation": ["--limit", "1000", "--augment", "translation"],
+    "1,000 digits + translation,cutout p auto": ["--limit", "1000", "--augment", "translation,cutout",
+                                                  "--augment-p", "auto"],
+}
+EMA = ["--ema", "0.999"]
+
+
+def train(name, seed, work):
+    out = work / f"{slug(name)}-s{seed}"
+    if (out / "run.json").is_file() and json.loads((out / "run.json").read_text())["returncode"] == 0:
+        return
+    cmd = [sys.executable, "-m", "npgan.train", "mnist", "--seed", str(seed), "--out", str(out), "--overwrite",
+           "--no-progress", "--no-eval", *EMA, *SETTINGS[name]]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    print("$", " ".join(cmd[1:]), flush=True)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train.log").write_text(done.stdout + done.stderr)
+    health = [line for line in done.stdout.splitlines() if line.startswith("health:")]
+    (out / "run.json").write_text(json.dumps({"seconds": seconds, "returncode": done.returncode,
+                                              "health": health[-1] if health else None}) + "\n")
+    print(f"  {out.name}: exit {done.returncode} after {seconds:.0f} s; {health[-1] if health else ''}", flush=True)
+
+
+def score(out):
+    """scores.json: the evaluation of G's own weights and of the average, and the overfitting signal."""
+    if (out / "scores.json").is_file() or not (out / "run.json").is_file():
+        return
+    evaluate = [sys.executable, "-m", "npgan.evaluate", str(out), "--json"]
+    own = json.loads(subprocess.run(evaluate + ["--no-ema"], capture_output=True, text=True, check=True).stdout)
+    ema = json.loads(subprocess.run(evaluate, capture_output=True, text=True, check=True).stdout)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    last = [r for r in records if "D_heldout" in r][-5:]
+    signal = {"overfit_gap": sum(r["D_train"] - r["D_heldout"] for r in last) / len(last),
+              "r_t": sum(r["r_t"] for r in last) / len(last)}
+    (out / "scores.json").write_text(json.dumps({"own": own, "ema": ema, **signal}) + "\n")
+    subprocess.run([sys.executable, "-m", "npgan.sample", str(out), "--no-ema", "--n", "100",
+                    "--grid", str(out / "grid_own.png"), "--out", str(out / "grid_own.npy")], capture_output=True)
+
+
+def collect(work, names):
+    rows = {}
+    for name in names:
+        for kind in ("own", "ema"):
+            label = name if kind == "own" else f"{name} + ema"
+            for run in sorted(work.glob(f"{slug(name)}-s*")):
+                if run.name.rsplit("-s", 1)[0] != slug(name) or not (run / "scores.json").is_file():
+                    continue
+                s = json.loads((run / "scores.json").read_text())
+                info = json.loads((run / "run.json").read_text())
+                rows.setdefault(label, []).append({"seed": int(run.name.rsplit("-s", 1)[1]), "dir": str(run), **info,
+                                                   **s[kind], "overfit_gap": s["overfit_gap"], "r_t": s["r_t"]})
+    return rows
+
+
+def table(rows):
+    lines = ["| setting | seeds | recognisable | Frechet distance | class KL | confidence | D train - held-out "
+             "| r_t | minutes | health |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, runs in rows.items():
+        warned = sorted({r["health"].split(":")[1].split(" at ")[0].strip() for r in runs
+                         if r["health"] and "no warnings" not in r["health"]})
+        lines.append(f"| {name} | {', '.join(str(r['seed']) for r in runs)} | "
+                     f"{mean_std([100 * r['recognisability'] for r in runs], 1)}% | "
+                     f"{mean_std([r['frechet_distance'] for r in runs], 1)} | {mean_std([r['kl_from_uniform'] for r in runs])} | "
+                     f"{mean_std([r['mean_confidence'] for r in runs])} | {mean_std([r['overfit_gap'] for r in runs])} | "
+                     f"{mean_std([r['r_t'] for r in runs], 2)} | {mean_std([r['seconds'] / 60 for r in runs], 1)} | "
+                     f"{', '.join(warned) or 'none'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one BLAS thread each)")
+    p.add_argument("--work-dir", default="runs/levers")
+    p.add_argument("--table", default=None, help="also write the markdown table here")
+    p.add_argument("--table-only", action="store_true", help="score the finished runs and print the table")
+    p.add_argument("--no-score", action="store_true", help="train only")
+    args = p.parse_args(argv)
+    work = Path(args.work_dir)
+    if not args.table_only:                          # every seed of a setting before the next setting
+        queue = [(name, seed) for name in args.settings for seed in args.seeds]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda job: train(job[0], job[1], work), queue))
+    if args.no_score:
+        return
+    for name in args.settings:
+        for run in sorted(work.glob(f"{slug(name)}-s*")):
+            score(run)
+    rows = collect(work, args.settings)
+    (work / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(table(rows))
+    if args.table:
+        Path(args.table).write_text(table(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
