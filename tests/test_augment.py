@@ -333,3 +333,31 @@ def test_the_overfitting_finding_needs_a_gap_at_three_log_points():
     assert "discriminator_overfits" in health.check(wide, G, z, 1.0, 100)
     assert "discriminator_overfits" not in health.check([record(0.02)] + wide[1:], G, z, 1.0, 100)
     assert "discriminator_overfits" not in health.check(wide, G, z, 1.0, 100, d_probabilities=False)
+
+
+# ---------------------------------------------------------------- feature matching
+@pytest.mark.parametrize("policy", [None, "color,translation,cutout"])
+def test_feature_matching_gradient_matches_finite_differences(policy):
+    from npgan.gan.step import FeatureMatching
+    backend.seed(0)
+    D = dcgan.Discriminator(width=4).to("float64")
+    real, fake = randn(4, 1, 28, 28, seed=1), randn(4, 1, 28, 28, seed=2)
+    view = DiffAugment(policy) if policy else None
+    fm = FeatureMatching()
+    grads = {}
+
+    def loss(fake):
+        value, grads["dfake"] = fm(D, fake, real, view=view)
+        return value
+
+    result = check_function(loss, lambda dloss: dloss * grads["dfake"], [fake], max_entries=200)
+    assert_gradients_close(result, TOL)
+    assert all(p.grad is None or not host(p.grad).any() for p in D.parameters())   # D frozen
+    same = fm(D, real, real)[0]
+    assert float(host(same)) == pytest.approx(0, abs=1e-20)                         # nothing to match
+
+
+def test_feature_matching_needs_a_sequential_d():
+    from npgan.gan.step import FeatureMatching
+    with pytest.raises(TypeError, match="feature matching reads the features of a Sequential D"):
+        FeatureMatching()(object(), None, None)

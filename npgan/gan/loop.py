@@ -163,7 +163,7 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
 
 def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batch_size, z_fixed, real_spread,
             start_step=0, n_critic=1, view=None, ema=None, n_classes=None, mismatch_weight=0.0, on_log=None,
-            probe=None, **loop_options):
+            probe=None, g_loss=None, **loop_options):
     """The GAN recipe: ``gan_step`` on ``next_real()`` and fresh noise at every step (after
     ``n_critic - 1`` extra D updates, each on its own batch), with npgan.health's checks at
     every log point. Returns the last completed step.
@@ -183,6 +183,7 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
             (``npgan.gan.step.mismatch_loss``; 0: off).
         probe: a ``npgan.health.DiscriminatorProbe`` that adds, at every log point, D's mean output
             on fixed training and held-out real images (the overfitting signal) before the checks.
+        g_loss: G's loss instead of the objective's (``npgan.gan.step.FeatureMatching``).
         on_log(record): called after the health checks (e.g. TensorBoard).
         loop_options: passed to :func:`train_loop` (log_every, every, save, save_every, progress, desc).
     """
@@ -207,7 +208,7 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
                         mismatch_weight=mismatch_weight)
         real, z, labels, wrong = batch()
         stats = gan_step(G, D, opt_G, opt_D, objective, real, z, check, view=view, labels=labels,
-                         wrong_labels=wrong, mismatch_weight=mismatch_weight)
+                         wrong_labels=wrong, mismatch_weight=mismatch_weight, g_loss=g_loss)
         if view is not None:
             stats.update(view.after_step(stats))
         if ema is not None:

@@ -34,6 +34,7 @@ from ..optim import Adam, RMSprop
 from .loop import MetricsLog, fit_gan
 from .objectives import OBJECTIVES, get_objective
 from .sampling import fixed_noise
+from .step import FeatureMatching
 from .view import DiffAugment, DView, InstanceNoise
 
 N_FIXED = 100                     # images in each sample grid (10 x 10)
@@ -137,11 +138,12 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
     probe = health.DiscriminatorProbe(backend.to_device(scale_images(dataset.train_images[:health.N_PROBE])[:, None]),
                                       backend.to_device(scale_images(dataset.test_images[:health.N_PROBE])[:, None]),
                                       labels)
+    g_loss = FeatureMatching() if config.get("feature_matching") else None          # Salimans et al.'s G loss
     save = lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema(), view)
     return fit_gan(
         G, D, opt_G, opt_D, objective, next_real, steps, log, z_dim=config["z_dim"], batch_size=batch_size, z_fixed=z_fixed,
         real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step, n_critic=n_critic,
-        view=view, probe=probe, n_classes=n_classes,
+        view=view, probe=probe, n_classes=n_classes, g_loss=g_loss,
         mismatch_weight=config.get("mismatch_weight") or 0.0,
         on_log=to_tensorboard, log_every=config["log_every"],
         every=[(config["sample_every"], lambda step: save_samples(shown(), z_fixed, out, step, writer))],

@@ -19,7 +19,7 @@ naming the first non-finite quantity, in the order the step computed things.
 """
 from .. import backend
 from ..errors import NonFiniteError
-from ..layers import Parameter, frozen, no_input_grad
+from ..layers import Parameter, Sequential, frozen, no_input_grad
 
 
 def discriminator_loss(D, objective, real, fake, forward=None, backward=True):
@@ -113,8 +113,46 @@ def generator_loss(D, objective, fake, forward=None, weight=1.0, view=None):
     return loss, (dseen if view is None else view.backward(dseen))
 
 
+class FeatureMatching:
+    """G's loss of Salimans et al. (2016), feature matching: instead of maximising D's output, G
+    matches the mean of D's intermediate features f on real images,
+
+        L_G = || mean_n f(x_n) - mean_n f(G(z_n)) ||^2        (f: D's layers before its last ``head``)
+        dL_G / df(G(z_n)) = 2 (mean f(G(z)) - mean f(x)) / N
+
+    then back through those layers of D (frozen: no parameter gradients) and the view. A G that
+    draws only a few kinds of digit cannot match the real features' mean, whatever D's verdict on
+    each sample. Both batches pass through the run's view, each with fresh draws. D must be a
+    Sequential whose last ``head`` layers read the features (the DCGAN D: Flatten, Linear).
+    """
+
+    def __init__(self, head=2):
+        self.head = head
+
+    def __call__(self, D, fake, real, forward=None, view=None):
+        if not isinstance(D, Sequential) or forward not in (None, D.forward):
+            raise TypeError(f"feature matching reads the features of a Sequential D called on images alone, "
+                            f"not of {type(D).__name__}")
+        layers = D.layers[:-self.head]
+        see = (lambda x: x) if view is None else view.forward
+
+        def features(x):
+            for layer in layers:
+                x = layer.forward(x)
+            return x
+        with frozen(D):
+            target = features(see(real)).mean(axis=0)                             # (C, H, W), no gradient
+            f = features(see(fake))                                               # (N, C, H, W)
+            diff = f.mean(axis=0) - target
+            loss = (diff * diff).sum()
+            d = backend.get_array_module(f).broadcast_to(2 * diff / f.shape[0], f.shape)
+            for layer in reversed(layers):
+                d = layer.backward(d)
+        return loss, (d if view is None else view.backward(d))
+
+
 def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, view=None, labels=None, wrong_labels=None,
-             mismatch_weight=0.0):
+             mismatch_weight=0.0, g_loss=None):
     """One D update then one G update (see the module docstring).
 
     Args:
@@ -125,6 +163,8 @@ def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, view=None, lab
         wrong_labels, mismatch_weight: a conditional D also sees the real batch with these classes
             (each unlike the real one) as fakes, weighed so (``mismatch_loss``; off when 0).
         check: the NaN guard (see the module docstring).
+        g_loss: G's loss instead of the objective's, called as g_loss(D, fake, real, forward, view)
+            -> (L_G, dL_G/dfake), e.g. :class:`FeatureMatching`.
         view: what D sees (``npgan.gan.view``): every image D is shown, in both updates, passes
             through it, and G's gradient comes back through its backward; None: the images.
     Returns:
@@ -140,7 +180,10 @@ def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, view=None, lab
                 D, opt_D, objective, real, fake, forward, check=check, view=view,
                 mismatched=mismatched_forward(D, wrong_labels, mismatch_weight))
             opt_G.zero_grad()
-            loss_G, dfake = generator_loss(D, objective, fake, forward, view=view)
+            if g_loss is None:
+                loss_G, dfake = generator_loss(D, objective, fake, forward, view=view)
+            else:
+                loss_G, dfake = g_loss(D, fake, real, forward, view)
             G.backward(dfake)
         if check:
             require_finite("G", loss_G, G)
