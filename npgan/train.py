@@ -13,15 +13,18 @@
 
 Each step is one discriminator update on a real and a fake batch followed by one generator
 update (``npgan.gan.step``), with the objective of ``--loss`` (default: the non-saturating GAN
-loss, binary cross-entropy on D's logits) and Adam. What the run directory (``--out``, default
-``runs/<dataset>-<model>``) holds is listed in ``npgan.gan.run``; ``metrics.json`` adds the
-final evaluation (``npgan.metrics``) unless ``--no-eval``.
+loss, binary cross-entropy on D's logits) and Adam. ``npgan.gan.config`` resolves the run's
+configuration: a flag left out takes its default (some are the objective's own, e.g. wgan's
+RMSprop), and settings that do not combine are refused. What the run directory (``--out``,
+default ``runs/<dataset>-<model>``) holds is listed in ``npgan.gan.run``; ``metrics.json`` adds
+the final evaluation (``npgan.metrics``) unless ``--no-eval``.
 
 **Run directories.** A directory that already holds a run (config.json or checkpoint.npz)
 is never silently reused: pass ``--resume`` to continue it or ``--overwrite`` to delete
 its outputs and start again. ``--resume`` takes the model, objective, dataset, batch size,
 learning rate, betas, seed and backend from the checkpoint (giving a different value is an
-error) and may raise ``--steps`` (the total) to train longer; resuming a run that is already at
+error; ``npgan.gan.config`` says how the settings of a run saved by an older npgan are
+filled in) and may raise ``--steps`` (the total) to train longer; resuming a run that is already at
 its ``--steps`` says so and exits 0, keeping its outputs and ``metrics.json``.
 
 **Data.** ``--data-dir`` (or ``$NPGAN_DATA``) names the folder that holds the data set; when it
@@ -52,10 +55,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, backend
+from . import backend
 from .checkpoint import load_checkpoint
-from .data import batches_per_epoch, canonical_name, class_names, load_dataset
+from .data import canonical_name, class_names, load_dataset
 from .errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
+from .gan.config import (DEFAULT_STEPS, MISMATCH_WEIGHT, RUN_DEFAULTS, ConfigError, new_run_settings,
+                         resumed_run_settings, run_config, run_length)
 from .gan.loop import read_history
 from .gan.ema import WeightAverage
 from .gan.objectives import OBJECTIVES
@@ -64,23 +69,6 @@ from .gan.run import (build_training, delete_outputs, health_summary, open_tenso
                       start_run_dir, train_run, write_final_outputs)
 from .metrics import evaluate_generator, format_scores
 from .models import MODELS, build_models, critic_description
-
-DEFAULT_STEPS = 2500
-# A conditional D also sees real images with wrong classes as fakes, at this weight: on
-# Fashion-MNIST it raised the class accuracy after the default steps from 87.9% to 93.9% (docs/TRAINING.md).
-MISMATCH_WEIGHT = 0.5
-
-# Settings that define the run; --resume takes them from the checkpoint. None: the objective's
-# published setting (npgan.gan.objectives: Objective.defaults).
-RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "lr_d": None, "beta1": None,
-                "beta2": None, "n_critic": None, "clip": None, "gp_weight": None, "label_smoothing": None,
-                "instance_noise": None, "ema": None, "seed": 0, "backend": "numpy", "spectral_norm": False,
-                "conditional": False, "conditional_batchnorm": None, "mismatch_weight": None, "augment": None,
-                "augment_p": None, "augment_strength": None, "augment_fill": None, "minibatch_std": False,
-                "limit": None}
-# What a run saved before a setting existed trained with: --resume keeps it so.
-BEFORE_SETTING = {"augment": None, "augment_p": None, "augment_strength": None, "augment_fill": None,
-                  "minibatch_std": False, "limit": None}
 
 
 # ---- command line ---------------------------------------------------------------------
@@ -257,7 +245,8 @@ def requested_backend(args):
 
 
 def resolve_config(args, parser):
-    """The run's configuration (a plain dict) and the checkpoint to resume from (or None).
+    """The run's configuration (a plain dict, ``npgan.gan.config``) and the checkpoint to resume
+    from (or None); a setting the library refuses exits with status 2 (``parser.error``).
 
     Refuses a directory that holds a run unless ``--resume`` or ``--overwrite`` is given
     (``main`` deletes the old outputs once every argument has been checked).
@@ -280,115 +269,29 @@ def resolve_config(args, parser):
             if not args.overwrite:
                 parser.error(f"{out} already holds a run; pass --resume to continue it, --overwrite to "
                              f"delete it and start again, or --out to choose another directory")
-        run = {key: getattr(args, key) if getattr(args, key) is not None else default
-               for key, default in RUN_DEFAULTS.items()}
-        run["backend"] = requested_backend(args)[0]
-        run["dataset"] = args.dataset
-        for flag, key in (("--conditional-batchnorm", "conditional_batchnorm"), ("--mismatch-weight", "mismatch_weight")):
-            if run[key] and not run["conditional"]:
-                parser.error(f"{flag} is a setting of a class-conditional GAN: it needs --conditional")
-        run["conditional_batchnorm"] = bool(run["conditional"] and run["conditional_batchnorm"] is not False)
-        augment_settings(run, parser)
-        if run["conditional"] and run["mismatch_weight"] is None:
-            run["mismatch_weight"] = MISMATCH_WEIGHT
-    objective_settings(run, parser)
-    config = dict(run, out=str(out), data_dir=args.data_dir, z_dim=MODELS[run["model"]].Z_DIM,
-                  n_classes=len(class_names(run["dataset"])) if run["conditional"] else None,
-                  sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                  log_every=args.log_every, npgan_version=__version__)
-    if ckpt is not None and args.data_dir is None:
-        config["data_dir"] = ckpt["config"].get("data_dir")
+        try:
+            run = new_run_settings(_given(args), args.dataset, requested_backend(args)[0])
+        except ConfigError as err:
+            parser.error(str(err))
+    data_dir = args.data_dir
+    if ckpt is not None and data_dir is None:                   # a resumed run reads the data where it did
+        data_dir = ckpt["config"].get("data_dir")
+    config = run_config(run, out=out, data_dir=data_dir, sample_every=args.sample_every,
+                        checkpoint_every=args.checkpoint_every, log_every=args.log_every)
     return config, ckpt
 
 
-def augment_settings(run, parser):
-    """Normalise the augmentation settings of a new run: none (every augment_* None) or a policy
-    with its p, strength and fill filled in; refuse augment_* settings without a policy."""
-    if run["augment"] is not None and run["augment"].strip().lower() == "none":
-        run["augment"] = None
-    extras = [k for k in ("augment_p", "augment_strength", "augment_fill") if run[k] is not None]
-    if run["augment"] is None:
-        if extras:
-            parser.error(f"--{extras[0].replace('_', '-')} is a setting of --augment: give a policy too")
-        return
-    run["augment_p"] = 1.0 if run["augment_p"] is None else run["augment_p"]
-    run["augment_strength"] = 1.0 if run["augment_strength"] is None else run["augment_strength"]
-    run["augment_fill"] = -1.0 if run["augment_fill"] is None else run["augment_fill"]
-
-
-def objective_settings(run, parser):
-    """Fill the settings left None from the objective's published ones (optimizer, lr, betas,
-    n_critic, clip, gp_weight) and refuse those that do not apply to it."""
-    objective = OBJECTIVES[run["loss"]]
-    defaults = objective.defaults
-    run["optimizer"] = defaults["optimizer"]
-    for key in ("lr", "beta1", "beta2", "n_critic"):
-        if run[key] is None:
-            run[key] = defaults[key]
-    if run["optimizer"] != "adam":
-        for key in ("beta1", "beta2"):
-            if run[key] is not None:
-                parser.error(f"--{key} is Adam's; --loss {run['loss']} trains with {run['optimizer']}")
-    if run["loss"] == "wgan":
-        run["clip"] = 0.01 if run["clip"] is None else run["clip"]
-    elif run["clip"] is not None:
-        parser.error(f"--clip applies to --loss wgan (weight clipping), not --loss {run['loss']}")
-    if objective.penalty_weight is not None:
-        run["gp_weight"] = objective.penalty_weight if run["gp_weight"] is None else run["gp_weight"]
-    elif run["gp_weight"] is not None:
-        parser.error(f"--gp-weight applies to --loss wgan-gp or r1 (a gradient penalty), not --loss {run['loss']}")
-    if run["spectral_norm"] and objective.penalty_weight is not None:
-        parser.error(f"--spectral-norm does not combine with --loss {run['loss']}: its gradient penalty needs a "
-                     f"second-order pass that SpectralNorm does not provide")
-    if run.get("minibatch_std") and objective.penalty_weight is not None:
-        parser.error(f"--minibatch-std does not combine with --loss {run['loss']}: its gradient penalty is per "
-                     f"sample, and the minibatch standard deviation mixes the samples of a group")
-    if run.get("minibatch_std") and run["batch_size"] % 4:
-        parser.error(f"--minibatch-std compares the images of groups of 4: --batch-size must be a multiple of 4, "
-                     f"got {run['batch_size']}")
-    if run["conditional"] and objective.penalty_weight is not None:
-        parser.error(f"--conditional does not combine with --loss {run['loss']}: its gradient penalty needs a "
-                     f"second-order pass that the projection discriminator does not provide")
-    if run["label_smoothing"] is not None and not objective.real_target_applies:
-        parser.error(f"--label-smoothing applies to the cross-entropy objectives (ns, minimax, r1), not --loss "
-                     f"{run['loss']}, whose D has no target probability")
+def _given(args):
+    """The run settings given on the command line (None: not given), as ``npgan.gan.config`` takes them."""
+    return {key: getattr(args, key) for key in [*RUN_DEFAULTS, "dataset"]}
 
 
 def _merge_resumed(args, saved, parser):
-    """The saved run settings; an explicitly given one that differs is an error."""
-    run = {key: saved.get(key, RUN_DEFAULTS.get(key)) for key in list(RUN_DEFAULTS) + ["dataset"]}
-    if "loss" not in saved:                     # trained before objectives were a setting: ns, Adam (0.5, 0.999)
-        run.update(beta2=saved.get("beta2", 0.999), n_critic=1)
-    run["conditional_batchnorm"] = bool(saved.get("conditional_batchnorm"))   # G conditioned at its input only before
-    run["mismatch_weight"] = saved.get("mismatch_weight")                   # and D shown no wrong classes
-    for key, before in BEFORE_SETTING.items():
-        run[key] = saved.get(key, before)
-    for key in run:
-        given = getattr(args, key)
-        if given is not None and given != run[key]:
-            flag = key if key == "dataset" else "--" + key.replace("_", "-")
-            trained = (f"{'with' if run[key] else 'without'} {flag}" if isinstance(run[key], bool)
-                       else f"with {flag} {run[key]}, not {given}")
-            parser.error(f"--resume: the run in {args.out or 'the default --out'} was trained {trained}; "
-                         f"leave it out to keep the saved value, or start a new run with --out")
-    run["steps"] = saved["steps"]
-    return run
-
-
-def set_length(config, args, n_train, start_step, parser):
-    """Fill ``config['steps']`` from --steps / --epochs (or the default) and check it."""
-    per_epoch = batches_per_epoch(n_train, config["batch_size"])
-    if per_epoch == 0:
-        parser.error(f"--batch-size {config['batch_size']} is larger than the {n_train:,} training images")
-    if args.steps is not None:
-        config["steps"] = args.steps
-    elif args.epochs is not None:
-        config["steps"] = max(1, round(args.epochs * per_epoch))
-    elif "steps" not in config:
-        config["steps"] = DEFAULT_STEPS
-    if config["steps"] < start_step:
-        parser.error(f"--resume: the checkpoint is at step {start_step}, past --steps {config['steps']}")
-    config["epochs"] = round(config["steps"] / per_epoch, 2)
+    """--resume's settings: the saved ones (``resumed_run_settings``); a differing flag exits 2."""
+    try:
+        return resumed_run_settings(saved, _given(args), out=args.out or "the default --out")
+    except ConfigError as err:
+        parser.error(str(err))
 
 
 # ---- main -----------------------------------------------------------------------------
@@ -430,7 +333,10 @@ def main(argv=None):
     if config.get("limit"):
         print(f"training on {len(dataset.train_images):,} of its {len(full_dataset.train_images):,} training "
               f"images (--limit)", flush=True)
-    set_length(config, args, len(dataset.train_images), start_step, parser)
+    try:
+        run_length(config, len(dataset.train_images), steps=args.steps, epochs=args.epochs, start_step=start_step)
+    except ConfigError as err:                                 # a batch larger than the data, or too few steps
+        parser.error(str(err))
     if ckpt and config["steps"] == start_step:                 # --epochs amounting to the saved step
         print(already_complete(config, start_step))
         return 0

@@ -267,7 +267,8 @@ def _train(tmp_path, name, *extra, steps=6):
 
 
 @pytest.mark.parametrize("flags", [["--augment", "color,translation,cutout"],
-                                   ["--augment", "translation", "--augment-p", "auto"]])
+                                   ["--augment", "translation", "--augment-p", "auto"],
+                                   ["--conditional", "--augment", "translation,cutout", "--minibatch-std"]])
 def test_an_augmented_run_resumes_bitwise(tmp_path, monkeypatch, flags):
     monkeypatch.setenv("NPGAN_OFFLINE", "1")
     _train(tmp_path, "whole", *flags)

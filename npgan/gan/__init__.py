@@ -5,6 +5,8 @@
 - :mod:`~npgan.gan.step`: one D update then one G update, and the NaN guard;
 - :mod:`~npgan.gan.loop`: the loop every trainer runs (logging, health checks, samples,
   checkpoints, Ctrl-C) and ``fit_gan``, the recipe on top of it;
+- :mod:`~npgan.gan.config`: a run's configuration: each setting's default (fixed, or the
+  objective's), the combinations refused, a resumed run's saved settings, the run's length;
 - :mod:`~npgan.gan.run`: a ``python -m npgan.train`` run and its directory;
 - :mod:`~npgan.gan.sampling`: fixed noise and samples from a generator;
 - :mod:`~npgan.gan.cycle`: CycleGAN's step (two generators, two discriminators, cycle and
