@@ -128,6 +128,9 @@ def build_parser():
     p.add_argument("--augment-fill", type=float, default=None,
                    help="with --augment: the value shifted-in and cut-out pixels get (default -1, a digit's "
                         "background; DiffAugment's 0 is mid-grey for images in [-1, 1])")
+    p.add_argument("--feature-matching", action=argparse.BooleanOptionalAction, default=None,
+                   help="G's loss is feature matching (Salimans et al. 2016): match the mean of D's last features on "
+                        "real images instead of maximising D's output (dcgan, not --conditional; default off)")
     p.add_argument("--minibatch-std", action=argparse.BooleanOptionalAction, default=None,
                    help="minibatch standard deviation in D (Karras et al. 2018): an extra feature map holding how "
                         "much the images of each group of 4 differ, so a batch of near-identical fakes is easy to "
@@ -365,6 +368,9 @@ def main(argv=None):
 
     if config["spectral_norm"]:
         print("critic: its Conv2d and Linear layers spectrally normalised (--spectral-norm)", flush=True)
+    if config.get("feature_matching"):
+        print("generator: feature matching, the mean of D's last features on real images (--feature-matching)",
+              flush=True)
     if config.get("minibatch_std"):
         print("critic: a minibatch standard deviation channel before its last layer (--minibatch-std)", flush=True)
     if view is not None:

@@ -268,7 +268,8 @@ def _train(tmp_path, name, *extra, steps=6):
 
 @pytest.mark.parametrize("flags", [["--augment", "color,translation,cutout"],
                                    ["--augment", "translation", "--augment-p", "auto"],
-                                   ["--conditional", "--augment", "translation,cutout", "--minibatch-std"]])
+                                   ["--conditional", "--augment", "translation,cutout", "--minibatch-std"],
+                                   ["--feature-matching", "--augment", "cutout"]])
 def test_an_augmented_run_resumes_bitwise(tmp_path, monkeypatch, flags):
     monkeypatch.setenv("NPGAN_OFFLINE", "1")
     _train(tmp_path, "whole", *flags)
@@ -294,7 +295,9 @@ def test_augment_flags_are_checked(tmp_path, monkeypatch, capsys):
                            (["--augment", "cutout", "--augment-p", "2"], "expected a probability in [0, 1] or 'auto'"),
                            (["--augment", "cutout", "--augment-fill", "3"], "--augment-fill must be in [-1, 1]"),
                            (["--minibatch-std", "--batch-size", "6"], "--batch-size must be a multiple of 4"),
-                           (["--minibatch-std", "--loss", "r1"], "--minibatch-std does not combine with --loss r1")):
+                           (["--minibatch-std", "--loss", "r1"], "--minibatch-std does not combine with --loss r1"),
+                           (["--feature-matching", "--conditional"], "--feature-matching reads the features of the "
+                                                                     "dcgan discriminator")):
         with pytest.raises(SystemExit) as exc:
             train.main(common + ["--out", str(tmp_path / "bad")] + extra)
         assert exc.value.code == 2 and message in capsys.readouterr().err, extra

@@ -60,10 +60,10 @@ RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "l
                 "instance_noise": None, "ema": None, "seed": 0, "backend": "numpy", "spectral_norm": False,
                 "conditional": False, "conditional_batchnorm": None, "mismatch_weight": None, "augment": None,
                 "augment_p": None, "augment_strength": None, "augment_fill": None, "minibatch_std": False,
-                "limit": None}
+                "feature_matching": False, "limit": None}
 # What a run saved before a setting existed trained with: a resumed run keeps it so.
 BEFORE_SETTING = {"augment": None, "augment_p": None, "augment_strength": None, "augment_fill": None,
-                  "minibatch_std": False, "limit": None}
+                  "minibatch_std": False, "feature_matching": False, "limit": None}
 
 
 class ConfigError(ValueError):
@@ -138,6 +138,10 @@ def fill_objective_settings(run):
     if run.get("minibatch_std") and run["batch_size"] % 4:
         raise ConfigError(f"--minibatch-std compares the images of groups of 4: --batch-size must be a multiple "
                           f"of 4, got {run['batch_size']}")
+    if run.get("feature_matching") and (run["conditional"] or run["model"] != "dcgan"):
+        raise ConfigError("--feature-matching reads the features of the dcgan discriminator; it does not apply to "
+                          + ("--conditional (a projection discriminator)" if run["conditional"] else
+                             f"--model {run['model']}"))
     if run["conditional"] and objective.penalty_weight is not None:
         raise ConfigError(f"--conditional does not combine with --loss {run['loss']}: its gradient penalty needs a "
                           f"second-order pass that the projection discriminator does not provide")
