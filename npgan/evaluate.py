@@ -2,13 +2,17 @@
 
 Generates ``--n`` images from the run's checkpoint and prints the classifier-feature
 Fréchet distance to the held-out real images, the predicted-class histogram, its KL
-divergence from uniform and the mean confidence (see :mod:`npgan.metrics`). The
-evaluation classifier is trained on first use (well under a minute for the MNIST subset)
-and cached. ``--json`` prints the scores as one JSON object instead. Below
-``npgan.metrics.MIN_FRECHET_N`` (500) images the Fréchet distance is mostly sample-size bias,
-and a ``note:`` line (``"note"`` in the JSON) says so. A class-conditional run (``--conditional``)
-draws 1,000 images per class by default and adds its class accuracy, overall and per class: the
-fraction of the samples drawn for class k that the classifier reads as class k.
+divergence from uniform, the mean confidence and the recognisability (see :mod:`npgan.metrics`).
+The recognisability is the fraction of samples that a second, junk-aware classifier reads as one
+class with probability >= 0.5, beside the same fraction of real held-out images: the evaluation
+classifier was only ever shown digits and reads most overlays of two digits, and blurry blends,
+as a digit, while this one was also trained to answer "no class" (uniform) on such junk. Both
+classifiers are trained on first use (well under a minute each for the MNIST subset) and cached.
+``--json`` prints the scores as one JSON object instead. Below ``npgan.metrics.MIN_FRECHET_N``
+(500) images the Fréchet distance is mostly sample-size bias, and a ``note:`` line (``"note"``
+in the JSON) says so. A class-conditional run (``--conditional``) draws 1,000 images per class
+by default and adds its class accuracy, overall and per class: the fraction of the samples drawn
+for class k that the classifier reads as class k.
 
 The data set is read as the run was trained on it: from the ``--data-dir`` it was trained
 with (or the one given here), which must still hold it (exit 2 naming the folder otherwise).

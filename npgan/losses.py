@@ -282,6 +282,34 @@ def softmax_cross_entropy_backward(dloss, cache):
     return dlogits * (xp.asarray(dloss, dtype=probs.dtype) / n)
 
 
+def uniform_cross_entropy_forward(logits):
+    """Cross-entropy to the uniform distribution (outlier exposure's loss on junk inputs):
+
+        loss = mean_i -(1/K) sum_k log softmax(x_i)_k = mean_i [ logsumexp(x_i) - mean_k x_ik ]
+
+    0-d, at least 0 and equal to log K (its minimum) exactly when every row's softmax is uniform.
+
+    Args:
+        logits: (N, K) raw scores.
+    Returns:
+        loss (0-d), cache (the softmax probabilities, (N, K)) for ``uniform_cross_entropy_backward``.
+    """
+    xp = get_array_module(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)                         # (N, K), max 0
+    log_norm = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))               # (N, 1)
+    loss = (log_norm - shifted.mean(axis=1, keepdims=True)).mean()               # the shift cancels
+    cache = xp.exp(shifted - log_norm)                                           # softmax(x), (N, K)
+    return loss, cache
+
+
+def uniform_cross_entropy_backward(dloss, cache):
+    """dlogits = dloss * (softmax(x) - 1/K) / N. Shape: (N, K)."""
+    probs = cache
+    xp = get_array_module(probs)
+    n, k = probs.shape
+    return (probs - 1 / k) * (xp.asarray(dloss, dtype=probs.dtype) / n)
+
+
 # ---- stateful wrappers with PyTorch's names -------------------------------------------
 class _Loss:
     """Keeps the cache of the last ``forward`` so ``backward`` needs only ``dloss``."""
