@@ -365,3 +365,24 @@ def test_feature_matching_needs_a_sequential_d():
     from npgan.gan.step import FeatureMatching
     with pytest.raises(TypeError, match="feature matching reads the features of a Sequential D"):
         FeatureMatching()(object(), None, None)
+
+
+def test_feature_matching_matches_pytorch():
+    """L_G and dL_G/dfake against autograd through the same DCGAN D built in torch (float64)."""
+    torch = pytest.importorskip("torch")
+    from npgan.gan.step import FeatureMatching
+    nn = torch.nn
+    backend.seed(0)
+    D = dcgan.Discriminator(width=8).to("float64")
+    tD = nn.Sequential(nn.Conv2d(1, 8, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(8, 16, 4, 2, 1), nn.BatchNorm2d(16),
+                       nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(16 * 7 * 7, 1)).double()
+    tD.load_state_dict({k: torch.tensor(host(v)) for k, v in D.state_dict().items()}, strict=False)
+    rng = np.random.default_rng(0)
+    real, fake = rng.uniform(-1, 1, (6, 1, 28, 28)), rng.uniform(-1, 1, (6, 1, 28, 28))
+    loss, dfake = FeatureMatching()(D, backend.to_device(fake), backend.to_device(real))
+    tfake = torch.tensor(fake, requires_grad=True)
+    features = tD[:5]
+    tloss = ((features(torch.tensor(real)).mean(0) - features(tfake).mean(0)) ** 2).sum()
+    tloss.backward()
+    assert float(host(loss)) == pytest.approx(tloss.item(), rel=1e-10)
+    np.testing.assert_allclose(host(dfake), tfake.grad.numpy(), rtol=1e-8, atol=1e-14)
