@@ -3,6 +3,7 @@ a slower D, a longer run, the weight average, on the 5,000-digit subset (and 1,0
 
     python benchmarks/compare_levers.py                         # every setting, seeds 0 1 2, 2 runs at a time
     python benchmarks/compare_levers.py --settings baseline "translation" --seeds 0
+    python benchmarks/compare_levers.py --runs "minibatch std@0" "baseline@2"   # these runs, in this order
     python benchmarks/compare_levers.py --table-only            # score what is there, print the table
 
 Each run is ``python -m npgan.train mnist --seed S --out WORK/NAME-sS --ema 0.999 --no-eval`` plus
@@ -14,8 +15,8 @@ and a run already scored is not scored again, so the script can be stopped and r
 Scores (``python -m npgan.evaluate --json``): recognisability (the share of 2,000 samples that the
 junk-aware classifier reads with p >= 0.5; real held-out digits: about 95%), the Frechet distance
 and class KL on the evaluation classifier, the mean confidence; from metrics.jsonl, the
-overfitting signal at the end of the run (D's mean output on training minus held-out images,
-averaged over the last five log points) and r_t. ``WORK/results.json`` keeps every run's figures;
+overfitting signal at the end of the run (the final D's mean output on 256 random training images
+minus 256 held-out ones) and r_t (the mean of the last five log points). ``WORK/results.json`` keeps every run's figures;
 the table (mean +- standard deviation over the seeds present) goes to stdout and ``--table``.
 """
 import argparse
@@ -44,8 +45,8 @@ SETTINGS = {
     "translation, 5,000 steps": ["--augment", "translation", "--steps", "5000"],
     "1,000 digits": ["--limit", "1000"],
     "1,000 digits + translation": ["--limit", "1000", "--augment", "translation"],
-    "1,000 digits + translation,cutout p auto": ["--limit", "1000", "--augment", "translation,cutout",
-                                                  "--augment-p", "auto"],
+    "1,000 digits + translation,cutout": ["--limit", "1000", "--augment", "translation,cutout"],
+    "feature matching": ["--feature-matching"],
 }
 EMA = ["--ema", "0.999"]
 
@@ -77,12 +78,25 @@ def score(out):
     own = json.loads(subprocess.run(evaluate + ["--no-ema"], capture_output=True, text=True, check=True).stdout)
     ema = json.loads(subprocess.run(evaluate, capture_output=True, text=True, check=True).stdout)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    last = [r for r in records if "D_heldout" in r][-5:]
-    signal = {"overfit_gap": sum(r["D_train"] - r["D_heldout"] for r in last) / len(last),
-              "r_t": sum(r["r_t"] for r in last) / len(last)}
+    signal = {"overfit_gap": final_overfit_gap(out), "r_t": sum(r["r_t"] for r in records[-5:]) / 5}
     (out / "scores.json").write_text(json.dumps({"own": own, "ema": ema, **signal}) + "\n")
     subprocess.run([sys.executable, "-m", "npgan.sample", str(out), "--no-ema", "--n", "100",
                     "--grid", str(out / "grid_own.png"), "--out", str(out / "grid_own.npy")], capture_output=True)
+
+
+def final_overfit_gap(out):
+    """D_train - D_heldout of the run's final D (``npgan.health.DiscriminatorProbe``: 256 random
+    training images of the run, 256 held-out ones)."""
+    from npgan import checkpoint, health
+    from npgan.data import load_dataset
+    from npgan.gan.run import build_training
+    ckpt = checkpoint.load_checkpoint(out / "checkpoint.npz")
+    data = load_dataset("mnist", verbose=False)
+    if ckpt["config"].get("limit"):
+        data = data.limited(ckpt["config"]["limit"])
+    D = build_training(ckpt["config"], ckpt)[1]
+    probed = health.DiscriminatorProbe.of_data(data.train_images, data.test_images)(D)
+    return probed["D_train"] - probed["D_heldout"]
 
 
 def collect(work, names):
@@ -119,6 +133,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--runs", nargs="+", default=None, metavar="SETTING@SEED",
+                   help="train these runs, in this order, instead of every setting for every seed")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one BLAS thread each)")
     p.add_argument("--work-dir", default="runs/levers")
     p.add_argument("--table", default=None, help="also write the markdown table here")
@@ -128,6 +144,11 @@ def main(argv=None):
     work = Path(args.work_dir)
     if not args.table_only:                          # every seed of a setting before the next setting
         queue = [(name, seed) for name in args.settings for seed in args.seeds]
+        if args.runs:
+            queue = [(run.rsplit("@", 1)[0], int(run.rsplit("@", 1)[1])) for run in args.runs]
+            unknown = [name for name, _ in queue if name not in SETTINGS]
+            if unknown:
+                p.error(f"unknown setting {unknown[0]!r}; the settings: {', '.join(SETTINGS)}")
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda job: train(job[0], job[1], work), queue))
     if args.no_score:

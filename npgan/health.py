@@ -27,7 +27,10 @@ line before the checkpoint already carried.
 
 ``python -m npgan.inpaint train --method latent`` runs the same checks on its DCGAN.
 """
+import numpy as np
+
 from . import backend
+from .data import scale_images
 from .layers import BatchNormBase, ReLU, Sequential
 
 WIN_PROBABILITY = 0.99       # D(x) above it and D(G(z)) below 1 - it: D has won
@@ -83,6 +86,20 @@ class DiscriminatorProbe:
         self.sets = ((train_images[:N_PROBE], None if labels[0] is None else labels[0][:N_PROBE]),
                      (heldout_images[:N_PROBE], None if labels[1] is None else labels[1][:N_PROBE]))
         self.forward = forward or (lambda D, x, y: D.forward(x) if y is None else D.forward(x, y))
+
+    @classmethod
+    def of_data(cls, train_images, heldout_images, train_labels=None, heldout_labels=None, seed=0):
+        """The probe of ``N_PROBE`` images drawn at random (``default_rng(seed)``, the same for
+        every run) from each set of uint8 host images (N, H, W), scaled to [-1, 1] on the device.
+        At random, not the first ones: a data set stored in class order would otherwise compare
+        the zeros of one set with the mixed classes of the other. With labels: a conditional D."""
+        rng = np.random.default_rng(seed)
+        picked, labels = [], []
+        for images, classes in ((train_images, train_labels), (heldout_images, heldout_labels)):
+            keep = np.sort(rng.permutation(len(images))[:N_PROBE])
+            picked.append(backend.to_device(scale_images(images[keep])[:, None]))
+            labels.append(None if classes is None else backend.to_device(np.asarray(classes)[keep]))
+        return cls(picked[0], picked[1], tuple(labels))
 
     def __call__(self, D):
         saved = [(m, m.running_mean.copy(), m.running_var.copy(), m.cache) for m in D.modules()

@@ -329,6 +329,15 @@ def test_the_probe_leaves_d_as_it_was():
         np.testing.assert_array_equal(host(value), host(before[key]), err_msg=key)
 
 
+def test_the_probe_draws_both_sets_at_random_from_data_in_class_order():
+    images = np.repeat(np.arange(10, dtype=np.uint8), 100)[:, None, None] * np.ones((1, 4, 4), np.uint8)
+    labels = np.repeat(np.arange(10), 100)                                          # stored in class order
+    probe = health.DiscriminatorProbe.of_data(images, images[::-1], labels, labels[::-1])
+    for x, y in probe.sets:
+        assert len(np.unique(host(y))) == 10 and x.shape == (health.N_PROBE, 1, 4, 4)
+        np.testing.assert_array_equal(np.unique(host(x)[:, 0, 0, 0]), (np.arange(10) / 127.5 - 1).astype(np.float32))
+
+
 def test_the_overfitting_finding_needs_a_gap_at_three_log_points():
     G = dcgan.Generator()
     z = randn(10, dcgan.Z_DIM).astype(np.float32)

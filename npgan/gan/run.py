@@ -133,11 +133,8 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
         return backend.to_device(scale_images(images)[:, None]), backend.to_device(labels)
 
     objective = run_objective(config)
-    labels = (backend.to_device(dataset.train_labels[:health.N_PROBE]),
-              backend.to_device(dataset.test_labels[:health.N_PROBE])) if n_classes else (None, None)
-    probe = health.DiscriminatorProbe(backend.to_device(scale_images(dataset.train_images[:health.N_PROBE])[:, None]),
-                                      backend.to_device(scale_images(dataset.test_images[:health.N_PROBE])[:, None]),
-                                      labels)
+    probe = health.DiscriminatorProbe.of_data(dataset.train_images, dataset.test_images,
+                                              *((dataset.train_labels, dataset.test_labels) if n_classes else ()))
     g_loss = FeatureMatching() if config.get("feature_matching") else None          # Salimans et al.'s G loss
     save = lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema(), view)
     return fit_gan(
