@@ -51,12 +51,12 @@ SETTINGS = {
 EMA = ["--ema", "0.999"]
 
 
-def train(name, seed, work):
+def train(name, seed, work, steps=None):
     out = work / f"{slug(name)}-s{seed}"
     if (out / "run.json").is_file() and json.loads((out / "run.json").read_text())["returncode"] == 0:
         return
     cmd = [sys.executable, "-m", "npgan.train", "mnist", "--seed", str(seed), "--out", str(out), "--overwrite",
-           "--no-progress", "--no-eval", *EMA, *SETTINGS[name]]
+           "--no-progress", "--no-eval", *EMA, *SETTINGS[name]] + (["--steps", str(steps)] if steps else [])
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     print("$", " ".join(cmd[1:]), flush=True)
     start = time.perf_counter()
@@ -129,6 +129,29 @@ def table(rows):
     return "\n".join(lines)
 
 
+def figure(rows, path):
+    """One sample grid per setting (G's own weights, the lowest seed): what the scores describe."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    shown = [(name, runs[0]) for name, runs in rows.items() if not name.endswith("+ ema")]
+    cols = 4
+    nrows = (len(shown) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(3 * cols, 3.4 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (name, run) in zip(axes.flat, shown):
+        with Image.open(Path(run["dir"]) / "grid_own.png") as grid:
+            ax.imshow(grid.convert("L"), cmap="gray")
+        ax.set_title(f"{name}\n{100 * run['recognisability']:.0f}% recognisable, FD {run['frechet_distance']:.0f} "
+                     f"(seed {run['seed']})", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    print(f"figure: {path}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
@@ -136,8 +159,10 @@ def main(argv=None):
     p.add_argument("--runs", nargs="+", default=None, metavar="SETTING@SEED",
                    help="train these runs, in this order, instead of every setting for every seed")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one BLAS thread each)")
+    p.add_argument("--steps", type=int, default=None, help="train every run this long instead (a quick check)")
     p.add_argument("--work-dir", default="runs/levers")
     p.add_argument("--table", default=None, help="also write the markdown table here")
+    p.add_argument("--figure", default=None, help="draw one sample grid per setting here")
     p.add_argument("--table-only", action="store_true", help="score the finished runs and print the table")
     p.add_argument("--no-score", action="store_true", help="train only")
     args = p.parse_args(argv)
@@ -150,7 +175,7 @@ def main(argv=None):
             if unknown:
                 p.error(f"unknown setting {unknown[0]!r}; the settings: {', '.join(SETTINGS)}")
         with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda job: train(job[0], job[1], work), queue))
+            list(pool.map(lambda job: train(job[0], job[1], work, args.steps), queue))
     if args.no_score:
         return
     for name in args.settings:
@@ -161,6 +186,8 @@ def main(argv=None):
     print(table(rows))
     if args.table:
         Path(args.table).write_text(table(rows) + "\n")
+    if args.figure and rows:
+        figure(rows, args.figure)
 
 
 if __name__ == "__main__":

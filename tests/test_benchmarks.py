@@ -111,3 +111,25 @@ def test_compare_objectives_trains_scores_and_tables_each_setting(tmp_path):
         (row,) = table_rows(done.stdout, name + " |")
         assert row[1] == "0" and float(row[2].split()[0]) > 0
     assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def test_compare_levers_trains_scores_and_tables_each_setting(tmp_path):
+    """Two settings for two steps: each run carries its setting's flags, is scored twice (G and the
+    average) with recognisability and the overfitting signal, and the table has both rows of each."""
+    settings = ["baseline", "translation,cutout p auto"]
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "compare_levers.py"), "--settings", *settings,
+                           "--seeds", "0", "--steps", "2", "--jobs", "1", "--work-dir", str(tmp_path / "work"),
+                           "--figure", str(tmp_path / "grid.png")],
+                          env=dict(os.environ, NPGAN_BACKEND="numpy", NPGAN_OFFLINE="1"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    work = tmp_path / "work"
+    config = json.loads((work / "translation-cutout-p-auto-s0" / "config.json").read_text())
+    assert config["augment"] == "translation,cutout" and config["augment_p"] == "auto" and config["ema"] == 0.999
+    scores = json.loads((work / "baseline-s0" / "scores.json").read_text())
+    assert 0 <= scores["own"]["recognisability"] <= 1 and -1 <= scores["overfit_gap"] <= 1
+    assert scores["own"]["frechet_distance"] != scores["ema"]["frechet_distance"]
+    for name in settings + [s + " + ema" for s in settings]:
+        (row,) = table_rows(done.stdout, name + " |")
+        assert row[1] == "0" and row[2].endswith("%")
+    assert (tmp_path / "grid.png").stat().st_size > 0
