@@ -256,7 +256,7 @@ def test_the_training_loop_shows_d_each_real_image_with_another_class(monkeypatc
     from npgan.gan import loop
     seen = []
 
-    def record(G, D, opt_G, opt_D, objective, real, z, check, view, labels, wrong_labels, mismatch_weight):
+    def record(G, D, opt_G, opt_D, objective, real, z, check, view, labels, wrong_labels, mismatch_weight, g_loss):
         seen.append((backend.asnumpy(labels), backend.asnumpy(wrong_labels), mismatch_weight))
         return {"loss_D": 0.0, "loss_G": 0.0, "D_x": 0.5, "D_G_z": 0.5}
 
