@@ -150,7 +150,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: npgan.train's default)")
+    p.add_argument("--steps", type=int, default=2500,
+                   help="training steps (default 2,500, the length docs/OBJECTIVES.md was measured at)")
     p.add_argument("--work-dir", default="runs/objectives")
     p.add_argument("--figure", default="docs/images/objectives_samples.png")
     p.add_argument("--table-only", action="store_true")
