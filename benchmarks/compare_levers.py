@@ -72,7 +72,7 @@ def train(name, seed, work, steps=None):
 
 def score(out):
     """scores.json: the evaluation of G's own weights and of the average, and the overfitting signal."""
-    if (out / "scores.json").is_file() or not (out / "run.json").is_file():
+    if (out / "scores.json").is_file() or not (out / "run.json").is_file() or not (out / "checkpoint.npz").is_file():
         return
     evaluate = [sys.executable, "-m", "npgan.evaluate", str(out), "--json"]
     own = json.loads(subprocess.run(evaluate + ["--no-ema"], capture_output=True, text=True, check=True).stdout)
