@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from compare_objectives import mean_std, slug      # a sibling script: its directory is on sys.path
+from compare_objectives import health_text, mean_std, slug      # a sibling script: its directory is on sys.path
 
 SETTINGS = {
     "baseline": [],
@@ -118,14 +118,12 @@ def table(rows):
     lines = ["| setting | seeds | recognisable | Frechet distance | class KL | confidence | D train - held-out "
              "| r_t | minutes | health |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, runs in rows.items():
-        warned = sorted({r["health"].split(":")[1].split(" at ")[0].strip() for r in runs
-                         if r["health"] and "no warnings" not in r["health"]})
         lines.append(f"| {name} | {', '.join(str(r['seed']) for r in runs)} | "
                      f"{mean_std([100 * r['recognisability'] for r in runs], 1)}% | "
                      f"{mean_std([r['frechet_distance'] for r in runs], 1)} | {mean_std([r['kl_from_uniform'] for r in runs])} | "
                      f"{mean_std([r['mean_confidence'] for r in runs])} | {mean_std([r['overfit_gap'] for r in runs])} | "
                      f"{mean_std([r['r_t'] for r in runs], 2)} | {mean_std([r['seconds'] / 60 for r in runs], 1)} | "
-                     f"{', '.join(warned) or 'none'} |")
+                     f"{health_text(runs)} |")
     return "\n".join(lines)
 
 
