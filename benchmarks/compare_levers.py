@@ -49,6 +49,7 @@ SETTINGS = {
     "feature matching": ["--feature-matching"],
 }
 EMA = ["--ema", "0.999"]
+STEPS = 2500                        # the length of every row whose setting does not say otherwise
 
 
 def train(name, seed, work, steps=None):
@@ -56,7 +57,7 @@ def train(name, seed, work, steps=None):
     if (out / "run.json").is_file() and json.loads((out / "run.json").read_text())["returncode"] == 0:
         return
     cmd = [sys.executable, "-m", "npgan.train", "mnist", "--seed", str(seed), "--out", str(out), "--overwrite",
-           "--no-progress", "--no-eval", *EMA, *SETTINGS[name]] + (["--steps", str(steps)] if steps else [])
+           "--no-progress", "--no-eval", *EMA, "--steps", str(STEPS), *SETTINGS[name]] + (["--steps", str(steps)] if steps else [])
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     print("$", " ".join(cmd[1:]), flush=True)
     start = time.perf_counter()
@@ -157,7 +158,8 @@ def main(argv=None):
     p.add_argument("--runs", nargs="+", default=None, metavar="SETTING@SEED",
                    help="train these runs, in this order, instead of every setting for every seed")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one BLAS thread each)")
-    p.add_argument("--steps", type=int, default=None, help="train every run this long instead (a quick check)")
+    p.add_argument("--steps", type=int, default=None, help=f"train every run this long instead (a quick check); otherwise {STEPS:,} steps unless the setting "
+                        "says otherwise")
     p.add_argument("--work-dir", default="runs/levers")
     p.add_argument("--table", default=None, help="also write the markdown table here")
     p.add_argument("--figure", default=None, help="draw one sample grid per setting here")

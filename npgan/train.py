@@ -20,8 +20,10 @@ default ``runs/<dataset>-<model>``) holds is listed in ``npgan.gan.run``; ``metr
 the final evaluation (``npgan.metrics``) unless ``--no-eval``.
 
 **Run directories.** A directory that already holds a run (config.json or checkpoint.npz)
-is never silently reused: pass ``--resume`` to continue it or ``--overwrite`` to delete
-its outputs and start again. ``--resume`` takes the model, objective, dataset, batch size,
+is never silently reused: pass ``--resume`` to continue it or ``--overwrite`` to start again.
+An overwritten run is kept (in ``.replaced-run`` inside the directory) until the new run's first
+scheduled checkpoint; if the new run stops before it (Ctrl-C, NaN, killed), the earlier run is
+put back as it was, at once or by the next command on that directory. ``--resume`` takes the model, objective, dataset, batch size,
 learning rate, betas, seed and backend from the checkpoint (giving a different value is an
 error; ``npgan.gan.config`` says how the settings of a run saved by an older npgan are
 filled in) and may raise ``--steps`` (the total) to train longer; resuming a run that is already at
@@ -65,8 +67,8 @@ from .gan.loop import read_history
 from .gan.ema import WeightAverage
 from .gan.objectives import OBJECTIVES
 from .gan.view import parse_policy
-from .gan.run import (build_training, delete_outputs, health_summary, open_tensorboard, run_view, saved_step,
-                      start_run_dir, train_run, write_final_outputs)
+from .gan.run import (OUTPUTS, REPLACED_DIR, build_training, health_summary, open_tensorboard, replaced_note,
+                      restore_replaced, run_view, saved_step, start_run_dir, train_run, write_final_outputs)
 from .metrics import evaluate_generator, format_scores
 from .models import MODELS, build_models, critic_description
 
@@ -166,7 +168,9 @@ def build_parser():
                    help="steps between metric lines; each one reads the device (default 50)")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    start.add_argument("--overwrite", action="store_true", help="delete the outputs of a run in --out first")
+    start.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out with a new one; the earlier run is deleted only once the new one "
+                            "has written its first scheduled checkpoint (--checkpoint-every)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs (needs tensorboardX)")
     p.add_argument("--no-progress", action="store_true", help="print log lines instead of a progress bar")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
@@ -258,6 +262,8 @@ def resolve_config(args, parser):
     out = Path(args.out or f"runs/{args.dataset}-{model}{'-conditional' if args.conditional else ''}")
     ckpt_path = out / "checkpoint.npz"
     ckpt = None
+    if restore_replaced(out, OUTPUTS):                          # an --overwrite killed before it replaced the run
+        print(f"note: {replaced_note(out)}", flush=True)
     if args.resume:
         if not ckpt_path.is_file():
             parser.error(f"--resume: there is no checkpoint in {out} (nothing to resume; "
@@ -346,9 +352,12 @@ def main(argv=None):
     config["data"] = dataset.source
     out = Path(config["out"])
     try:
-        start_run_dir(out, config, delete_outputs if args.overwrite else None)
+        start_run_dir(out, config, OUTPUTS if args.overwrite else None)
     except OSError as err:                                     # a file in the way, no permission, ...
         parser.error(f"--out {out}: cannot write the run directory ({err.strerror or err})")
+    if (out / REPLACED_DIR).is_dir():
+        print(f"--overwrite: the earlier run in {out} is kept until this one's first scheduled checkpoint (step "
+              f"{min(config['checkpoint_every'], config['steps'])})", flush=True)
 
     G, D, opt_G, opt_D = build_training(config, ckpt, build=build_models)
     view = run_view(config, ckpt)
@@ -401,18 +410,26 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
         step = train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=not args.no_progress, writer=writer,
                          ema=ema, view=view)
     except NonFiniteError as err:
+        saved = (replaced_note(out, f"diverged at step {err.step}") if restore_replaced(out, OUTPUTS) else
+                 f"Nothing was saved after step {saved_step(out)}; {out / 'checkpoint.npz'} is the last good state")
         print(f"\nerror: training diverged at step {err.step}: NaN or Inf first appeared in {err.where}. "
-              f"Nothing was saved after step {saved_step(out)}; {out / 'checkpoint.npz'} is the last good "
-              f"state. Try a smaller --lr.", file=sys.stderr)
+              f"{saved}. Try a smaller --lr.", file=sys.stderr)
         return EXIT_NONFINITE
     except KeyboardInterrupt:
-        print(f"\ninterrupted twice: stopped without saving; {out / 'checkpoint.npz'} holds step "
-              f"{saved_step(out)}", file=sys.stderr)
+        saved = (replaced_note(out, "was stopped") if restore_replaced(out, OUTPUTS) else
+                 f"{out / 'checkpoint.npz'} holds step {saved_step(out)}")
+        print(f"\ninterrupted twice: stopped without saving; {saved}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BaseException:
+        restore_replaced(out, OUTPUTS)
+        raise
     seconds = time.perf_counter() - started
     if step < config["steps"]:
-        print(f"\ninterrupted: saved step {step} to {out / 'checkpoint.npz'}; continue with "
-              f"`python -m npgan.train {config['dataset']} --out {out} --resume`", file=sys.stderr)
+        if restore_replaced(out, OUTPUTS):
+            print(f"\ninterrupted: {replaced_note(out, f'stopped at step {step}')}", file=sys.stderr)
+        else:
+            print(f"\ninterrupted: saved step {step} to {out / 'checkpoint.npz'}; continue with "
+                  f"`python -m npgan.train {config['dataset']} --out {out} --resume`", file=sys.stderr)
         return EXIT_INTERRUPTED
 
     history = read_history(out / "metrics.jsonl", step)

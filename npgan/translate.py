@@ -73,7 +73,9 @@ def build_parser():
     t.add_argument("--log-every", type=int, default=50, help="steps between metric lines (default 50)")
     start = t.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    start.add_argument("--overwrite", action="store_true", help="delete the outputs of a run in --out first")
+    start.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out with a new one; the earlier run is deleted only once the new one "
+                            "has written its first scheduled checkpoint (--checkpoint-every)")
     t.add_argument("--no-progress", action="store_true", help="print log lines instead of a progress bar")
     t.add_argument("--no-eval", action="store_true", help="skip the label-preservation scores at the end")
 
@@ -113,9 +115,12 @@ def check_train_args(args, parser):
 def resolve_config(args, parser):
     """The run's config and the checkpoint to resume (or None); refuses to reuse a run directory
     without --resume or --overwrite."""
-    from .gan.translation import default_config, load_cycle_checkpoint
+    from .gan.run import replaced_note, restore_replaced
+    from .gan.translation import OUTPUTS, default_config, load_cycle_checkpoint
     out = Path(args.out)
     given = {key: getattr(args, key) for key in RUN_SETTINGS}
+    if restore_replaced(out, OUTPUTS):                          # an --overwrite killed before it replaced the run
+        print(f"note: {replaced_note(out)}", flush=True)
     if args.resume:
         if not (out / "checkpoint.npz").is_file():
             parser.error(f"--resume: there is no checkpoint in {out} (start a new run without --resume)")
@@ -161,8 +166,8 @@ def load_data(config, parser, verbose=True):
 
 def cmd_train(args, parser):
     from .gan.loop import read_history
-    from .gan.run import start_run_dir
-    from .gan.translation import build_cycle_training, delete_outputs, train_cycle_run, write_final_outputs
+    from .gan.run import REPLACED_DIR, replaced_note, restore_replaced, start_run_dir
+    from .gan.translation import OUTPUTS, build_cycle_training, train_cycle_run, write_final_outputs
     check_train_args(args, parser)
     config, ckpt = resolve_config(args, parser)
     if ckpt is not None:
@@ -182,9 +187,12 @@ def cmd_train(args, parser):
     config["data"] = data.source
     out = Path(config["out"])
     try:
-        start_run_dir(out, config, delete_outputs if args.overwrite else None)
+        start_run_dir(out, config, OUTPUTS if args.overwrite else None)
     except OSError as err:
         parser.error(f"--out {out}: cannot write the run directory ({err.strerror or err})")
+    if (out / REPLACED_DIR).is_dir():
+        print(f"--overwrite: the earlier run in {out} is kept until this one's first scheduled checkpoint (step "
+              f"{min(config['checkpoint_every'], config['steps'])})", flush=True)
     nets, opts, pools = build_cycle_training(config, ckpt)
     size = {k: sum(int(p.data.size) for p in m.parameters()) for k, m in nets.items()}
     print(f"CycleGAN MNIST <-> MNIST-M: G_ab/G_ba {size['G_ab']:,}/{size['G_ba']:,}, D_a/D_b "
@@ -195,16 +203,25 @@ def cmd_train(args, parser):
     try:
         step = train_cycle_run(config, data, nets, opts, pools, start_step, progress=not args.no_progress)
     except NonFiniteError as err:
+        saved = (replaced_note(out, f"diverged at step {err.step}") if restore_replaced(out, OUTPUTS) else
+                 f"{out / 'checkpoint.npz'} holds the last good state")
         print(f"\nerror: training diverged at step {err.step}: NaN or Inf first appeared in {err.where}. "
-              f"{out / 'checkpoint.npz'} holds the last good state. Try a smaller --lr.", file=sys.stderr)
+              f"{saved}. Try a smaller --lr.", file=sys.stderr)
         return EXIT_NONFINITE
     except KeyboardInterrupt:
-        print("\ninterrupted twice: stopped without saving", file=sys.stderr)
+        saved = f"; {replaced_note(out, 'was stopped')}" if restore_replaced(out, OUTPUTS) else ""
+        print(f"\ninterrupted twice: stopped without saving{saved}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BaseException:
+        restore_replaced(out, OUTPUTS)
+        raise
     seconds = time.perf_counter() - started
     if step < config["steps"]:
-        print(f"\ninterrupted: saved step {step} to {out / 'checkpoint.npz'}; continue with "
-              f"`python -m npgan.translate train mnist mnistm --out {out} --resume`", file=sys.stderr)
+        if restore_replaced(out, OUTPUTS):
+            print(f"\ninterrupted: {replaced_note(out, f'stopped at step {step}')}", file=sys.stderr)
+        else:
+            print(f"\ninterrupted: saved step {step} to {out / 'checkpoint.npz'}; continue with "
+                  f"`python -m npgan.translate train mnist mnistm --out {out} --resume`", file=sys.stderr)
         return EXIT_INTERRUPTED
     history = read_history(out / "metrics.jsonl", step)
     write_final_outputs(out, history, "CycleGAN, MNIST <-> MNIST-M")

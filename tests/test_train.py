@@ -418,8 +418,63 @@ def test_existing_run_dir_needs_resume_or_overwrite(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         train.main(tiny_args(out, "--lr", "1e-3", steps=2))
     assert exc.value.code == 2 and "already holds a run" in capsys.readouterr().err
+    (out / "metrics.json").write_text('{"step": 2}')                  # the earlier run's scores
     assert train.main(tiny_args(out, "--overwrite", "--lr", "1e-3", steps=2)) == 0
     assert json.loads((out / "config.json").read_text())["lr"] == 1e-3
+    assert not (out / "metrics.json").exists() and not (out / ".replaced-run").exists()
+
+
+def run_files(out):
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(Path(out).rglob("*")) if p.is_file()}
+
+
+def start_overwriting(out):
+    """A finished 4-step run in ``out``, then a long --overwrite of it in a subprocess, returned
+    once that has set the earlier run aside and logged its first steps (its first scheduled
+    checkpoint is at step 200)."""
+    assert train.main(tiny_args(out, steps=4)) == 0
+    before = run_files(out)
+    proc = run_cli(*tiny_args(out, "--overwrite", "--checkpoint-every", "200", steps=400))
+    start = time.time()
+    while not ((out / ".replaced-run").is_dir() and (out / "metrics.jsonl").is_file()
+               and (out / "metrics.jsonl").read_text()):
+        assert proc.poll() is None and time.time() - start < 60, proc.communicate()
+        time.sleep(0.01)
+    assert (out / ".replaced-run" / "checkpoint.npz").is_file()
+    return proc, before
+
+
+def test_ctrl_c_during_an_overwrite_keeps_the_earlier_run(tmp_path):
+    out = tmp_path / "run"
+    proc, before = start_overwriting(out)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--overwrite did not replace the run" in err and "Traceback" not in err, err
+    assert run_files(out) == before                                     # every file as it was, nothing added
+
+
+def test_an_overwrite_killed_before_its_first_checkpoint_is_undone_by_the_next_command(tmp_path, capsys):
+    out = tmp_path / "run"
+    proc, before = start_overwriting(out)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert run_files(out) != before
+    assert train.main(tiny_args(out, "--resume", steps=6)) == 0        # resumes the earlier run
+    printed = capsys.readouterr().out
+    assert "the earlier run is back" in printed and "resuming at step 4" in printed, printed
+    assert not (out / ".replaced-run").exists()
+
+
+def test_an_overwrite_that_diverges_before_its_first_checkpoint_keeps_the_earlier_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(tiny_args(out, steps=4)) == 0
+    before = run_files(out)
+    with np.errstate(all="ignore"):
+        assert train.main(tiny_args(out, "--overwrite", "--lr", "1e30", "--checkpoint-every", "50",
+                                    steps=100)) == train.EXIT_NONFINITE
+    assert "the earlier run is back" in capsys.readouterr().err
+    assert run_files(out) == before
 
 
 def test_unwritable_run_directory_exits_2(tmp_path, capsys):

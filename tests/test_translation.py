@@ -374,3 +374,26 @@ def test_a_used_run_directory_is_not_overwritten(run, capsys):
     exits_2(["train", "mnist", "mnistm", "--out", str(run)], capsys, "--resume", "--overwrite")
     exits_2(["train", "mnist", "mnistm", "--out", str(run), "--resume", "--width", "8"], capsys, "--width 2")
     assert (run / "checkpoint.npz").read_bytes() == before
+
+
+def test_ctrl_c_during_an_overwrite_keeps_the_earlier_run(tmp_path, monkeypatch, capsys):
+    assert train(tmp_path, "--no-eval") == 0
+    out = tmp_path / "run"
+    before = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    real, calls = cycle.cycle_step, []
+
+    def interrupted(*args, **kwargs):                                          # Ctrl-C during step 2
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cycle, "cycle_step", interrupted)
+    assert train(tmp_path, "--no-eval", "--overwrite", "--seed", "1", "--checkpoint-every", "3") == 130
+    assert "--overwrite did not replace the run" in capsys.readouterr().err
+    after = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert after == before
+
+    monkeypatch.setattr(cycle, "cycle_step", real)                             # past step 3, it is replaced
+    assert train(tmp_path, "--no-eval", "--overwrite", "--seed", "1", "--checkpoint-every", "3") == 0
+    assert json.loads((out / "config.json").read_text())["seed"] == 1 and not (out / ".replaced-run").exists()

@@ -41,6 +41,8 @@ N_FIXED = 100                     # images in each sample grid (10 x 10)
 OUTPUT_FILES = ("config.json", "checkpoint.npz", "metrics.jsonl", "metrics.json", "losses.png", "samples.png",
                 "progress.gif")
 OUTPUT_DIRS = ("samples", "tensorboard")
+OUTPUTS = OUTPUT_FILES + OUTPUT_DIRS
+REPLACED_DIR = ".replaced-run"    # an overwritten run, until the new run's first scheduled checkpoint
 LOGGED = ("loss_D", "loss_G", "D_x", "D_G_z", "img_per_s")
 OVERFIT_LOGGED = ("r_t", "D_train", "D_heldout", "augment_p")     # the overfitting signal, where present
 
@@ -136,7 +138,12 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
     probe = health.DiscriminatorProbe.of_data(dataset.train_images, dataset.test_images,
                                               *((dataset.train_labels, dataset.test_labels) if n_classes else ()))
     g_loss = FeatureMatching() if config.get("feature_matching") else None          # Salimans et al.'s G loss
-    save = lambda step: save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema(), view)
+
+    def save(step):
+        save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, step, config, G_ema(), view)
+        if step % config["checkpoint_every"] == 0 or step == steps:                 # not a Ctrl-C's save
+            drop_replaced(out)
+
     return fit_gan(
         G, D, opt_G, opt_D, objective, next_real, steps, log, z_dim=config["z_dim"], batch_size=batch_size, z_fixed=z_fixed,
         real_spread=health.spread(scale_images(dataset.train_images[:1000])), start_step=start_step, n_critic=n_critic,
@@ -217,17 +224,6 @@ def saved_step(out):
     return load_checkpoint(Path(out) / "checkpoint.npz")["step"]
 
 
-def delete_outputs(out):
-    """Remove what a previous run wrote (only npgan's own files, never the whole folder)."""
-    out = Path(out)
-    for name in OUTPUT_FILES:
-        if (out / name).is_file():
-            (out / name).unlink()
-    for name in OUTPUT_DIRS:
-        if (out / name).is_dir():
-            shutil.rmtree(out / name)
-
-
 def open_tensorboard(out, start_step):
     """A tensorboardX SummaryWriter in ``out/tensorboard`` (events after ``start_step`` replaced)."""
     try:
@@ -237,14 +233,55 @@ def open_tensorboard(out, start_step):
     return SummaryWriter(str(Path(out) / "tensorboard"), purge_step=start_step or None)
 
 
-def start_run_dir(out, config, delete=None):
-    """Make the run directory ``out`` and write ``config.json``; ``delete(out)`` first removes
-    an earlier run's outputs (--overwrite). Raises OSError (a file in the way, no permission)."""
+def start_run_dir(out, config, replace=None):
+    """Make the run directory ``out`` and write ``config.json``. ``replace`` (--overwrite): the
+    names of the outputs an earlier run in ``out`` wrote; they move into ``out/.replaced-run``
+    and stay there until the new run's first scheduled checkpoint (``drop_replaced``), or go back
+    if the new run stops before it (``restore_replaced``): an overwrite that is interrupted
+    loses nothing. Raises OSError (a file in the way, no permission)."""
     out = Path(out)
-    if delete is not None:
-        delete(out)
+    if replace and any((out / name).exists() for name in replace):
+        kept = out / REPLACED_DIR
+        kept.mkdir(parents=True)
+        for name in replace:
+            if (out / name).exists():
+                (out / name).rename(kept / name)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def drop_replaced(out):
+    """Delete the earlier run that ``start_run_dir(replace=...)`` set aside: the new one has a
+    scheduled checkpoint. Does nothing when there is none."""
+    kept = Path(out) / REPLACED_DIR
+    if kept.is_dir():
+        shutil.rmtree(kept)
+
+
+def restore_replaced(out, outputs):
+    """Put back the earlier run that ``start_run_dir(replace=...)`` set aside, deleting the new
+    run's ``outputs``: the new run stopped (or was killed) before its first scheduled checkpoint.
+    Returns whether there was one to put back."""
+    out, kept = Path(out), Path(out) / REPLACED_DIR
+    if not kept.is_dir():
+        return False
+    for name in outputs:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for path in kept.iterdir():
+        path.rename(out / path.name)
+    kept.rmdir()
+    return True
+
+
+def replaced_note(out, how="was killed"):
+    """What a command says after ``restore_replaced``; ``how`` the new run ended (e.g. "stopped
+    at step 20"; by default it was killed, found by the next command on ``out``)."""
+    return (f"--overwrite did not replace the run in {out}: the new run {how} before its first scheduled "
+            f"checkpoint, so the earlier run is back in {out} as it was")
 
 
 def write_final_outputs(out, history, title, plot=None, mode="L"):

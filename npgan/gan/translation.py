@@ -19,7 +19,6 @@
 is in the checkpoint, and the networks are initialised from ``seed``: on the CPU a resumed run
 ends with the same weights as an uninterrupted one.
 """
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ DOMAINS = {"a": "MNIST", "b": "MNIST-M"}
 OUTPUT_FILES = ("config.json", "checkpoint.npz", "metrics.jsonl", "losses.png", "samples.png", "progress.gif",
                 "eval.json")
 OUTPUT_DIRS = ("samples",)
+OUTPUTS = OUTPUT_FILES + OUTPUT_DIRS
 N_FIXED = 10
 ROW_LABELS = ("A: MNIST", "G_ab(A)", "G_ba(G_ab(A))", "B: MNIST-M", "G_ba(B)", "G_ab(G_ba(B))")
 
@@ -131,16 +131,6 @@ def load_cycle_run(run):
     return {k: m.eval() for k, m in nets.items()}, config, ckpt["step"]
 
 
-def delete_outputs(out):
-    """Remove what a previous run wrote (only these files, never the whole folder)."""
-    out = Path(out)
-    for name in OUTPUT_FILES:
-        (out / name).unlink(missing_ok=True)
-    for name in OUTPUT_DIRS:
-        if (out / name).is_dir():
-            shutil.rmtree(out / name)
-
-
 # ---- training --------------------------------------------------------------------------------
 def domain_batches(images, batch_size, seed, stream, start_step=0):
     """Endless minibatches (uint8) of one domain from the batch of step ``start_step + 1`` on;
@@ -175,13 +165,15 @@ def train_cycle_run(config, data, nets, opts, pools, start_step, progress=True):
 
     def save(step):
         save_cycle_checkpoint(out / "checkpoint.npz", nets, opts, pools, step, config)
+        if step % config["checkpoint_every"] == 0 or step == steps:                 # not a Ctrl-C's save
+            run.drop_replaced(out)
 
     def samples(step):
         save_translation_grid(nets, fixed_a, fixed_b, out / "samples" / f"step_{step:06d}.png")
 
     if start_step == 0:
         samples(0)
-        save(0)                                          # a good state to resume from or inspect
+        save_cycle_checkpoint(out / "checkpoint.npz", nets, opts, pools, 0, config)   # a good state to resume from
     return fit_cyclegan(
         nets, opts["opt_G"], opts["opt_D_a"], opts["opt_D_b"],
         lambda: backend.to_device(scale_images(next(a_batches))),                   # (B, 1, 28, 28) in [-1, 1]
