@@ -1,17 +1,56 @@
 """Command-line pieces the applications share (``python -m npgan.sample`` and ``npgan.evaluate``
 read a training run the same way). Applications import this, never each other."""
 import argparse
+import functools
+import sys
 from pathlib import Path
 
 from . import backend
+from .errors import EXIT_INTERRUPTED
 from .models import load_generator
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, except that an error found after the command line was parsed (a damaged
+    checkpoint, a run of another kind, a value no run can use) prints only its one line: the
+    usage block is for mistakes in the command line's syntax. Subcommands' parsers are of this
+    class too."""
+    parsed = False
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        self.parsed = True
+        return parsed
+
+    def error(self, message):
+        if not self.parsed:
+            super().error(message)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the line saying what the command had saved when it came."""
+
+
+def exits_130_on_ctrl_c(main):
+    """Wrap a command's ``main(argv)``: Ctrl-C ends it with one line on stderr (an ``Interrupted``'s
+    own, or "nothing was written") and exit status 130, never a traceback."""
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt as err:
+            print(f"\n{err}" if isinstance(err, Interrupted) else "\ninterrupted: nothing was written",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+    return wrapped
 
 
 def run_parser(prog, description, n_default, n_min, n_conditional=None):
     """The arguments every command reading a training run shares: the run, ``--n``, ``--seed``
     and ``--backend``; ``parse_run_args`` checks them. ``n_conditional``: the default ``--n``
     per class for a class-conditional run (instead of ``n_default`` in all)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = ArgumentParser(prog=prog, description=description)
     parser.add_argument("run", help="a run directory written by `python -m npgan.train`")
     per_class = f"; a conditional run: {n_conditional:,} per class" if n_conditional else ""
     parser.add_argument("--n", type=int, default=None, help=f"number of images (default {n_default:,}{per_class})")

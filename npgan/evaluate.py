@@ -20,7 +20,7 @@ with (or the one given here), which must still hold it (exit 2 naming the folder
 import json
 import sys
 
-from .cli import parse_run_args, run_parser
+from .cli import exits_130_on_ctrl_c, parse_run_args, run_parser
 from .data import class_names, load_dataset
 from .metrics import evaluate_generator, format_scores
 
@@ -39,6 +39,7 @@ def parse_args(argv=None):
     return parse_run_args(build_parser(), argv)
 
 
+@exits_130_on_ctrl_c
 def main(argv=None):
     parser = build_parser()
     args, G, config, step = parse_run_args(parser, argv)

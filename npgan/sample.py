@@ -1,12 +1,14 @@
 """Generate images from a trained run: ``python -m npgan.sample runs/NAME --n 10000 --out samples.npy``.
 
-Writes float32 (N, 28, 28) in [-1, 1] (``.npy``), drawn under ``G.eval()`` from noise
-seeded by ``--seed``, so the same command gives the same images. ``--grid samples.png``
-also saves the first 100 as a picture. The library side is ``npgan.gan.generate``.
+``--out FILE.npy`` writes float32 (N, 28, 28) in [-1, 1]; ``--grid FILE.png`` writes a picture
+of the first 100; give either or both (nothing else is written). The images are drawn under
+``G.eval()`` from noise seeded by ``--seed``, so the same command gives the same images. The
+library side is ``npgan.gan.generate``.
 
 A class-conditional run (``python -m npgan.train ... --conditional``) takes ``--class K`` (draw
 class K only) or ``--class all`` (the default: the classes in turn, ``--n`` / K of each; the
-grid shows one row per class). The labels are saved beside the images (``samples_labels.npy``).
+grid shows one row per class, labelled). With ``--out`` the class of each image is saved beside
+it as FILE_labels.npy; an unconditional sample set removes a FILE_labels.npy of an earlier one.
 """
 import argparse
 import sys
@@ -14,26 +16,39 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import parse_run_args, run_parser
+from .cli import Interrupted, exits_130_on_ctrl_c, parse_run_args, run_parser
 from .data import class_names
 from .gan.sampling import generate
 from .models.conditional import class_labels
 
 
-def _npy_path(text):
-    if Path(text).suffix != ".npy":
-        raise argparse.ArgumentTypeError(f"{text}: the samples are saved with np.save, so the name must end "
-                                         f"in .npy (--grid writes a PNG)")
-    return text
+def _path_ending(suffix, what):
+    def check(text):
+        if Path(text).suffix.lower() != suffix:
+            raise argparse.ArgumentTypeError(f"{text}: {what}, so the name must end in {suffix}")
+        return text
+    return check
 
 
 def parse_args(argv=None):
     parser = run_parser("python -m npgan.sample", __doc__.split("\n")[0], n_default=10000, n_min=1)
-    parser.add_argument("--out", default="samples.npy", type=_npy_path, help="output .npy file (default samples.npy)")
-    parser.add_argument("--grid", default=None, help="also save the first 100 images as this PNG")
+    parser.add_argument("--out", default=None, type=_path_ending(".npy", "the images are saved with np.save"),
+                        help="write the images here, float32 (N, 28, 28) in [-1, 1] (a conditional run: also "
+                             "FILE_labels.npy)")
+    parser.add_argument("--grid", default=None, type=_path_ending(".png", "the grid is a PNG picture"),
+                        help="write the first 100 images as a picture here (.png)")
     parser.add_argument("--class", dest="class_", default=None, metavar="K|all",
                         help="a conditional run: draw class K (0-based), or all classes in turn (the default)")
     args, G, config, step = parse_run_args(parser, argv)
+    if args.out is None and args.grid is None:
+        parser.error("nothing to write: give --out FILE.npy (the images), --grid FILE.png (a picture of the "
+                     "first 100), or both")
+    for path in (args.out, args.grid):                     # a folder that cannot be made: before any work
+        if path is not None:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                parser.error(f"{path}: cannot write there ({err.strerror or err})")
     args.labels = requested_labels(args, config, parser)
     return args, G, config, step
 
@@ -63,29 +78,52 @@ def requested_labels(args, config, parser):
     return np.full(args.n, k, dtype=np.int64)
 
 
+@exits_130_on_ctrl_c
 def main(argv=None):
     args, G, config, _ = parse_args(argv)
-    images = generate(G, args.n, z_dim=config["z_dim"], seed=args.seed, n_classes=config.get("n_classes"),
-                      labels=args.labels)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, images)
-    print(f"wrote {out}: {images.shape} {images.dtype} in [{images.min():.3f}, {images.max():.3f}] "
-          f"from {config['model']} trained {config['dataset']} ({args.run})")
-    n_classes = config.get("n_classes")
-    if args.labels is not None:
-        labels_out = out.with_name(out.stem + "_labels.npy")
-        np.save(labels_out, args.labels)
-        print(f"wrote {labels_out}: the class of each image")
-    if args.grid:
-        from .viz import save_grid
-        grid, nrow = images[:100], 10
-        if args.labels is not None and args.class_ in (None, "all") and args.n >= n_classes:
-            nrow = min(10, args.n // n_classes)                  # one row per class, as the run's grids
-            grid = np.concatenate([images[args.labels == k][:nrow] for k in range(n_classes)])
-        save_grid(grid, args.grid, nrow=nrow)
-        print(f"wrote {args.grid}")
+    written = []
+    try:
+        images = generate(G, args.n, z_dim=config["z_dim"], seed=args.seed, n_classes=config.get("n_classes"),
+                          labels=args.labels)
+        source = f"from {config['model']} trained {config['dataset']} ({args.run})"
+        if args.out:
+            write_arrays(Path(args.out), images, args.labels, source, written)
+        if args.grid:
+            write_grid(args, images, config, written)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {'wrote only ' + ', '.join(written) if written else 'nothing was written'}") \
+            from None
     return 0
+
+
+def write_arrays(out, images, labels, source, written):
+    """``out`` and, for a conditional run, the labels beside it (FILE_labels.npy); a labels file
+    left there by an earlier, conditional sample set is removed, since it does not describe these."""
+    np.save(out, images)
+    written.append(str(out))
+    print(f"wrote {out}: {images.shape} {images.dtype} in [{images.min():.3f}, {images.max():.3f}] {source}")
+    labels_out = out.with_name(out.stem + "_labels.npy")
+    if labels is not None:
+        np.save(labels_out, labels)
+        written.append(str(labels_out))
+        print(f"wrote {labels_out}: the class of each image")
+    elif labels_out.is_file():
+        labels_out.unlink()
+        print(f"removed {labels_out}: the labels of an earlier sample set, not of these images")
+
+
+def write_grid(args, images, config, written):
+    """The first 100 images; a conditional run's in rows of one class each, labelled."""
+    from .viz import save_grid
+    n_classes = config.get("n_classes")
+    grid, nrow, row_labels = images[:100], 10, None
+    if args.labels is not None and args.class_ in (None, "all") and args.n >= n_classes:
+        nrow = min(10, args.n // n_classes)                      # one row per class, as the run's grids
+        grid = np.concatenate([images[args.labels == k][:nrow] for k in range(n_classes)])
+        row_labels = class_names(config["dataset"])
+    save_grid(grid, args.grid, nrow=nrow, row_labels=row_labels)
+    written.append(args.grid)
+    print(f"wrote {args.grid}: {len(grid)} images" + (", one row per class" if row_labels else ""))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from pathlib import Path
 
 from . import backend
 from .checkpoint import load_checkpoint
+from .cli import ArgumentParser, Interrupted, exits_130_on_ctrl_c
 from .data import canonical_name, class_names, load_dataset
 from .errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 from .gan.config import (DEFAULT_STEPS, MISMATCH_WEIGHT, RUN_DEFAULTS, ConfigError, new_run_settings,
@@ -75,7 +76,7 @@ from .models import MODELS, build_models, critic_description
 
 # ---- command line ---------------------------------------------------------------------
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m npgan.train",
+    p = ArgumentParser(prog="python -m npgan.train",
                                 description="Train a GAN on MNIST or Fashion-MNIST with npgan.",
                                 epilog="Outputs, resuming, the NaN guard and exit codes: see `pydoc npgan.train`.")
     p.add_argument("dataset", type=_dataset_name, help="mnist or fashion-mnist")
@@ -277,7 +278,7 @@ def resolve_config(args, parser):
         if any((out / name).exists() for name in ("config.json", "checkpoint.npz")):
             if not args.overwrite:
                 parser.error(f"{out} already holds a run; pass --resume to continue it, --overwrite to "
-                             f"delete it and start again, or --out to choose another directory")
+                             f"replace it with a new run, or --out to choose another directory")
         try:
             run = new_run_settings(_given(args), args.dataset, requested_backend(args)[0])
         except ConfigError as err:
@@ -315,6 +316,7 @@ def already_complete(config, start_step):
             f"to train it to step {more}: python -m npgan.train {config['dataset']} --out {out} --resume --steps {more}")
 
 
+@exits_130_on_ctrl_c
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -358,7 +360,16 @@ def main(argv=None):
     if (out / REPLACED_DIR).is_dir():
         print(f"--overwrite: the earlier run in {out} is kept until this one's first scheduled checkpoint (step "
               f"{min(config['checkpoint_every'], config['steps'])})", flush=True)
+    try:
+        return _train(config, args, ckpt, dataset, full_dataset, start_step)
+    except BaseException:                                      # whatever stopped it, an unreplaced run comes back
+        restore_replaced(out, OUTPUTS)
+        raise
 
+
+def _train(config, args, ckpt, dataset, full_dataset, start_step):
+    """Build the networks from ``config`` (and ``ckpt``), say what will be trained, train and report."""
+    out = Path(config["out"])
     G, D, opt_G, opt_D = build_training(config, ckpt, build=build_models)
     view = run_view(config, ckpt)
     ema = None
@@ -417,12 +428,10 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
         return EXIT_NONFINITE
     except KeyboardInterrupt:
         saved = (replaced_note(out, "was stopped") if restore_replaced(out, OUTPUTS) else
-                 f"{out / 'checkpoint.npz'} holds step {saved_step(out)}")
+                 f"{out / 'checkpoint.npz'} holds step {saved_step(out)}" if (out / "checkpoint.npz").is_file()
+                 else "no checkpoint was written")
         print(f"\ninterrupted twice: stopped without saving; {saved}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BaseException:
-        restore_replaced(out, OUTPUTS)
-        raise
     seconds = time.perf_counter() - started
     if step < config["steps"]:
         if restore_replaced(out, OUTPUTS):
@@ -432,17 +441,24 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
                   f"`python -m npgan.train {config['dataset']} --out {out} --resume`", file=sys.stderr)
         return EXIT_INTERRUPTED
 
+    try:
+        return _report(config, args, out, step, start_step, seconds, writer, ema, G, full_dataset or dataset)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after training: the run is saved in {out} (checkpoint.npz, step {step}) "
+                          f"but has no metrics.json; `python -m npgan.evaluate {out}` scores it") from None
+
+
+def _report(config, args, out, step, start_step, seconds, writer, ema, G, dataset):
+    """After training: the final pictures, the health summary and the evaluation; returns 0."""
+    (out / "metrics.json").unlink(missing_ok=True)         # a resumed run's old scores describe an earlier step
     history = read_history(out / "metrics.jsonl", step)
     write_final_outputs(out, history, f"{config['model']} on {config['dataset']}")
     print(f"trained {step - start_step:,} steps in {seconds:.0f} s "
           f"({(step - start_step) * config['batch_size'] / seconds:.0f} img/s)")
     print(health_summary(history, config.get("loss", "ns")))
-    if args.no_eval:
-        (out / "metrics.json").unlink(missing_ok=True)     # a resumed run's old scores describe an earlier step
-    else:
+    if not args.no_eval:
         n = args.eval_n or (1000 * config["n_classes"] if config.get("n_classes") else 2000)
-        scores = evaluate_generator(ema.model if ema is not None else G, config, n=n,
-                                    dataset=full_dataset or dataset)
+        scores = evaluate_generator(ema.model if ema is not None else G, config, n=n, dataset=dataset)
         scores.update(step=step, train_seconds=round(seconds, 1))
         (out / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
         print(format_scores(scores, class_names(config["dataset"]), n_option="--eval-n"))

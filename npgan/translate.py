@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, backend
+from .cli import ArgumentParser, Interrupted, exits_130_on_ctrl_c
 from .errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 
 DEFAULT_OUT = "runs/mnist-mnistm-cyclegan"
@@ -40,7 +41,7 @@ RUN_SETTINGS = ("batch_size", "width", "blocks", "d_width", "lr", "lambda_cycle"
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m npgan.translate", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m npgan.translate", description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                         help="array backend (default: $NPGAN_BACKEND or numpy)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,8 +142,8 @@ def resolve_config(args, parser):
     else:
         if any((out / name).exists() for name in ("config.json", "checkpoint.npz")):
             if not args.overwrite:
-                parser.error(f"{out} already holds a run; pass --resume to continue it, --overwrite to delete it "
-                             f"and start again, or --out to choose another directory")
+                parser.error(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it "
+                             f"with a new run, or --out to choose another directory")
         ckpt = None
         config = default_config(steps=args.steps, backend=backend.name(), **given)
     config.update(out=str(out), data_dir=args.data_dir if args.data_dir is not None else config.get("data_dir"),
@@ -165,9 +166,8 @@ def load_data(config, parser, verbose=True):
 
 
 def cmd_train(args, parser):
-    from .gan.loop import read_history
     from .gan.run import REPLACED_DIR, replaced_note, restore_replaced, start_run_dir
-    from .gan.translation import OUTPUTS, build_cycle_training, train_cycle_run, write_final_outputs
+    from .gan.translation import OUTPUTS, build_cycle_training, train_cycle_run
     check_train_args(args, parser)
     config, ckpt = resolve_config(args, parser)
     if ckpt is not None:
@@ -193,14 +193,15 @@ def cmd_train(args, parser):
     if (out / REPLACED_DIR).is_dir():
         print(f"--overwrite: the earlier run in {out} is kept until this one's first scheduled checkpoint (step "
               f"{min(config['checkpoint_every'], config['steps'])})", flush=True)
-    nets, opts, pools = build_cycle_training(config, ckpt)
-    size = {k: sum(int(p.data.size) for p in m.parameters()) for k, m in nets.items()}
-    print(f"CycleGAN MNIST <-> MNIST-M: G_ab/G_ba {size['G_ab']:,}/{size['G_ba']:,}, D_a/D_b "
-          f"{size['D_a']:,}/{size['D_b']:,} parameters; {'resuming at step ' + str(start_step) + ' of' if ckpt else 'training for'} "
-          f"{config['steps']:,} steps of {config['batch_size']} + {config['batch_size']} images on {backend.name()}; "
-          f"writing to {out}", flush=True)
-    started = time.perf_counter()
     try:
+        nets, opts, pools = build_cycle_training(config, ckpt)
+        size = {k: sum(int(p.data.size) for p in m.parameters()) for k, m in nets.items()}
+        print(f"CycleGAN MNIST <-> MNIST-M: G_ab/G_ba {size['G_ab']:,}/{size['G_ba']:,}, D_a/D_b "
+              f"{size['D_a']:,}/{size['D_b']:,} parameters; "
+              f"{'resuming at step ' + str(start_step) + ' of' if ckpt else 'training for'} {config['steps']:,} steps "
+              f"of {config['batch_size']} + {config['batch_size']} images on {backend.name()}; writing to {out}",
+              flush=True)
+        started = time.perf_counter()
         step = train_cycle_run(config, data, nets, opts, pools, start_step, progress=not args.no_progress)
     except NonFiniteError as err:
         saved = (replaced_note(out, f"diverged at step {err.step}") if restore_replaced(out, OUTPUTS) else
@@ -223,13 +224,26 @@ def cmd_train(args, parser):
             print(f"\ninterrupted: saved step {step} to {out / 'checkpoint.npz'}; continue with "
                   f"`python -m npgan.translate train mnist mnistm --out {out} --resume`", file=sys.stderr)
         return EXIT_INTERRUPTED
+    try:
+        return _report(args, config, data, mnist, nets, step, start_step, seconds)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after training: the run is saved in {out} (checkpoint.npz, step {step}) "
+                          f"but has no eval.json; `python -m npgan.translate eval {out}` scores it") from None
+
+
+def _report(args, config, data, mnist, nets, step, start_step, seconds):
+    """After training: the final pictures and the scores; returns 0."""
+    out = Path(config["out"])
+    from .gan.loop import read_history
+    from .gan.translation import write_final_outputs
+    (out / "eval.json").unlink(missing_ok=True)                # the scores of an earlier step
     history = read_history(out / "metrics.jsonl", step)
     write_final_outputs(out, history, "CycleGAN, MNIST <-> MNIST-M")
-    print(f"trained {step - start_step:,} steps in {seconds:.0f} s ({(step - start_step) / seconds:.2f} steps/s, "
-          f"{1000 * seconds / max(step - start_step, 1):.0f} ms/step)")
-    if args.no_eval:
-        (out / "eval.json").unlink(missing_ok=True)             # scores of an earlier step
-    else:
+    done = step - start_step
+    print(f"trained {done:,} steps in {seconds:.0f} s ({done / seconds:.2f} steps/s, {1000 * seconds / max(done, 1):.0f} "
+          f"ms/step, {done * config['batch_size'] / seconds:.0f} images of each domain per "
+          f"second)")
+    if not args.no_eval:
         run_eval(nets, mnist, step, data, out, train_seconds=round(seconds, 1))
     print(f"outputs in {out}: samples.png, losses.png, progress.gif, metrics.jsonl, "
           f"{'' if args.no_eval else 'eval.json, '}config.json, checkpoint.npz")
@@ -352,6 +366,7 @@ def cmd_translate(args, parser):
     return 0
 
 
+@exits_130_on_ctrl_c
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -53,18 +53,34 @@ def make_grid(images, nrow=None, padding=2, pad_value=0):
     return grid
 
 
-def save_grid(images, path, nrow=None, scale=1):
-    """Write ``make_grid(images, nrow)`` as a grey PNG, each pixel ``scale`` x ``scale``.
+def save_grid(images, path, nrow=None, scale=1, row_labels=None):
+    """Write ``make_grid(images, nrow)`` as a grey PNG, each pixel ``scale`` x ``scale``, with
+    ``row_labels`` (one text per row, e.g. the class of a conditional GAN's rows) left of the rows.
 
-    Returns the grid (H, W) uint8 before scaling.
+    Returns the picture (H, W) uint8 before scaling.
     """
     grid = make_grid(images, nrow)
+    if row_labels is not None:
+        grid = label_rows(grid, row_labels, row_height=np.asarray(images).shape[-2])
     picture = Image.fromarray(grid)                     # uint8 (H, W): greyscale
     if scale != 1:
         picture = picture.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return grid
+
+
+def label_rows(grid, labels, row_height, padding=2):
+    """``grid`` (H, W) uint8 from ``make_grid`` with a margin on its left holding ``labels[r]``
+    beside row r, in white on black (PIL's default font, 6 pixels a character)."""
+    from PIL import ImageDraw
+    labels = [str(text) for text in labels]
+    margin = 6 * max(len(text) for text in labels) + 6
+    picture = Image.fromarray(np.hstack([np.zeros((grid.shape[0], margin), np.uint8), grid]))
+    draw = ImageDraw.Draw(picture)
+    for r, text in enumerate(labels):
+        draw.text((3, padding + r * (row_height + padding) + row_height // 2 - 6), text, fill=255)
+    return np.asarray(picture)
 
 
 def save_gif(frames, path, duration_ms=200, last_frame_ms=1500, mode="L"):

@@ -254,3 +254,26 @@ def test_unflatten_and_reshape_infer_one_free_size_like_pytorch(xp):
     for layer in (L.LeakyReLU(), L.Dropout(0.5)):
         with pytest.raises(TypeError, match="expected a floating-point input"):
             layer.forward(xp.arange(3))
+
+
+def test_every_command_line_option_has_help():
+    """`--help` explains every option of every command and subcommand, defaults included."""
+    import argparse
+
+    from npgan import evaluate, train, translate
+    from npgan.inpaint import cli as inpaint
+    from npgan.cli import run_parser
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    roots = [train.build_parser(), evaluate.build_parser(), translate.build_parser(), inpaint.build_parser(),
+             run_parser("sample", "", n_default=1, n_min=1)]
+    missing = [f"{parser.prog} {action.option_strings or action.dest}" for root in roots for parser in parsers(root)
+               for action in parser._actions
+               if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help]
+    assert not missing, missing

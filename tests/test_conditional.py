@@ -304,7 +304,9 @@ def test_conditional_run_records_its_classes_and_draws_one_row_per_class(conditi
     G, saved, _ = models.load_generator(conditional_run)
     assert saved["n_classes"] == 10 and G.layers[0].in_features == 110
     with Image.open(conditional_run / "samples" / "step_000006.png") as grid:
-        assert grid.size[0] == grid.size[1]                      # 10 rows (classes) of 10
+        pixels = np.asarray(grid)
+    assert pixels.shape == (302, 12 + 302)                       # 10 rows (classes) of 10, a label margin
+    assert all(pixels[2 + 30 * k:30 * (k + 1), :12].max() > 200 for k in range(10))   # each row is labelled
 
 
 def test_sample_draws_the_class_asked_for(conditional_run, tmp_path, capsys):
@@ -316,8 +318,8 @@ def test_sample_draws_the_class_asked_for(conditional_run, tmp_path, capsys):
     assert sample.main([str(conditional_run), "--n", "30", "--out", str(tmp_path / "all.npy"),
                         "--grid", str(tmp_path / "all.png")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "all_labels.npy"), np.arange(30) % 10)
-    with Image.open(tmp_path / "all.png") as grid:               # 10 rows (one per class) of 3
-        assert grid.size[1] > 3 * grid.size[0]
+    with Image.open(tmp_path / "all.png") as grid:               # 10 rows (one per class) of 3, labelled
+        assert grid.size == (12 + 3 * 30 + 2, 302)
     # The same noise and class give the same image whatever else is drawn beside it.
     images = np.load(tmp_path / "all.npy")
     again = sample.main([str(conditional_run), "--n", "30", "--class", "all", "--out", str(tmp_path / "again.npy")])

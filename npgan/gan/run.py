@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import backend, health
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..data import batches_per_epoch, iterate_minibatches, scale_images
+from ..data import batches_per_epoch, class_names, iterate_minibatches, scale_images
 from ..models import build_models
 from ..models.conditional import with_labels
 from ..optim import Adam, RMSprop
@@ -116,8 +116,9 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
                            labels=dataset.train_labels if n_classes else None)
     z_fixed = backend.to_device(grid_codes(config))
     log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
+    row_labels = class_names(config["dataset"]) if n_classes else None        # grid row k: class k
     if start_step == 0:
-        save_samples(shown(), z_fixed, out, 0, writer)
+        save_samples(shown(), z_fixed, out, 0, writer, row_labels)
         # The initial weights are a good state: a run that diverges or is killed before its
         # first periodic checkpoint can still be resumed or inspected.
         save_run(out / "checkpoint.npz", G, D, opt_G, opt_D, 0, config, G_ema(), view)
@@ -150,7 +151,7 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
         view=view, probe=probe, n_classes=n_classes, g_loss=g_loss,
         mismatch_weight=config.get("mismatch_weight") or 0.0,
         on_log=to_tensorboard, log_every=config["log_every"],
-        every=[(config["sample_every"], lambda step: save_samples(shown(), z_fixed, out, step, writer))],
+        every=[(config["sample_every"], lambda step: save_samples(shown(), z_fixed, out, step, writer, row_labels))],
         save=save, ema=ema,
         save_every=config["checkpoint_every"], progress=progress)
 
@@ -179,15 +180,16 @@ def run_objective(config):
     return get_objective(loss, **options)
 
 
-def save_samples(G, z_fixed, out, step, writer=None):
+def save_samples(G, z_fixed, out, step, writer=None, row_labels=None):
     """The fixed-noise grid under G.eval() (BatchNorm uses its running statistics), then G's
-    mode as it was; written to samples/step_NNNNNN.png and TensorBoard."""
+    mode as it was; written to samples/step_NNNNNN.png and TensorBoard. ``row_labels``: a
+    conditional GAN's class names, one per grid row."""
     from ..viz import save_grid
     was_training = G.training
     G.eval()
     images = backend.asnumpy(G.forward(z_fixed))[:, 0]                      # (100, 28, 28)
     G.train(was_training)
-    grid = save_grid(images, Path(out) / "samples" / f"step_{step:06d}.png", nrow=10)
+    grid = save_grid(images, Path(out) / "samples" / f"step_{step:06d}.png", nrow=10, row_labels=row_labels)
     if writer is not None:
         writer.add_image("samples", grid[None], step, dataformats="CHW")
     return images

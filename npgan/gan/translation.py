@@ -4,7 +4,7 @@
     config.json       the run's settings ("model": "cyclegan")
     metrics.jsonl     one JSON line per log point: the means since the line before of loss_G and
                       its terms (adv_ab, adv_ba, cycle_a, cycle_b, idt_a [, idt_b]), loss_D_a,
-                      loss_D_b, the learning rate and img/s
+                      loss_D_b, the learning rate and img/s (the images of one domain per second)
     samples/step_NNNNNN.png   ten fixed test images (one of each digit) of each domain through
                       both directions and both cycles, every sample_every steps (rows: A,
                       G_ab(A), G_ba(G_ab(A)), B, G_ba(B), G_ab(G_ba(B))); samples.png: the last one
@@ -246,8 +246,8 @@ def save_picture(pixels, path):
 
 
 def save_translation_grid(nets, xa, xb, path):
-    """The six-row sample grid of ``cycle_rows`` as a PNG; returns its pixels."""
-    pixels = image_table(cycle_rows(nets, xa, xb))
+    """The six-row sample grid of ``cycle_rows`` as a PNG, its rows labelled; returns its pixels."""
+    pixels = image_table(cycle_rows(nets, xa, xb), ROW_LABELS, label_width=6 * max(map(len, ROW_LABELS)) + 6)
     save_picture(pixels, path)
     return pixels
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .. import backend
+from ..cli import ArgumentParser, exits_130_on_ctrl_c
 from ..data import IDXError
 from ..errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 from .datasets import DATASETS, canonical_dataset
@@ -21,19 +22,22 @@ from .runs import METHODS
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m npgan.inpaint", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m npgan.inpaint", description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                         help="array backend (default: $NPGAN_BACKEND or numpy)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one inpainting method on one data set")
     t.add_argument("--dataset", default="fashion-mnist", help=f"one of {', '.join(DATASETS)} (default fashion-mnist)")
-    t.add_argument("--method", default="context-encoder", choices=METHODS)
+    t.add_argument("--method", default="context-encoder", choices=METHODS,
+                   help="context-encoder (Pathak et al., L2 + adversarial; the default), context-encoder-l2 (L2 "
+                        "only), glcic (Iizuka et al.'s completion network with global and local discriminators) "
+                        "or latent (Yeh et al.'s search of a DCGAN's noise)")
     t.add_argument("--mask", default="centre", help=f"training holes: {', '.join(MASK_KINDS)} (default centre)")
     t.add_argument("--steps", type=int, help="updates (Context Encoder) or DCGAN steps (latent)")
     t.add_argument("--phases", type=int, nargs=3, metavar=("T_C", "T_D", "T_JOINT"),
                    help="GLCIC's completion-only, discriminator-only and joint steps")
-    t.add_argument("--batch-size", type=int)
+    t.add_argument("--batch-size", type=int, help="images per update (default 64)")
     t.add_argument("--lr", type=float, dest="lr_g", help="learning rate of the completion network / G")
     t.add_argument("--lr-d", type=float, help="learning rate of the discriminator")
     t.add_argument("--optimizer", choices=["adam", "adadelta"], help="default adam (GLCIC used adadelta, lr 1.0)")
@@ -46,11 +50,11 @@ def build_parser():
                                             "instead of training a DCGAN (28x28 data only; its widths and z size are used)")
     t.add_argument("--latent-steps", type=int, help="latent: z-optimisation steps per image batch")
     t.add_argument("--latent-lambda", type=float, help="latent: weight of the perceptual loss")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="random seed of the networks, batches and holes (default 0)")
     t.add_argument("--name", help="run name (default inpaint-DATASET-METHOD[-MASK])")
-    t.add_argument("--runs-dir", default="runs")
+    t.add_argument("--runs-dir", default="runs", help="folder the run directory --name is made in (default runs)")
     t.add_argument("--overwrite", action="store_true", help="replace a run of the same name (refused otherwise)")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help="print log lines instead of a progress bar")
 
     e = sub.add_parser("eval", help="metrics table of runs and the baselines on held-out images")
     e.add_argument("runs", nargs="+", help="run directories (same data set); the first fixes data and masks")
@@ -60,13 +64,15 @@ def build_parser():
     e.add_argument("--mask", help="hole kind (default: the first run's training kind)")
     e.add_argument("--latent-steps", type=int, help="override the z-optimisation steps of latent runs")
     e.add_argument("--out", help="where metrics.json/.md and eval_panel.png go (default: the first run)")
-    e.add_argument("--no-baselines", action="store_true")
+    e.add_argument("--no-baselines", action="store_true",
+                   help="score only the runs, not the classical fills (mean, biharmonic) beside them")
 
     f = sub.add_parser("fill", help="inpaint your own image")
     f.add_argument("--checkpoint", required=True, help="a run directory, or a checkpoint .npz file written by `train`")
-    f.add_argument("--image", required=True)
+    f.add_argument("--image", required=True,
+                   help="the image to complete: a PNG (or any image PIL reads) of the run's size and channels")
     f.add_argument("--mask", required=True, help="PNG, white (255) = missing, black (0) = known")
-    f.add_argument("--out", required=True)
+    f.add_argument("--out", required=True, help="where the completed image goes (.png)")
     f.add_argument("--no-blend", action="store_true", help="paste the raw fill (no Poisson blending)")
     f.add_argument("--panel", help="also write masked | completion | input as this PNG")
     p = sub.add_parser("panel", help="redraw an eval picture with chosen methods side by side")
@@ -251,6 +257,7 @@ def cmd_fill(args, parser):
     return 0
 
 
+@exits_130_on_ctrl_c
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -78,7 +78,7 @@ def read_mask(path, size):
         shown = ", ".join(str(v) for v in values[:6])
         raise FillError(f"mask {path!r} is not binary: it holds {len(values)} distinct values ({shown}"
                         f"{', ...' if len(values) > 6 else ''}); use only 0 (known) and 255 (missing)")
-    return (a == top).astype(np.float32)[None, None]
+    return (a > 0).astype(np.float32)[None, None]                # only 0 and white remain
 
 
 def check_output(path, flag):
