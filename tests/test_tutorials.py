@@ -50,3 +50,15 @@ def test_notebook_runs_in_quick_mode(path, monkeypatch, tmp_path):
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     assert not error_outputs(nb)
+    # MPLBACKEND=Agg, as on servers and in CI: the notebook selects the inline backend itself,
+    # so an executed notebook always carries its pictures.
+    assert any("image/png" in o.get("data", {}) for c in code_cells(nb) for o in c.get("outputs", [])), (
+        f"{path.name}: executed with MPLBACKEND=Agg it shows no picture; start it with %matplotlib inline")
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
+def test_notebook_cells_have_ids(path):
+    """nbformat 4.5 gives every cell an id; a cell without one makes nbformat warn on every read."""
+    import json
+    cells = json.loads(path.read_text())["cells"]
+    assert all("id" in cell for cell in cells), [i for i, cell in enumerate(cells) if "id" not in cell]

@@ -16,7 +16,7 @@ saying so; see :mod:`npgan.data.mnist`. Fashion-MNIST comes from ``data_dir``,
 """
 from ._download import DownloadError
 from .dataset import (Dataset, batches_per_epoch, canonical_name, class_names,
-                      iterate_minibatches, scale_images, unscale_images)
+                      iterate_minibatches, scale_images, shown_path, unscale_images)
 from .fashion import load_fashion_mnist
 from .idx import IDXError, read_idx, write_idx
 from .mnist import load_mnist
@@ -26,7 +26,7 @@ DEFAULT_HOLDOUT = 500
 __all__ = [
     "Dataset", "DownloadError", "IDXError", "batches_per_epoch", "class_names",
     "iterate_minibatches", "load_dataset", "load_fashion_mnist", "load_mnist",
-    "read_idx", "scale_images", "unscale_images", "write_idx",
+    "read_idx", "scale_images", "shown_path", "unscale_images", "write_idx",
 ]
 
 

