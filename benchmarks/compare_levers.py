@@ -1,13 +1,14 @@
 """The levers for a better default MNIST run, measured: augmentation, minibatch standard deviation,
-a slower D, a longer run, the weight average, on the 5,000-digit subset (and 1,000 digits).
+a slower D, a longer run, a larger batch, wider networks, feature matching, the weight average, on
+the 5,000-digit subset (and 1,000 digits).
 
     python benchmarks/compare_levers.py                         # every setting, seeds 0 1 2, 2 runs at a time
     python benchmarks/compare_levers.py --settings baseline "translation" --seeds 0
     python benchmarks/compare_levers.py --runs "minibatch std@0" "baseline@2"   # these runs, in this order
     python benchmarks/compare_levers.py --table-only            # score what is there, print the table
 
-Each run is ``python -m npgan.train mnist --seed S --out WORK/NAME-sS --ema 0.999 --no-eval`` plus
-the setting's flags, one BLAS thread per run and ``--jobs`` runs at a time. The weight average only
+Each run is ``python -m npgan.train mnist --seed S --out WORK/NAME-sS --ema 0.999 --no-eval
+--steps 2500`` plus the setting's flags (a later --steps wins), one BLAS thread per run and ``--jobs`` runs at a time. The weight average only
 reads G (training is bitwise the same with it), so every run gives two rows: G's own weights
 (``npgan.evaluate --no-ema``) and the average (``+ ema``). A run that finished is not trained again
 and a run already scored is not scored again, so the script can be stopped and restarted.
@@ -47,6 +48,8 @@ SETTINGS = {
     "1,000 digits + translation": ["--limit", "1000", "--augment", "translation"],
     "1,000 digits + translation,cutout": ["--limit", "1000", "--augment", "translation,cutout"],
     "feature matching": ["--feature-matching"],
+    "batch 128": ["--batch-size", "128"],
+    "wider (width 96)": ["--width", "96"],
 }
 EMA = ["--ema", "0.999"]
 STEPS = 2500                        # the length of every row whose setting does not say otherwise

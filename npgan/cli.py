@@ -2,6 +2,7 @@
 read a training run the same way). Applications import this, never each other."""
 import argparse
 import functools
+import math
 import sys
 from pathlib import Path
 
@@ -59,6 +60,9 @@ def run_parser(prog, description, n_default, n_min, n_conditional=None):
                         help="array backend (default: $NPGAN_BACKEND or numpy)")
     parser.add_argument("--no-ema", action="store_true",
                         help="for a run trained with --ema: use G's own weights instead of their average")
+    parser.add_argument("--truncation", type=float, default=None, metavar="T",
+                        help="the truncation trick (Brock et al. 2019): every noise value with |z| > T is drawn "
+                             "again, so the images are more typical and less varied (e.g. 1.0; default off)")
     parser.set_defaults(n_min=n_min, n_default=n_default, n_conditional=n_conditional)
     return parser
 
@@ -72,6 +76,8 @@ def parse_run_args(parser, argv=None):
     args = parser.parse_args(argv)
     if args.n is not None and args.n < args.n_min:
         parser.error(f"--n must be at least {args.n_min}, got {args.n}")
+    if args.truncation is not None and not (args.truncation > 0 and math.isfinite(args.truncation)):
+        parser.error(f"--truncation must be a positive number, got {args.truncation}")
     if not (Path(args.run) / "checkpoint.npz").is_file():
         parser.error(f"no checkpoint.npz in {args.run}: is it a training run directory?")
     backend.use_from_cli(args.backend, parser)

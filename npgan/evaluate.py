@@ -12,7 +12,9 @@ classifiers are trained on first use (well under a minute each for the MNIST sub
 (500) images the Fréchet distance is mostly sample-size bias, and a ``note:`` line (``"note"``
 in the JSON) says so. A class-conditional run (``--conditional``) draws 1,000 images per class
 by default and adds its class accuracy, overall and per class: the fraction of the samples drawn
-for class k that the classifier reads as class k.
+for class k that the classifier reads as class k. ``--truncation T`` scores truncated noise
+(every |z| > T drawn again, Brock et al. 2019): a trade of diversity for fidelity, to be
+reported apart from the untruncated scores.
 
 The data set is read as the run was trained on it: from the ``--data-dir`` it was trained
 with (or the one given here), which must still hold it (exit 2 naming the folder otherwise).
@@ -49,11 +51,13 @@ def main(argv=None):
     except (OSError, ValueError) as err:                      # the run's --data-dir gone, a damaged file
         trained = f" ({args.run} was trained with --data-dir {data_dir})" if data_dir and not args.data_dir else ""
         parser.error(f"{err}{trained}")
-    scores = evaluate_generator(G, config, n=args.n, seed=args.seed, dataset=dataset, verbose=not args.json)
+    scores = evaluate_generator(G, config, n=args.n, seed=args.seed, dataset=dataset, verbose=not args.json,
+                                truncation=args.truncation)
     if args.json:
         print(json.dumps(scores))
     else:
-        print(f"{args.run}: {config['model']} on {config['dataset']}, step {step}")
+        truncated = f", noise truncated at {args.truncation:g}" if args.truncation is not None else ""
+        print(f"{args.run}: {config['model']} on {config['dataset']}, step {step}{truncated}")
         print(format_scores(scores, class_names(config["dataset"]), n_option="--n"))
     return 0
 

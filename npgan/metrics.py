@@ -41,7 +41,7 @@ import scipy.ndimage
 from . import backend
 from .backend import get_array_module
 from .checkpoint import atomic_savez
-from .data import iterate_minibatches, load_dataset, scale_images
+from .data import iterate_minibatches, load_dataset, scale_images, shown_path
 from .gan.sampling import generate
 from .models.conditional import class_labels
 from .losses import (softmax_cross_entropy_backward, softmax_cross_entropy_forward, uniform_cross_entropy_backward,
@@ -213,7 +213,7 @@ def get_classifier(dataset, cache_dir=None, verbose=True):
     def train():
         if verbose:
             print(f"training the evaluation classifier on {len(dataset.train_images):,} {dataset.name} "
-                  f"images (once; cached in {path.parent})")
+                  f"images (once; cached in {shown_path(path.parent)})")
         start = time.time()
         clf = train_classifier(dataset.train_images, dataset.train_labels, verbose=verbose)
         info = {"test_accuracy": accuracy(clf, dataset.test_images, dataset.test_labels),
@@ -241,7 +241,7 @@ def get_recogniser(dataset, cache_dir=None, verbose=True):
     def train():
         if verbose:
             print(f"training the junk-aware classifier (the recogniser) on {len(dataset.train_images):,} "
-                  f"{dataset.name} images and junk made from them (once; cached in {path.parent})")
+                  f"{dataset.name} images and junk made from them (once; cached in {shown_path(path.parent)})")
         start = time.time()
         junk = functools.partial(make_junk, dataset.train_images, dataset.train_labels)
         clf = train_classifier(dataset.train_images, dataset.train_labels, seed=RECOGNISER_SEED, junk=junk,
@@ -516,10 +516,11 @@ def small_sample_note(n, n_real):
     return None
 
 
-def evaluate_generator(G, config, n=2000, seed=0, dataset=None, verbose=True):
+def evaluate_generator(G, config, n=2000, seed=0, dataset=None, verbose=True, truncation=None):
     """Scores of generator ``G`` trained with ``config`` (a dict with ``dataset``, ``data_dir``
-    and ``z_dim``) on ``n`` images drawn from noise ``seed``; ``dataset`` is loaded when not
-    given. Adds the recognisability (``get_recogniser``) and both classifiers' test accuracies
+    and ``z_dim``) on ``n`` images drawn from noise ``seed`` (truncated at ``truncation``, when
+    given, and then recorded in the scores); ``dataset`` is loaded when not given. Adds the
+    recognisability (``get_recogniser``) and both classifiers' test accuracies
     (``classifier_accuracy``, ``recogniser_accuracy``). A class-conditional G
     (``config['n_classes']``) draws the classes in turn (n / K images each) and the scores add
     its class accuracy."""
@@ -529,8 +530,11 @@ def evaluate_generator(G, config, n=2000, seed=0, dataset=None, verbose=True):
     recogniser, recogniser_info = get_recogniser(dataset, verbose=verbose)
     n_classes = config.get("n_classes")
     labels = class_labels(n, n_classes) if n_classes else None
-    images = generate(G, n, z_dim=config["z_dim"], seed=seed, n_classes=n_classes, labels=labels)
+    images = generate(G, n, z_dim=config["z_dim"], seed=seed, n_classes=n_classes, labels=labels,
+                      truncation=truncation)
     scores = evaluate_images(images, dataset, clf, labels, recogniser=recogniser)
+    if truncation is not None:
+        scores["truncation"] = truncation
     scores["classifier_accuracy"] = info["test_accuracy"]
     scores["recogniser_accuracy"] = recogniser_info["test_accuracy"]
     return scores

@@ -84,7 +84,7 @@ def main(argv=None):
     written = []
     try:
         images = generate(G, args.n, z_dim=config["z_dim"], seed=args.seed, n_classes=config.get("n_classes"),
-                          labels=args.labels)
+                          labels=args.labels, truncation=args.truncation)
         source = f"from {config['model']} trained {config['dataset']} ({args.run})"
         if args.out:
             write_arrays(Path(args.out), images, args.labels, source, written)

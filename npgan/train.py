@@ -138,6 +138,9 @@ def build_parser():
                    help="minibatch standard deviation in D (Karras et al. 2018): an extra feature map holding how "
                         "much the images of each group of 4 differ, so a batch of near-identical fakes is easy to "
                         "reject (dcgan; the batch size must be a multiple of 4; default off)")
+    p.add_argument("--width", type=int, default=None,
+                   help="dcgan: the channels of G's last and D's first convolution, the others twice that (default "
+                        "64; 96 trains about twice as slowly)")
     p.add_argument("--limit", type=int, default=None,
                    help="train on only this many training images (a fixed subset, the same for every seed), to "
                         "study a small data set; the evaluation still uses the whole held-out split")
@@ -240,6 +243,8 @@ def check_args(args, parser):
         parser.error(f"--augment-strength must be a positive number, got {args.augment_strength}")
     if args.augment_fill is not None and not -1 <= args.augment_fill <= 1:
         parser.error(f"--augment-fill must be in [-1, 1] (the images' range), got {args.augment_fill}")
+    if args.width is not None and args.width < 1:
+        parser.error(f"--width must be a positive integer, got {args.width}")
     if args.limit is not None and args.limit < 2:
         parser.error(f"--limit must be at least 2 images, got {args.limit}")
 

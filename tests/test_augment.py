@@ -269,7 +269,8 @@ def _train(tmp_path, name, *extra, steps=6):
 @pytest.mark.parametrize("flags", [["--augment", "color,translation,cutout"],
                                    ["--augment", "translation", "--augment-p", "auto"],
                                    ["--conditional", "--augment", "translation,cutout", "--minibatch-std"],
-                                   ["--feature-matching", "--augment", "cutout"]])
+                                   ["--feature-matching", "--augment", "cutout"],
+                                   ["--width", "24", "--conditional"]])
 def test_an_augmented_run_resumes_bitwise(tmp_path, monkeypatch, flags):
     monkeypatch.setenv("NPGAN_OFFLINE", "1")
     _train(tmp_path, "whole", *flags)
@@ -284,6 +285,11 @@ def test_an_augmented_run_resumes_bitwise(tmp_path, monkeypatch, flags):
     assert all("r_t" in r and "D_train" in r and "D_heldout" in r for r in records)
     if "auto" in flags:
         assert whole["extra"]["view"]["DiffAugment"]["p"] > 0 and all("augment_p" in r for r in records)
+    if "--width" in flags:                                   # the networks are that wide, and load so
+        assert whole["G"]["4.weight"].shape[1] == 24 and whole["D"]["0.weight"].shape[0] == 24
+        from npgan.models import load_generator
+        G, config, _ = load_generator(tmp_path / "whole")
+        assert config["width"] == 24 and G.layers[4].weight.data.shape[1] == 24
 
 
 def test_augment_flags_are_checked(tmp_path, monkeypatch, capsys):

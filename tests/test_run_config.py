@@ -72,6 +72,7 @@ def test_conditional_and_augment_defaults():
     ({"loss": "hinge", "label_smoothing": 0.1}, "--label-smoothing applies to the cross-entropy objectives"),
     ({"mismatch_weight": 0.3}, "--mismatch-weight is a setting of a class-conditional GAN: it needs --conditional"),
     ({"augment_fill": 0.0}, "--augment-fill is a setting of --augment: give a policy too"),
+    ({"model": "mlp", "width": 96}, "--width sets the channels of the dcgan networks; --model mlp is fully connected"),
 ])
 def test_a_combination_that_does_not_apply_is_refused(given, message):
     with pytest.raises(ConfigError) as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from npgan import backend, checkpoint, evaluate, health, metrics, models, sample, train
@@ -38,7 +39,7 @@ def offline(monkeypatch):
 @pytest.fixture
 def quick_classifier(monkeypatch, tmp_path):
     """The evaluation classifier trained for 10 steps into a private cache (the real one
-    takes ~20 s; its accuracy is checked in test_metrics.py)."""
+    takes about 90 s on 2 cores; its accuracy is checked in test_metrics.py)."""
     monkeypatch.setattr(metrics, "default_cache_dir", lambda: tmp_path / "classifier-cache")
     monkeypatch.setattr(metrics, "train_classifier",
                         functools.partial(metrics.train_classifier, epochs=1, max_steps=10, verbose=False))
@@ -637,6 +638,29 @@ def test_ctrl_c_in_the_final_evaluation_says_the_run_is_saved(tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("interrupted after training: the run is saved") and "npgan.evaluate" in err
     assert len(err.splitlines()) == 1 and checkpoint.load_checkpoint(out / "checkpoint.npz")["step"] == 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 40), z_dim=st.integers(1, 30), truncation=st.floats(0.05, 3.0), seed=st.integers(0, 99))
+def test_truncated_noise_stays_within_the_bound_and_is_reproducible(n, z_dim, truncation, seed):
+    z = fixed_noise(n, z_dim, seed, truncation)
+    assert z.shape == (n, z_dim) and z.dtype == np.float32 and np.abs(z).max() <= np.float32(truncation)
+    np.testing.assert_array_equal(z, fixed_noise(n, z_dim, seed, truncation))
+    kept = np.abs(fixed_noise(n, z_dim, seed)) <= truncation      # values within the bound are not redrawn
+    np.testing.assert_array_equal(z[kept], fixed_noise(n, z_dim, seed)[kept])
+
+
+def test_sample_and_evaluate_take_a_truncation(tiny_run, tmp_path, quick_classifier, capsys):
+    plain, truncated = tmp_path / "plain.npy", tmp_path / "truncated.npy"
+    assert sample.main([str(tiny_run), "--n", "20", "--out", str(plain)]) == 0
+    assert sample.main([str(tiny_run), "--n", "20", "--out", str(truncated), "--truncation", "0.5"]) == 0
+    assert not np.array_equal(np.load(plain), np.load(truncated))
+    capsys.readouterr()
+    assert evaluate.main([str(tiny_run), "--n", "40", "--json", "--truncation", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["truncation"] == 0.5
+    with pytest.raises(SystemExit) as exc:
+        evaluate.main([str(tiny_run), "--truncation", "0"])
+    assert exc.value.code == 2 and "--truncation must be a positive number" in capsys.readouterr().err
 
 
 def test_sample_and_evaluate_reject_a_non_run(tmp_path, capsys):

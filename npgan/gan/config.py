@@ -63,10 +63,10 @@ RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "l
                 "instance_noise": None, "ema": None, "seed": 0, "backend": "numpy", "spectral_norm": False,
                 "conditional": False, "conditional_batchnorm": None, "mismatch_weight": None, "augment": None,
                 "augment_p": None, "augment_strength": None, "augment_fill": None, "minibatch_std": False,
-                "feature_matching": False, "limit": None}
+                "feature_matching": False, "limit": None, "width": None}
 # What a run saved before a setting existed trained with: a resumed run keeps it so.
 BEFORE_SETTING = {"augment": None, "augment_p": None, "augment_strength": None, "augment_fill": None,
-                  "minibatch_std": False, "feature_matching": False, "limit": None}
+                  "minibatch_std": False, "feature_matching": False, "limit": None, "width": None}
 
 
 class ConfigError(ValueError):
@@ -141,6 +141,8 @@ def fill_objective_settings(run):
     if run.get("minibatch_std") and run["batch_size"] % 4:
         raise ConfigError(f"--minibatch-std compares the images of groups of 4: --batch-size must be a multiple "
                           f"of 4, got {run['batch_size']}")
+    if run.get("width") is not None and run["model"] != "dcgan":
+        raise ConfigError(f"--width sets the channels of the dcgan networks; --model {run['model']} is fully connected")
     if run.get("feature_matching") and (run["conditional"] or run["model"] != "dcgan"):
         raise ConfigError("--feature-matching reads the features of the dcgan discriminator; it does not apply to "
                           + ("--conditional (a projection discriminator)" if run["conditional"] else

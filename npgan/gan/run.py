@@ -69,13 +69,15 @@ def build_training(config, ckpt=None, build=build_models):
     ``build(name) -> (G, D)`` makes the networks; for an objective with a gradient penalty
     (``critic_batchnorm`` False) it is called as ``build(name, critic_batchnorm=False)``, and for
     ``config['spectral_norm']`` with ``spectral_norm=True``, for ``config['minibatch_std']`` with
-    ``minibatch_std=True``, for a conditional GAN
+    ``minibatch_std=True``, for ``config['width']`` with ``width``, for a conditional GAN
     (``config['n_classes']``) with ``n_classes`` and, for ``config['conditional_batchnorm']``,
     ``conditional_batchnorm=True`` (each keyword passed only then)."""
     backend.seed(config["seed"])
     options = {"spectral_norm": True} if config.get("spectral_norm") else {}
     if config.get("minibatch_std"):
         options["minibatch_std"] = True
+    if config.get("width"):
+        options["width"] = config["width"]
     if config.get("n_classes"):
         options["n_classes"] = config["n_classes"]
         if config.get("conditional_batchnorm"):

@@ -17,7 +17,7 @@ MODELS = {"dcgan": dcgan, "mlp": mlp_gan}
 
 
 def build_models(name, critic_batchnorm=True, spectral_norm=False, n_classes=None, conditional_batchnorm=False,
-                 minibatch_std=False):
+                 minibatch_std=False, width=None):
     """``(G, D)`` of the named architecture (``'dcgan'`` or ``'mlp'``), freshly initialised
     from the backend's random generator. ``critic_batchnorm=False``: D without BatchNorm (for a
     gradient penalty, which is per sample; the mlp D has none anyway). ``spectral_norm=True``:
@@ -26,9 +26,16 @@ def build_models(name, critic_batchnorm=True, spectral_norm=False, n_classes=Non
     ``[z, onehot(y)]``, D is ``ProjectionDiscriminator`` of the same layers, called ``D(x, y)``;
     with ``conditional_batchnorm`` G's BatchNorms take the class too (``ConditionalGenerator``).
     ``minibatch_std=True`` (``'dcgan'`` only): D with a ``MinibatchStdDev`` channel (groups of 4)
-    before its Flatten (Karras et al. 2018), in the conditional D's body too."""
+    before its Flatten (Karras et al. 2018), in the conditional D's body too. ``width``
+    (``'dcgan'`` only): the channels of G's last and D's first convolution (default 64; the
+    others are twice that)."""
     module = MODELS[name]
     options = {"spectral_norm": True} if spectral_norm else {}
+    if width is not None:
+        if module is not dcgan:
+            raise ValueError(f"build_models: width applies to the 'dcgan' networks (their channel counts); the "
+                             f"{name!r} networks are fully connected")
+        options["width"] = width
     if minibatch_std:
         if module is not dcgan:
             raise ValueError(f"build_models: minibatch_std applies to the 'dcgan' discriminator (a channel added "
@@ -36,18 +43,18 @@ def build_models(name, critic_batchnorm=True, spectral_norm=False, n_classes=Non
         options["minibatch_std"] = True
     if not critic_batchnorm and module is not mlp_gan:
         options["batchnorm"] = False
-    G = generator(name, n_classes, conditional_batchnorm)
+    G = generator(name, n_classes, conditional_batchnorm, width)
     D = module.Discriminator(**options)
     if n_classes:
         D = ProjectionDiscriminator(*D.layers, n_classes=n_classes)
     return G, D
 
 
-def generator(name, n_classes=None, conditional_batchnorm=False):
+def generator(name, n_classes=None, conditional_batchnorm=False, width=None):
     """A fresh generator of the named architecture; conditional on ``n_classes`` classes, its
-    BatchNorms too with ``conditional_batchnorm``."""
+    BatchNorms too with ``conditional_batchnorm``; ``width`` as ``build_models``."""
     module = MODELS[name]
-    G = module.Generator(z_dim=module.Z_DIM + (n_classes or 0))
+    G = module.Generator(z_dim=module.Z_DIM + (n_classes or 0), **({"width": width} if width else {}))
     return with_conditional_batchnorm(G, n_classes) if n_classes and conditional_batchnorm else G
 
 
@@ -71,7 +78,8 @@ def load_generator(run_dir, averaged=True):
     state, config, step = load_generator_state(path, averaged)
     if config.get("model") not in MODELS:
         raise ValueError(f"{path}: unknown model {config.get('model')!r} (expected one of {', '.join(MODELS)})")
-    G = generator(config["model"], config.get("n_classes"), config.get("conditional_batchnorm", False))
+    G = generator(config["model"], config.get("n_classes"), config.get("conditional_batchnorm", False),
+                  config.get("width"))
     try:
         G.load_state_dict(state)
     except (KeyError, ValueError) as err:
