@@ -22,8 +22,10 @@ setup(
         "gpu": ["cupy-cuda13x>=13"],    # pick the cupy-cudaXXx wheel that matches your CUDA
         # Everything the test suite uses: torch is the CPU oracle for the parity tests,
         # tensorboardX for --tensorboard, nbclient/ipykernel to execute the tutorials.
+        # mpi4py and mpich (an MPI library and its mpiexec, from PyPI) for the data-parallel tests.
         "test": ["pytest>=7", "hypothesis>=6", "torch==2.13.0", "tensorboardX>=2.6",
-                 "nbclient>=0.7", "nbformat>=5", "ipykernel"],
+                 "nbclient>=0.7", "nbformat>=5", "ipykernel", "mpi4py>=4", "mpich"],
+        "distributed": ["mpi4py>=4", "mpich"],
         "tensorboard": ["tensorboardX>=2.6"],
         "tutorials": ["jupyter", "nbclient>=0.7", "nbformat>=5", "ipykernel"],
     },

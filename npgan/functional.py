@@ -363,6 +363,77 @@ def batchnorm_backward(dout, cache):
     return dx, (dgamma if gamma is not None else None), (dbeta if gamma is not None else None)
 
 
+class SyncBatchNormCache(NamedTuple):
+    norm: BatchNormCache           # as BatchNorm's, with the statistics of the whole batch
+    count: int                     # M, the values per channel over every rank
+
+
+def sync_batchnorm_forward(x, gamma, beta, running_mean, running_var, group, momentum=0.1, eps=1e-5):
+    """BatchNorm's training forward over a batch split across the ranks of ``group``
+    (``npgan.comm``): every rank holds a slice x_r and all use the statistics of the whole batch.
+
+        allreduce [sum(x_r), count_r]  -> M, mean = sum / M                 (per channel)
+        allreduce sum((x_r - mean)^2)  -> var = that / M                     (biased; running: unbiased)
+        y_r = gamma * (x_r - mean) / sqrt(var + eps) + beta
+
+    Two reductions, as the one-process forward takes two passes: the one-pass sum(x^2)/M - mean^2
+    cancels catastrophically in float32 where |mean| >> std, so it would not reproduce it.
+    The running statistics move identically on every rank. x_r: (N_r, C) or (N_r, C, *).
+    Cache: ``SyncBatchNormCache(norm, count)``.
+    """
+    xp = get_array_module(x)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    c = x.shape[1]
+    sums = xp.concatenate([_channel_sum(x), xp.asarray([x.size // c], dtype=x.dtype)])
+    group.allreduce(sums)                                              # counts are exact in float32 up to 2^24
+    count = int(sums[-1])
+    if count < 2:
+        raise ValueError(f"SyncBatchNorm: expected more than 1 value per channel over the ranks when training, "
+                         f"got {count}")
+    mean = sums[:c] / count
+    xc = x - mean.reshape(shape)
+    var = group.allreduce(_channel_dot(xc, xc)) / count
+    if running_mean is not None:
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+        running_var *= 1 - momentum
+        running_var += (momentum * count / (count - 1)) * var
+    inv_std = 1 / xp.sqrt(var + eps)
+    scale = inv_std if gamma is None else gamma * inv_std
+    out = xp.multiply(xc, scale.reshape(shape), out=xc)
+    if beta is not None:
+        out += beta.reshape(shape)
+    return out, SyncBatchNormCache(BatchNormCache(x, mean, inv_std, gamma, True), count)
+
+
+def sync_batchnorm_backward(dout, cache, group):
+    """BatchNorm's training backward with the cross-batch sums taken over every rank::
+
+        allreduce [sum(dout_r), sum(dout_r * xc_r)]  -> B, Gc           (per channel)
+        dx_r = k * dout_r - xc_r * (k * inv_std^2 * Gc / M) - k * B / M,   k = gamma * inv_std
+
+    dx_r is the gradient of the sum of the ranks' losses (each rank's dout its own loss's): with
+    the ranks' losses the means of their slices, as in data-parallel training, it is N times the
+    one-process gradient of the whole batch's mean loss, and averaging the parameter gradients
+    over the N ranks (``npgan.gan.parallel``) gives the one-process ones. So dgamma and dbeta are
+    this rank's own sums, sum(dout_r * xhat_r) and sum(dout_r), averaged with the rest."""
+    xp = get_array_module(dout)
+    norm = cache.norm
+    inv_std, gamma = norm.inv_std, norm.gamma
+    shape = (1, -1) + (1,) * (dout.ndim - 2)
+    xc = norm.x - norm.mean.reshape(shape)
+    c = dout.shape[1]
+    local = xp.concatenate([_channel_sum(dout), _channel_dot(dout, xc)])
+    dbeta, dgamma = local[:c], local[c:] * inv_std
+    total = group.allreduce(local.copy())
+    k = inv_std * gamma if gamma is not None else inv_std
+    dx = dout * k.reshape(shape)
+    xc *= (k * inv_std * inv_std * total[c:] / cache.count).reshape(shape)
+    dx -= xc
+    dx -= (k * total[:c] / cache.count).reshape(shape)
+    return dx, (dgamma if gamma is not None else None), (dbeta if gamma is not None else None)
+
+
 # ---------------------------------------------------------------- activations
 def _activations_by_kernels(a):
     """ReLU's and LeakyReLU's backend choice, for arrays like ``a``: on CuPy with kernels on,

@@ -42,6 +42,14 @@ class Optimizer:
                                 f"Parameter (pass model.parameters())")
         self.state = [{} for _ in self.params]
 
+    gradient_sync = None            # data-parallel training: sync(params) averages the ranks' gradients
+
+    def sync_gradients(self):
+        """Before an update: in data-parallel training, replace every gradient by its average over
+        the ranks (``gradient_sync``, set by ``npgan.gan.parallel``); nothing in one process."""
+        if self.gradient_sync is not None:
+            self.gradient_sync(self.params)
+
     def zero_grad(self):
         """Set every parameter's gradient to 0 (in place, so layers keep adding into it)."""
         for p in self.params:

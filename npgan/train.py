@@ -67,10 +67,12 @@ from .gan.config import (DEFAULT_STEPS, MISMATCH_WEIGHT, RUN_DEFAULTS, ConfigErr
 from .gan.loop import read_history
 from .gan.ema import WeightAverage
 from .gan.objectives import OBJECTIVES
+from .gan.parallel import broadcast_model, bytes_per_step, gradient_averager, same_on_every_rank
 from .gan.view import parse_policy
 from .gan.run import (OUTPUTS, REPLACED_DIR, build_training, health_summary, open_tensorboard, replaced_note,
                       restore_replaced, run_view, saved_step, start_run_dir, train_run, write_final_outputs)
 from .metrics import evaluate_generator, format_scores
+from .layers import convert_sync_batchnorm
 from .models import MODELS, build_models, critic_description
 
 
@@ -159,6 +161,14 @@ def build_parser():
                    help="with --conditional: D also learns that a real image shown with a wrong class is fake "
                         "(Reed et al.'s matching-aware discriminator), this weight on that term (default "
                         f"{MISMATCH_WEIGHT}; 0 turns it off)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training on the processes `mpiexec -n N` started (needs mpi4py): each trains "
+                        "1/N of every batch (--batch-size is the global batch), their gradients are averaged before "
+                        "every update, and rank 0 writes the run (npgan.gan.parallel)")
+    p.add_argument("--sync-bn", action="store_const", const=True, default=None,
+                   help="with --distributed: BatchNorm takes its statistics over the whole global batch "
+                        "(SyncBatchNorm), so N processes compute the step of one; without it each process "
+                        "normalises its own slice")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--backend", choices=["numpy", "cupy"], default=None,
                    help="array backend (default: $NPGAN_BACKEND or numpy)")
@@ -257,7 +267,7 @@ def requested_backend(args):
     return (env, "$NPGAN_BACKEND") if env else (RUN_DEFAULTS["backend"], "default")
 
 
-def resolve_config(args, parser):
+def resolve_config(args, parser, writes=True):
     """The run's configuration (a plain dict, ``npgan.gan.config``) and the checkpoint to resume
     from (or None); a setting the library refuses exits with status 2 (``parser.error``).
 
@@ -268,7 +278,7 @@ def resolve_config(args, parser):
     out = Path(args.out or f"runs/{args.dataset}-{model}{'-conditional' if args.conditional else ''}")
     ckpt_path = out / "checkpoint.npz"
     ckpt = None
-    if restore_replaced(out, OUTPUTS):                          # an --overwrite killed before it replaced the run
+    if writes and restore_replaced(out, OUTPUTS):               # an --overwrite killed before it replaced the run
         print(f"note: {replaced_note(out)}", flush=True)
     if args.resume:
         if not ckpt_path.is_file():
@@ -304,7 +314,8 @@ def _given(args):
 def _merge_resumed(args, saved, parser):
     """--resume's settings: the saved ones (``resumed_run_settings``); a differing flag exits 2."""
     try:
-        return resumed_run_settings(saved, _given(args), out=args.out or "the default --out")
+        given = dict(_given(args), processes=None)          # the process count is checked by main, in words
+        return resumed_run_settings(saved, given, out=args.out or "the default --out")
     except ConfigError as err:
         parser.error(str(err))
 
@@ -326,17 +337,26 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(args, parser)
+    group = process_group(args, parser)
     if args.backend or not args.resume:                        # a resumed run keeps its checkpoint's backend
         name, origin = requested_backend(args)
         try:                                                   # checked before the run directory is
             backend.use(name)
         except backend.BackendError as err:
             parser.error(f"{err} (from {origin})" if origin != "default" else str(err))
-    config, ckpt = resolve_config(args, parser)
+    config, ckpt = resolve_config(args, parser, writes=group.rank == 0)
     try:
         backend.use(config["backend"])
     except backend.BackendError as err:
         parser.error(f"{err} (--resume: the run in {config['out']} was trained on {config['backend']})")
+    if config["processes"] != group.size:
+        how = (f"on {config['processes']} processes: resume it with mpiexec -n {config['processes']} ... --distributed"
+               if config["processes"] > 1 else "in one process: resume it without --distributed")
+        parser.error(f"--resume: the run in {config['out']} was trained {how}")
+    try:
+        same_on_every_rank(group, "the run's configuration", config)
+    except ValueError as err:
+        parser.error(f"--distributed: {err} (give every process the same command line and files)")
     start_step = ckpt["step"] if ckpt else 0
     if ckpt and args.epochs is None and (args.steps or config["steps"]) == start_step:
         print(already_complete(config, start_step))            # known without loading the data
@@ -358,24 +378,50 @@ def main(argv=None):
         return 0
     config["data"] = dataset.source
     out = Path(config["out"])
-    try:
-        start_run_dir(out, config, OUTPUTS if args.overwrite else None)
-    except OSError as err:                                     # a file in the way, no permission, ...
-        parser.error(f"--out {out}: cannot write the run directory ({err.strerror or err})")
+    if group.rank == 0:                                        # rank 0 alone writes the run
+        try:
+            start_run_dir(out, config, OUTPUTS if args.overwrite else None)
+        except OSError as err:                                 # a file in the way, no permission, ...
+            parser.error(f"--out {out}: cannot write the run directory ({err.strerror or err})")
     if (out / REPLACED_DIR).is_dir():
         print(f"--overwrite: the earlier run in {out} is kept until this one's first scheduled checkpoint (step "
               f"{min(config['checkpoint_every'], config['steps'])})", flush=True)
     try:
-        return _train(config, args, ckpt, dataset, full_dataset, start_step)
+        return _train(config, args, ckpt, dataset, full_dataset, start_step, group)
     except BaseException:                                      # whatever stopped it, an unreplaced run comes back
-        restore_replaced(out, OUTPUTS)
+        if group.rank == 0:
+            restore_replaced(out, OUTPUTS)
         raise
 
 
-def _train(config, args, ckpt, dataset, full_dataset, start_step):
+def process_group(args, parser):
+    """``npgan.comm.SINGLE``, or with --distributed the processes mpiexec started (exit 2 without
+    mpi4py or outside mpiexec). Every rank but 0 is silent: rank 0 says everything once."""
+    from .comm import SINGLE, MPIGroup, MPIGroupError
+    if args.sync_bn and not args.distributed:
+        parser.error("--sync-bn synchronises BatchNorm across the processes of --distributed (mpiexec -n N)")
+    if not args.distributed:
+        args.processes = None
+        return SINGLE
+    try:
+        group = MPIGroup()
+    except MPIGroupError as err:
+        parser.error(f"--distributed: {err}")
+    if group.size < 2:
+        parser.error("--distributed: this is a single process; start the run with mpiexec -n N python -m npgan.train "
+                     "... --distributed (N >= 2)")
+    if group.rank != 0:
+        sys.stdout = sys.stderr = open(os.devnull, "w")
+    args.processes = group.size
+    return group
+
+
+def _train(config, args, ckpt, dataset, full_dataset, start_step, group):
     """Build the networks from ``config`` (and ``ckpt``), say what will be trained, train and report."""
     out = Path(config["out"])
     G, D, opt_G, opt_D = build_training(config, ckpt, build=build_models)
+    if group.size > 1:
+        data_parallel(group, config, G, D, opt_G, opt_D)
     view = run_view(config, ckpt)
     ema = None
     if config.get("ema"):                                      # the average starts as G (or as saved)
@@ -407,24 +453,42 @@ def _train(config, args, ckpt, dataset, full_dataset, start_step):
         print(f"conditional on {config['n_classes']} classes: G takes [z, onehot(y)]{batchnorm}, D is a projection "
               f"discriminator{mismatch}; the sample grids show one row per class", flush=True)
 
-    writer = open_tensorboard(out, start_step) if args.tensorboard else None
+    writer = open_tensorboard(out, start_step) if args.tensorboard and group.rank == 0 else None
     try:
         return _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer, ema, view,
-                                 full_dataset)
+                                 full_dataset, group)
     finally:
         if writer is not None:
             writer.close()
 
 
+def data_parallel(group, config, G, D, opt_G, opt_D):
+    """Make G and D train data-parallel over ``group`` (``npgan.gan.parallel``): --sync-bn's
+    BatchNorms, rank 0's weights and optimizer states everywhere, gradients averaged before
+    every update; and say so on the first line."""
+    if config.get("sync_bn"):
+        convert_sync_batchnorm(G, group)
+        convert_sync_batchnorm(D, group)
+    for model, opt in ((G, opt_G), (D, opt_D)):
+        broadcast_model(group, model, opt)
+        opt.gradient_sync = gradient_averager(group)
+    batchnorm = ("BatchNorm synchronised over the global batch (--sync-bn)" if config.get("sync_bn")
+                 else "each process's BatchNorm over its own slice")
+    per_process, sent = config["batch_size"] // group.size, bytes_per_step(G) + bytes_per_step(D)
+    print(f"data parallel: {group.size} processes, global batch {config['batch_size']} ({per_process} per process), "
+          f"{batchnorm}; gradients averaged in one all-reduce per model and update ({sent:,} bytes per step); "
+          f"rank 0 writes the run", flush=True)
+
+
 def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, writer, ema=None, view=None,
-                      full_dataset=None):
+                      full_dataset=None, group=None):
     """``train_run``, then the final pictures and the evaluation (against ``full_dataset``, the
     data set before --limit, so its classifiers are the usual ones); returns the exit status."""
     out = Path(config["out"])
     started = time.perf_counter()
     try:
         step = train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=not args.no_progress, writer=writer,
-                         ema=ema, view=view)
+                         ema=ema, view=view, group=group)
     except NonFiniteError as err:
         saved = (replaced_note(out, f"diverged at step {err.step}") if restore_replaced(out, OUTPUTS) else
                  f"Nothing was saved after step {saved_step(out)}; {out / 'checkpoint.npz'} is the last good state")
@@ -445,7 +509,8 @@ def _train_and_report(config, args, dataset, G, D, opt_G, opt_D, start_step, wri
             print(f"\ninterrupted: saved step {step} to {out / 'checkpoint.npz'}; continue with "
                   f"`python -m npgan.train {config['dataset']} --out {out} --resume`", file=sys.stderr)
         return EXIT_INTERRUPTED
-
+    if group is not None and group.rank != 0:                  # rank 0 draws the pictures and scores the run
+        return 0
     try:
         return _report(config, args, out, step, start_step, seconds, writer, ema, G, full_dataset or dataset)
     except KeyboardInterrupt:

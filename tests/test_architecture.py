@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "npgan"
 
 LEVELS = {
-    1: ["npgan.backend", "npgan.errors", "npgan.testing", "npgan.data", "npgan.checkpoint", "npgan.viz", "npgan.inpaint.datasets",
+    1: ["npgan.backend", "npgan.comm", "npgan.errors", "npgan.testing", "npgan.data", "npgan.checkpoint", "npgan.viz", "npgan.inpaint.datasets",
         "npgan.inpaint.plots"],
     2: ["npgan.functional", "npgan.im2col", "npgan.kernels", "npgan.graph", "npgan.reference",
         "npgan.inpaint.masks", "npgan.inpaint.blend", "npgan.inpaint.baselines"],

@@ -437,7 +437,8 @@ def start_overwriting(out):
     before = run_files(out)
     proc = run_cli(*tiny_args(out, "--overwrite", "--checkpoint-every", "200", steps=400))
     start = time.time()
-    while not ((out / ".replaced-run").is_dir() and (out / "metrics.jsonl").is_file()
+    # once the earlier run's metrics.jsonl is set aside, a metrics.jsonl in out is the new run's
+    while not ((out / ".replaced-run" / "metrics.jsonl").is_file() and (out / "metrics.jsonl").is_file()
                and (out / "metrics.jsonl").read_text()):
         assert proc.poll() is None and time.time() - start < 60, proc.communicate()
         time.sleep(0.01)

@@ -63,10 +63,11 @@ RUN_DEFAULTS = {"model": "dcgan", "loss": "ns", "batch_size": 64, "lr": None, "l
                 "instance_noise": None, "ema": None, "seed": 0, "backend": "numpy", "spectral_norm": False,
                 "conditional": False, "conditional_batchnorm": None, "mismatch_weight": None, "augment": None,
                 "augment_p": None, "augment_strength": None, "augment_fill": None, "minibatch_std": False,
-                "feature_matching": False, "limit": None, "width": None}
+                "feature_matching": False, "limit": None, "width": None, "processes": 1, "sync_bn": False}
 # What a run saved before a setting existed trained with: a resumed run keeps it so.
 BEFORE_SETTING = {"augment": None, "augment_p": None, "augment_strength": None, "augment_fill": None,
-                  "minibatch_std": False, "feature_matching": False, "limit": None, "width": None}
+                  "minibatch_std": False, "feature_matching": False, "limit": None, "width": None, "processes": 1,
+                  "sync_bn": False}
 
 
 class ConfigError(ValueError):
@@ -111,6 +112,27 @@ def augment_settings(run):
     run["augment_fill"] = -1.0 if run["augment_fill"] is None else run["augment_fill"]
 
 
+# Settings whose per-sample draws or batch-wide statistics data-parallel training does not split
+# across the processes (npgan.gan.parallel), so a run on N processes would not be the same run.
+NOT_DISTRIBUTED = ("augment", "instance_noise", "ema", "minibatch_std", "feature_matching", "conditional")
+
+
+def distributed_settings(run):
+    """Refuse what data-parallel training (``processes`` > 1) cannot split, and --sync-bn alone."""
+    processes = run.get("processes") or 1
+    if run.get("sync_bn") and processes < 2:
+        raise ConfigError("--sync-bn synchronises BatchNorm across the processes of --distributed (mpiexec -n N)")
+    if processes < 2:
+        return
+    for key in NOT_DISTRIBUTED:
+        if run.get(key):
+            raise ConfigError(f"{_flag(key)} does not combine with --distributed: its per-sample draws or batch-wide "
+                              f"statistics are not split across the processes")
+    if run["batch_size"] % processes:
+        raise ConfigError(f"--distributed: the global batch of {run['batch_size']} images cannot be split evenly "
+                          f"over {processes} processes; give a --batch-size that is a multiple of {processes}")
+
+
 def fill_objective_settings(run):
     """Set ``run['optimizer']`` and fill the settings left None from the objective's published
     ones (lr, betas, n_critic, clip, gp_weight), in place; refuse those that do not apply to it."""
@@ -141,6 +163,7 @@ def fill_objective_settings(run):
     if run.get("minibatch_std") and run["batch_size"] % 4:
         raise ConfigError(f"--minibatch-std compares the images of groups of 4: --batch-size must be a multiple "
                           f"of 4, got {run['batch_size']}")
+    distributed_settings(run)
     if run.get("width") is not None and run["model"] != "dcgan":
         raise ConfigError(f"--width sets the channels of the dcgan networks; --model {run['model']} is fully connected")
     if run.get("feature_matching") and (run["conditional"] or run["model"] != "dcgan"):

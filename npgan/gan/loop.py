@@ -39,10 +39,12 @@ class MetricsLog:
 
     A statistic a step does not report (None or absent) is averaged over the steps that did.
     ``history`` starts with the records of ``path`` up to ``start_step`` (a resumed run).
+    ``group``: data-parallel training (``npgan.comm``); each record then holds the means over
+    every rank (one all-reduce per log point) and img/s counts every rank's images.
     """
 
-    def __init__(self, path=None, start_step=0, batch_size=None):
-        self.path, self.batch_size = (Path(path) if path else None), batch_size
+    def __init__(self, path=None, start_step=0, batch_size=None, group=None):
+        self.path, self.batch_size, self.group = (Path(path) if path else None), batch_size, group
         self.history = read_history(self.path, start_step) if self.path else []
         if self.path:
             with open(self.path, "w") as f:                 # keep only lines up to the checkpoint
@@ -64,10 +66,13 @@ class MetricsLog:
         """The means of the statistics added since the last record, as a new record."""
         keys = list(self.totals)
         sums = backend.asnumpy(backend.xp().stack([self.totals[k] for k in keys])) if keys else []
+        ranks = 1 if self.group is None else self.group.size
+        if ranks > 1 and keys:
+            sums = self.group.allreduce(sums.astype(np.float64)) / ranks
         now = time.perf_counter()
         record = {"step": step, **{k: round(float(total / self.counts[k]), 5) for k, total in zip(keys, sums)}}
         if self.batch_size:
-            record["img_per_s"] = round(self.steps * self.batch_size / (now - self.since), 1)
+            record["img_per_s"] = round(ranks * self.steps * self.batch_size / (now - self.since), 1)
         self._reset(now)
         return record
 
@@ -113,7 +118,7 @@ def warn(line):
 
 
 def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None, describe=None, every=(),
-               save=None, save_every=None, progress=True, print_every=1, desc=None):
+               save=None, save_every=None, progress=True, print_every=1, desc=None, group=None):
     """Run ``one_step(step, check)`` for step = start_step + 1 .. steps (see the module docstring).
 
     Args:
@@ -125,6 +130,8 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
             printed as ``step N: ...`` every ``print_every`` log points.
         every: (period, action(step)) pairs, run every ``period`` steps and at the last one.
         save(step): called every ``save_every`` steps, at the last one and on Ctrl-C.
+        group: data-parallel training (``npgan.comm``): the ranks agree after every step on
+            whether a Ctrl-C reached any of them, so all stop after the same step.
     Returns:
         the last completed step (below ``steps`` after Ctrl-C).
     """
@@ -134,11 +141,13 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
         for step in range(start_step + 1, steps + 1):
             last = step == steps
             is_log = step % log_every == 0 or last
-            is_save = save is not None and (step % save_every == 0 or last or interrupt.requested)
             try:
                 stats = one_step(step, True)
             except NonFiniteError as err:
                 raise NonFiniteError(err.where, step) from None
+            if group is not None and group.size > 1:
+                interrupt.requested = group.any(interrupt.requested)
+            is_save = save is not None and (step % save_every == 0 or last or interrupt.requested)
             log.add(stats)
             bar.update(1)
             if is_log:
@@ -163,7 +172,7 @@ def train_loop(one_step, steps, log, *, start_step=0, log_every=50, on_log=None,
 
 def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batch_size, z_fixed, real_spread,
             start_step=0, n_critic=1, view=None, ema=None, n_classes=None, mismatch_weight=0.0, on_log=None,
-            probe=None, g_loss=None, **loop_options):
+            probe=None, g_loss=None, part=None, **loop_options):
     """The GAN recipe: ``gan_step`` on ``next_real()`` and fresh noise at every step (after
     ``n_critic - 1`` extra D updates, each on its own batch), with npgan.health's checks at
     every log point. Returns the last completed step.
@@ -184,6 +193,9 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
         probe: a ``npgan.health.DiscriminatorProbe`` that adds, at every log point, D's mean output
             on fixed training and held-out real images (the overfitting signal) before the checks.
         g_loss: G's loss instead of the objective's (``npgan.gan.step.FeatureMatching``).
+        part: data-parallel training (``npgan.gan.parallel``): the slice of the global batch this
+            rank trains; the noise is drawn for the whole ``batch_size`` on every rank and sliced,
+            as ``next_real`` slices the real batch.
         on_log(record): called after the health checks (e.g. TensorBoard).
         loop_options: passed to :func:`train_loop` (log_every, every, save, save_every, progress, desc).
     """
@@ -191,6 +203,8 @@ def fit_gan(G, D, opt_G, opt_D, objective, next_real, steps, log, *, z_dim, batc
         """(real, z, labels, wrong): a real batch, G's input (noise, with the batch's labels one-hot)
         and the wrong classes D sees the real batch with (None when not used)."""
         z = backend.rng().standard_normal((batch_size, z_dim), dtype=np.float32)
+        if part is not None:
+            z = z[part]
         if not n_classes:
             return next_real(), z, None, None
         real, labels = next_real()

@@ -33,6 +33,7 @@ from ..models.conditional import with_labels
 from ..optim import Adam, RMSprop
 from .loop import MetricsLog, fit_gan
 from .objectives import OBJECTIVES, get_objective
+from .parallel import rank_slice
 from .sampling import fixed_noise
 from .step import FeatureMatching
 from .view import DiffAugment, DView, InstanceNoise
@@ -102,24 +103,31 @@ def build_training(config, ckpt=None, build=build_models):
     return G, D, opt_G, opt_D
 
 
-def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, writer=None, ema=None, view=None):
+def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, writer=None, ema=None, view=None,
+              group=None):
     """Train from ``start_step`` to ``config['steps']`` with the run's objective (``config['loss']``),
     writing the run directory ``config['out']`` as the module docstring says. With ``ema`` (a
     ``WeightAverage`` of G, ``--ema``) the sample grids show the averaged generator and the
     checkpoint keeps it. ``view``: what D sees (``run_view(config)``; its state is checkpointed).
     At every log point D's mean output on fixed training and held-out images is logged
     (``npgan.health.DiscriminatorProbe``). Returns the last completed step (smaller than
-    ``config['steps']`` after Ctrl-C); raises NonFiniteError."""
+    ``config['steps']`` after Ctrl-C); raises NonFiniteError.
+
+    ``group``: data-parallel training over its ranks (``npgan.gan.parallel``): each rank trains its
+    slice of every global batch of ``config['batch_size']``; rank 0 alone writes the directory."""
     shown = lambda: ema.model if ema is not None else G                      # read when drawn: the average's
     G_ema = lambda: ema.model if ema is not None else None                   # statistics follow its weights
     out, steps, batch_size = Path(config["out"]), config["steps"], config["batch_size"]
     n_critic, n_classes = config.get("n_critic", 1), config.get("n_classes")
     batches = real_batches(dataset.train_images, batch_size, config["seed"], start_step * n_critic,
                            labels=dataset.train_labels if n_classes else None)
+    part = rank_slice(group, batch_size) if group is not None and group.size > 1 else None
+    writes = group is None or group.rank == 0
     z_fixed = backend.to_device(grid_codes(config))
-    log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
+    log = MetricsLog(out / "metrics.jsonl" if writes else None, start_step, batch_size // (group.size if part else 1),
+                     group=group)
     row_labels = class_names(config["dataset"]) if n_classes else None        # grid row k: class k
-    if start_step == 0:
+    if start_step == 0 and writes:
         save_samples(shown(), z_fixed, out, 0, writer, row_labels)
         # The initial weights are a good state: a run that diverges or is killed before its
         # first periodic checkpoint can still be resumed or inspected.
@@ -132,10 +140,11 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
                     writer.add_scalar(f"train/{key}", record[key], record["step"])
 
     def next_real():
+        rows = part or slice(None)
         if not n_classes:
-            return backend.to_device(scale_images(next(batches))[:, None])  # (B, 1, 28, 28) in [-1, 1]
+            return backend.to_device(scale_images(next(batches)[rows])[:, None])  # (B, 1, 28, 28) in [-1, 1]
         images, labels = next(batches)
-        return backend.to_device(scale_images(images)[:, None]), backend.to_device(labels)
+        return backend.to_device(scale_images(images[rows])[:, None]), backend.to_device(labels[rows])
 
     objective = run_objective(config)
     probe = health.DiscriminatorProbe.of_data(dataset.train_images, dataset.test_images,
@@ -153,9 +162,10 @@ def train_run(config, dataset, G, D, opt_G, opt_D, start_step, progress=True, wr
         view=view, probe=probe, n_classes=n_classes, g_loss=g_loss,
         mismatch_weight=config.get("mismatch_weight") or 0.0,
         on_log=to_tensorboard, log_every=config["log_every"],
-        every=[(config["sample_every"], lambda step: save_samples(shown(), z_fixed, out, step, writer, row_labels))],
-        save=save, ema=ema,
-        save_every=config["checkpoint_every"], progress=progress)
+        every=[(config["sample_every"], lambda step: save_samples(shown(), z_fixed, out, step, writer, row_labels))]
+        if writes else [],
+        save=save if writes else None, ema=ema, part=part, group=group,
+        save_every=config["checkpoint_every"], progress=progress and writes)
 
 
 def grid_codes(config):

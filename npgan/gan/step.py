@@ -13,6 +13,10 @@ D runs on the real and the fake batch separately and each pass is backpropagated
 next one runs: a layer keeps the cache of its last forward, and BatchNorm's statistics are
 never mixed across the two batches. The parameter gradients of both passes add up.
 
+**Data parallel.** Before each update the optimizer averages the gradients over the ranks
+(``opt.sync_gradients()``, nothing in one process; ``npgan.gan.parallel``), so every rank applies
+the same update and the NaN guard below sees the same gradients on every rank.
+
 **NaN guard.** With ``check``, the loss and every gradient are tested for NaN/Inf before each
 optimizer update (one device read per update on a GPU). A failure raises :class:`~npgan.errors.NonFiniteError`
 naming the first non-finite quantity, in the order the step computed things.
@@ -69,6 +73,7 @@ def discriminator_step(D, opt_D, objective, real, fake, forward=None, check=Fals
     penalty = objective.penalty(D, real, fake, forward)                      # None, or 0-d with its gradient added
     if penalty is not None:
         loss = loss + penalty
+    opt_D.sync_gradients()                                                   # data parallel: the ranks' average
     if check:
         require_finite("D", loss, D)
     opt_D.step()
@@ -185,6 +190,7 @@ def gan_step(G, D, opt_G, opt_D, objective, real, z, check=False, view=None, lab
             else:
                 loss_G, dfake = g_loss(D, fake, real, forward, view)
             G.backward(dfake)
+        opt_G.sync_gradients()
         if check:
             require_finite("G", loss_G, G)
         opt_G.step()

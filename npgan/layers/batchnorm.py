@@ -1,5 +1,6 @@
 from .. import backend
 from .. import functional as F
+from ..comm import SINGLE
 from ._params import constant_parameter
 from .base import Layer, check_channels, check_input
 
@@ -126,3 +127,71 @@ class ConditionalBatchNorm(BatchNormBase):
 
     def extra_repr(self):
         return f"{self.num_features}, n_classes={self.n_classes}, eps={self.eps}, momentum={self.momentum}"
+
+
+class SyncBatchNorm(BatchNormBase):
+    """BatchNorm whose training statistics are those of the whole batch split across the ranks of
+    ``group`` (``npgan.comm``; PyTorch's SyncBatchNorm): the forward all-reduces the per-channel
+    sums, the backward the sums of dout and dout * (x - mean)
+    (``npgan.functional.sync_batchnorm_forward`` and ``_backward``). Eval uses the running
+    statistics, which are the same on every rank. Every rank must call forward and backward
+    together. Shape: output as input.
+
+    Args: as BatchNorm's, and ``group`` (default ``npgan.comm.SINGLE``: an ordinary BatchNorm).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None,
+                 group=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+        self.group = group or SINGLE
+
+    def forward(self, x):
+        if not (self.training or self.running_mean is None):
+            return super().forward(x)
+        if x.ndim not in self._ndims:
+            raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self._ndims))}-D input, "
+                             f"got shape {tuple(x.shape)}")
+        check_input(self, x, x.ndim, self.num_features)
+        out, self.cache = F.sync_batchnorm_forward(
+            x, self.weight and self.weight.data, self.bias and self.bias.data,
+            self.running_mean, self.running_var, self.group, self.momentum, self.eps)
+        return out
+
+    def backward(self, dout):
+        if not isinstance(self.cache, F.SyncBatchNormCache):
+            return super().backward(dout)
+        dx, dgamma, dbeta = F.sync_batchnorm_backward(dout, self.cache, self.group)
+        if self.weight is not None:
+            self.weight.accumulate(dgamma)
+            self.bias.accumulate(dbeta)
+        return dx
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, ranks={self.group.size}"
+
+
+class SyncBatchNorm1d(SyncBatchNorm):
+    """``SyncBatchNorm`` over (N, C) or (N, C, L) inputs."""
+    _ndims = (2, 3)
+
+
+class SyncBatchNorm2d(SyncBatchNorm):
+    """``SyncBatchNorm`` over (N, C, H, W) inputs."""
+    _ndims = (4,)
+
+
+def convert_sync_batchnorm(model, group):
+    """``model`` with every BatchNorm1d and BatchNorm2d among its children (recursively) replaced
+    in place by a SyncBatchNorm1d/2d over ``group`` that holds the same parameters and running
+    statistics (PyTorch's ``SyncBatchNorm.convert_sync_batchnorm``). Returns ``model``."""
+    for name, layer in list(model.named_children()):
+        if type(layer) in (BatchNorm1d, BatchNorm2d):
+            kind = SyncBatchNorm1d if isinstance(layer, BatchNorm1d) else SyncBatchNorm2d
+            sync = kind(layer.num_features, layer.eps, layer.momentum, group=group)
+            sync.weight, sync.bias = layer.weight, layer.bias
+            sync.running_mean, sync.running_var, sync._buffers = layer.running_mean, layer.running_var, layer._buffers
+            sync.training = layer.training
+            setattr(model, name, sync)
+        else:
+            convert_sync_batchnorm(layer, group)
+    return model
