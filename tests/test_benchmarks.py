@@ -1,5 +1,6 @@
 """The benchmark scripts still run and print their tables (tiny batch, one round; no timing is asserted)."""
 import importlib.util
+import shutil
 import json
 import os
 import re
@@ -133,3 +134,13 @@ def test_compare_levers_trains_scores_and_tables_each_setting(tmp_path):
         (row,) = table_rows(done.stdout, name + " |")
         assert row[1] == "0" and row[2].endswith("%")
     assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+@pytest.mark.skipif(shutil.which("mpiexec") is None, reason="mpiexec missing (pip install mpi4py mpich)")
+def test_data_parallel_benchmark_prints_the_ratio_and_the_communication(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "data_parallel.py"), "--steps", "3", "--batches", "64"],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, NPGAN_OFFLINE="1"))
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"\| 64 \| \d+ img/s \| \d+ img/s \| \d\.\d\d \|", done.stdout), done.stdout
+    assert "3,668,488 bytes of float32 gradients" in done.stdout and "% of it" in done.stdout
+    assert "InfiniBand NDR" in done.stdout
