@@ -256,3 +256,12 @@ def test_distributed_outside_mpiexec_or_sync_bn_alone_exit_2(tmp_path, capsys, m
         train.main(ARGS + ["--out", str(tmp_path / "r"), "--distributed"])
     assert exc.value.code == 2 and "pip install mpi4py mpich" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_single_process_run_never_imports_mpi4py(tmp_path):
+    code = ("import sys; from npgan import train; "
+            f"rc = train.main({ARGS + ['--steps', '2', '--out', str(tmp_path / 'r')]!r}); "
+            "print(rc, 'mpi4py' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, NPGAN_OFFLINE="1"))
+    assert done.stdout.strip().splitlines()[-1] == "0 False", done.stdout + done.stderr
