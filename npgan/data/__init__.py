@@ -20,13 +20,14 @@ from .dataset import (Dataset, batches_per_epoch, canonical_name, class_names,
 from .fashion import load_fashion_mnist
 from .idx import IDXError, read_idx, write_idx
 from .mnist import load_mnist
+from .svhn import SVHNError, load_svhn
 
 DEFAULT_HOLDOUT = 500
 
 __all__ = [
     "Dataset", "DownloadError", "IDXError", "batches_per_epoch", "class_names",
     "iterate_minibatches", "load_dataset", "load_fashion_mnist", "load_mnist",
-    "read_idx", "scale_images", "shown_path", "unscale_images", "write_idx",
+    "read_idx", "scale_images", "shown_path", "unscale_images", "write_idx", "load_svhn", "SVHNError",
 ]
 
 

@@ -38,7 +38,7 @@ def offline():
     return os.environ.get("NPGAN_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def download(url, dest, sha256, timeout=CONNECT_TIMEOUT, progress=False):
+def download(url, dest, sha256, timeout=CONNECT_TIMEOUT, progress=False, max_bytes=MAX_BYTES):
     """Download ``url`` to ``dest`` if its SHA-256 is ``sha256``.
 
     Args:
@@ -47,6 +47,7 @@ def download(url, dest, sha256, timeout=CONNECT_TIMEOUT, progress=False):
         sha256: expected hex digest of the whole file.
         timeout: seconds allowed for connecting and for each read.
         progress: show a tqdm bar (on stderr, and only on a terminal).
+        max_bytes: refuse a file larger than this (default ``MAX_BYTES``).
 
     Raises:
         DownloadError: network or HTTP failure, a file over ``MAX_BYTES``, or a
@@ -57,7 +58,7 @@ def download(url, dest, sha256, timeout=CONNECT_TIMEOUT, progress=False):
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
-            digest = _stream(url, out, timeout, progress)
+            digest = _stream(url, out, timeout, progress, max_bytes)
         if digest != sha256.lower():
             raise DownloadError(url, f"SHA-256 mismatch (got {digest}, expected {sha256})")
         os.replace(tmp, dest)
@@ -66,7 +67,7 @@ def download(url, dest, sha256, timeout=CONNECT_TIMEOUT, progress=False):
         raise
 
 
-def _stream(url, out, timeout, progress):
+def _stream(url, out, timeout, progress, max_bytes=MAX_BYTES):
     """Copy ``url`` into the open file ``out``; return the SHA-256 hex digest."""
     digest = hashlib.sha256()
     try:
@@ -78,8 +79,8 @@ def _stream(url, out, timeout, progress):
                 size = 0
                 while chunk := response.read(CHUNK):
                     size += len(chunk)
-                    if size > MAX_BYTES:
-                        raise DownloadError(url, f"larger than {MAX_BYTES} bytes, refused")
+                    if size > max_bytes:
+                        raise DownloadError(url, f"larger than {max_bytes} bytes, refused")
                     digest.update(chunk)
                     out.write(chunk)
                     bar.update(len(chunk))
@@ -101,7 +102,7 @@ def _reason(err):
     return str(err) or type(err).__name__
 
 
-def fetch(filenames, dest_dir, mirrors, checksums, timeout=CONNECT_TIMEOUT, progress=False):
+def fetch(filenames, dest_dir, mirrors, checksums, timeout=CONNECT_TIMEOUT, progress=False, max_bytes=MAX_BYTES):
     """Download each of ``filenames`` into ``dest_dir`` from the first mirror that works.
 
     Files already in ``dest_dir`` are kept (they were verified when written).
@@ -113,7 +114,7 @@ def fetch(filenames, dest_dir, mirrors, checksums, timeout=CONNECT_TIMEOUT, prog
         dest_dir: the cache folder.
         mirrors: base URLs ending in ``/``, tried in order.
         checksums: ``{filename: sha256 hex}``.
-        timeout, progress: as for :func:`download`.
+        timeout, progress, max_bytes: as for :func:`download`.
 
     Returns:
         The base URL of the mirror the last file came from, or ``None`` when
@@ -132,7 +133,7 @@ def fetch(filenames, dest_dir, mirrors, checksums, timeout=CONNECT_TIMEOUT, prog
         for base in mirrors:
             try:
                 download(base + filename, dest_dir / filename, checksums[filename],
-                         timeout=timeout, progress=progress)
+                         timeout=timeout, progress=progress, max_bytes=max_bytes)
             except DownloadError as err:
                 failures.append(err)
             else:
