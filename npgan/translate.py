@@ -37,7 +37,7 @@ DOMAINS = ("mnist", "mnistm")
 DIRECTIONS = {"a2b": ("G_ab", 1, 3), "b2a": ("G_ba", 3, 1)}       # generator, channels in, channels out
 # train settings --resume takes from the checkpoint (an explicitly different value is an error)
 RUN_SETTINGS = ("batch_size", "width", "blocks", "d_width", "lr", "lambda_cycle", "identity", "identity_ab", "cycle_b", "pool_size",
-                "seed")
+                "seed", "semantic_weight")
 
 
 def build_parser():
@@ -66,6 +66,10 @@ def build_parser():
                         "colourise grey photos, and G_ba then outputs grey photos instead of digits)")
     t.add_argument("--pool-size", type=int, help="generated images kept for the discriminators (default 50; "
                                                  "0: no pool)")
+    t.add_argument("--semantic-weight", type=float,
+                   help="CyCADA's semantic-consistency term (Hoffman et al. 2018) at this weight: a digit classifier "
+                        "trained on domain A's digits (not the evaluation classifier) must read the same digit in "
+                        "G_ab(a) as in a, and in G_ba(b) what it reads in b (default 0: off)")
     t.add_argument("--seed", type=int, help="seeds the weights, the batches, the pools and the MNIST-M crops (default 0)")
     t.add_argument("--out", default=DEFAULT_OUT, help=f"run directory (default {DEFAULT_OUT})")
     t.add_argument("--data-dir", help="folder holding MNIST's IDX files (default: npgan's usual search)")
@@ -108,7 +112,7 @@ def check_train_args(args, parser):
         if value is not None and value < low:
             parser.error(f"{flag} must be an integer >= {low}, got {value}")
     for flag, value in (("--lr", args.lr), ("--lambda-cycle", args.lambda_cycle), ("--identity", args.identity),
-                        ("--cycle-b", args.cycle_b)):
+                        ("--cycle-b", args.cycle_b), ("--semantic-weight", args.semantic_weight)):
         if value is not None and not (math.isfinite(value) and (value > 0 if flag == "--lr" else value >= 0)):
             parser.error(f"{flag} must be a {'positive' if flag == '--lr' else 'non-negative'} number, got {value}")
 
@@ -129,7 +133,8 @@ def resolve_config(args, parser):
             ckpt = load_cycle_checkpoint(out / "checkpoint.npz")
         except ValueError as err:
             parser.error(f"--resume: {err}")
-        config = {"cycle_b": 1.0, **ckpt["config"]}          # runs saved before --cycle-b weighed both cycles alike
+        # runs saved before --cycle-b weighed both cycles alike, and before --semantic-weight had no such term
+        config = {"cycle_b": 1.0, "semantic_weight": 0.0, **ckpt["config"]}
         for key, value in given.items():
             if value is not None and value != config[key]:
                 parser.error(f"--resume: the run was trained with --{key.replace('_', '-')} {config[key]}, not "
@@ -167,7 +172,7 @@ def load_data(config, parser, verbose=True):
 
 def cmd_train(args, parser):
     from .gan.run import REPLACED_DIR, replaced_note, restore_replaced, start_run_dir
-    from .gan.translation import OUTPUTS, build_cycle_training, train_cycle_run
+    from .gan.translation import OUTPUTS, build_cycle_training, semantic_term, train_cycle_run
     check_train_args(args, parser)
     config, ckpt = resolve_config(args, parser)
     if ckpt is not None:
@@ -195,6 +200,7 @@ def cmd_train(args, parser):
               f"{min(config['checkpoint_every'], config['steps'])})", flush=True)
     try:
         nets, opts, pools = build_cycle_training(config, ckpt)
+        semantic = semantic_term(config, data, ckpt)
         size = {k: sum(int(p.data.size) for p in m.parameters()) for k, m in nets.items()}
         print(f"CycleGAN MNIST <-> MNIST-M: G_ab/G_ba {size['G_ab']:,}/{size['G_ba']:,}, D_a/D_b "
               f"{size['D_a']:,}/{size['D_b']:,} parameters; "
@@ -202,7 +208,11 @@ def cmd_train(args, parser):
               f"of {config['batch_size']} + {config['batch_size']} images on {backend.name()}; writing to {out}",
               flush=True)
         started = time.perf_counter()
-        step = train_cycle_run(config, data, nets, opts, pools, start_step, progress=not args.no_progress)
+        if semantic is not None:
+            print(f"semantic consistency, weight {config['semantic_weight']:g}: the classifier of domain A must read "
+                  f"a's digit in G_ab(a) and, in G_ba(b), the digit it reads in b", flush=True)
+        step = train_cycle_run(config, data, nets, opts, pools, start_step, progress=not args.no_progress,
+                               semantic=semantic)
     except NonFiniteError as err:
         saved = (replaced_note(out, f"diverged at step {err.step}") if restore_replaced(out, OUTPUTS) else
                  f"{out / 'checkpoint.npz'} holds the last good state")
@@ -225,13 +235,13 @@ def cmd_train(args, parser):
                   f"`python -m npgan.translate train mnist mnistm --out {out} --resume`", file=sys.stderr)
         return EXIT_INTERRUPTED
     try:
-        return _report(args, config, data, mnist, nets, step, start_step, seconds)
+        return _report(args, config, data, mnist, nets, step, start_step, seconds, semantic)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted after training: the run is saved in {out} (checkpoint.npz, step {step}) "
                           f"but has no eval.json; `python -m npgan.translate eval {out}` scores it") from None
 
 
-def _report(args, config, data, mnist, nets, step, start_step, seconds):
+def _report(args, config, data, mnist, nets, step, start_step, seconds, semantic=None):
     """After training: the final pictures and the scores; returns 0."""
     out = Path(config["out"])
     from .gan.loop import read_history
@@ -244,23 +254,33 @@ def _report(args, config, data, mnist, nets, step, start_step, seconds):
           f"ms/step, {done * config['batch_size'] / seconds:.0f} images of each domain per "
           f"second)")
     if not args.no_eval:
-        run_eval(nets, mnist, step, data, out, train_seconds=round(seconds, 1))
+        run_eval(nets, mnist, step, data, out, semantic_classifier=semantic and semantic.f, train_seconds=round(seconds, 1))
     print(f"outputs in {out}: samples.png, losses.png, progress.gif, metrics.jsonl, "
           f"{'' if args.no_eval else 'eval.json, '}config.json, checkpoint.npz")
     return 0
 
 
 # ---- eval ------------------------------------------------------------------------------------
-def run_eval(nets, mnist, step, data, out, n=None, markdown=False, **extra):
+def run_eval(nets, mnist, step, data, out, n=None, markdown=False, semantic_classifier=None, **extra):
     """Score with the classifier of ``mnist`` (trained once, then cached), print the table and
-    write ``out/eval.json``."""
+    write ``out/eval.json``; a run trained with the semantic term is also scored by that term's
+    own classifier (``semantic_classifier``), reported apart: the generators were trained to
+    satisfy it."""
     from .gan.translation_eval import format_table, label_preservation
     from .metrics import get_classifier
     clf, info = get_classifier(mnist)
     scores = label_preservation(nets, data, clf, n)
     scores.update(step=step, classifier_test_accuracy=info["test_accuracy"], **extra)
+    if semantic_classifier is not None:
+        own = label_preservation(nets, data, semantic_classifier, n)
+        scores["semantic_classifier"] = {"accuracy": own["accuracy"], "cycle_a_accuracy": own["cycle_a_accuracy"]}
     (Path(out) / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
     print(format_table(scores, markdown))
+    if semantic_classifier is not None:
+        acc = scores["semantic_classifier"]["accuracy"]
+        print(f"the semantic term's own classifier (trained on domain A, seed 1; the generators were trained to "
+              f"satisfy it) reads G_ba(MNIST-M) right {100 * acc['cyclegan']:.1f}% (grey {100 * acc['grey']:.1f}%, "
+              f"inverted grey {100 * acc['inverted_grey']:.1f}%, MNIST itself {100 * acc['mnist']:.1f}%)")
     return scores
 
 
@@ -277,10 +297,12 @@ def cmd_eval(args, parser):
         parser.error(f"--n must be at least 1, got {args.n}")
     if args.picture and Path(args.picture).suffix.lower() != ".png":
         parser.error(f"--picture {args.picture}: the picture is a PNG, so the name must end in .png")
+    from .gan.translation import load_cycle_checkpoint, semantic_term
     nets, config, step = load_run_or_exit(args.run, parser)
     data, mnist = load_data(config, parser)
     print(f"{args.run}: CycleGAN at step {step:,}")
-    run_eval(nets, mnist, step, data, args.run, args.n, args.markdown)
+    semantic = semantic_term(config, data, load_cycle_checkpoint(Path(args.run) / "checkpoint.npz"), verbose=False)
+    run_eval(nets, mnist, step, data, args.run, args.n, args.markdown, semantic_classifier=semantic and semantic.f)
     if args.picture:
         from .gan.translation_eval import save_cycle_picture
         save_cycle_picture(nets, data, args.picture)

@@ -129,7 +129,9 @@ def test_one_step_changes_all_four_networks_and_is_finite():
     a, b = batches()
     stats = cycle_step(nets, *opts, get_objective("lsgan"), a, b, {"a": ImagePool(50, 0), "b": ImagePool(50, 1)},
                        check=True)
-    assert set(stats) == {"loss_G", "adv_ab", "adv_ba", "cycle_a", "cycle_b", "idt_a", "idt_b", "loss_D_a", "loss_D_b"}
+    assert set(stats) == {"loss_G", "adv_ab", "adv_ba", "cycle_a", "cycle_b", "idt_a", "idt_b", "sem_ab", "sem_ba",
+                          "loss_D_a", "loss_D_b"}
+    assert stats.pop("sem_ab") is None and stats.pop("sem_ba") is None     # no semantic term asked for
     assert stats.pop("idt_b") is None                                          # G_ab's identity term is off
     assert all(np.isfinite(float(v)) for v in stats.values())
     for k, m in nets.items():
@@ -405,3 +407,72 @@ def test_ctrl_c_during_an_overwrite_keeps_the_earlier_run(tmp_path, monkeypatch,
     monkeypatch.setattr(cycle, "cycle_step", real)                             # past step 3, it is replaced
     assert train(tmp_path, "--no-eval", "--overwrite", "--seed", "1", "--checkpoint-every", "3") == 0
     assert json.loads((out / "config.json").read_text())["seed"] == 1 and not (out / ".replaced-run").exists()
+
+
+# ---- the semantic-consistency term ----------------------------------------------------------------
+def test_the_semantic_term_passes_central_differences_through_the_classifier_and_luma():
+    """d CE(f(luma(x)), y) / dx and, one layer further, the gradient a generator's weights get
+    through it, against central differences in float64 (f: a random classifier, frozen)."""
+    from npgan.gan.cycle import SemanticConsistency
+    from npgan.models.classifier import Classifier
+    backend.seed(0)
+    f = Classifier(dtype=np.float64)
+    term = SemanticConsistency(f, weight=0.7)
+    rng = np.random.default_rng(1)
+    x = backend.to_device(rng.uniform(-1, 1, (2, 3, 28, 28)))
+    labels = backend.to_device(np.array([3, 8]))
+    loss, dx = term.term(x, labels)
+    loss_of = lambda images: 0.7 * float(term.term(images, labels)[0])
+    h, picks = 1e-5, [tuple(rng.integers(0, s) for s in x.shape) for _ in range(25)]
+    for i in picks:
+        up, down = x.copy(), x.copy()
+        up[i] += h
+        down[i] -= h
+        assert float(dx[i]) == pytest.approx((loss_of(up) - loss_of(down)) / (2 * h), rel=1e-5, abs=1e-9), i
+    assert f.parameters()[0].grad is None or not np.any(backend.asnumpy(f.parameters()[0].grad))   # f is frozen
+    from npgan.layers import Conv2d, Sequential, Tanh                   # one layer further: a generator's weights
+    G = Sequential(Conv2d(1, 3, 3, padding=1, dtype=np.float64), Tanh())
+    a = backend.to_device(rng.uniform(-1, 1, (2, 1, 28, 28)))
+    G.zero_grad()
+    G.backward(term.term(G.forward(a), labels)[1])
+    weight = G.parameters()[0]
+    for j in [(0, 0, 1, 1), (2, 0, 0, 2), (1, 0, 2, 0)]:
+        saved, values = float(weight.data[j]), []
+        for step in (h, -h):
+            weight.data[j] = saved + step
+            values.append(loss_of(G.forward(a)))
+        weight.data[j] = saved
+        assert float(weight.grad[j]) == pytest.approx((values[0] - values[1]) / (2 * h), rel=1e-5, abs=1e-9), j
+
+
+def test_a_run_with_the_semantic_term_resumes_bitwise_and_reports_both_classifiers(tmp_path, capsys, monkeypatch):
+    import functools
+    from npgan import metrics
+    monkeypatch.setattr(metrics, "train_classifier",                        # a short f: the test checks the plumbing
+                        functools.partial(metrics.train_classifier, max_steps=20))
+    assert train(tmp_path, "--semantic-weight", "1", name="whole") == 0
+    printed = capsys.readouterr().out
+    assert "training the semantic term's classifier on domain A's" in printed
+    assert "the semantic term's own classifier (trained on domain A, seed 1" in printed
+    records = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["sem_ab"] > 0 and r["sem_ba"] > 0 for r in records)
+    scores = json.loads((tmp_path / "whole" / "eval.json").read_text())
+    assert set(scores["semantic_classifier"]["accuracy"]) == set(scores["accuracy"])
+    real, calls = cycle.cycle_step, []
+
+    def interrupted(*args, **kwargs):                                          # Ctrl-C during step 2
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(cycle, "cycle_step", interrupted)
+    assert train(tmp_path, "--semantic-weight", "1", "--no-eval", name="split") == 130
+    monkeypatch.setattr(cycle, "cycle_step", real)
+    capsys.readouterr()
+    assert main(["train", "mnist", "mnistm", "--out", str(tmp_path / "split"), "--resume", "--no-eval",
+                 "--no-progress"]) == 0
+    assert "training the semantic term's classifier" not in capsys.readouterr().out        # loaded, not retrained
+    whole, split = arrays(tmp_path / "whole" / "checkpoint.npz"), arrays(tmp_path / "split" / "checkpoint.npz")
+    assert all(np.array_equal(whole[k], split[k]) for k in whole), "a resumed run differs from an uninterrupted one"
+    assert main(["eval", str(tmp_path / "whole"), "--n", "50"]) == 0
+    assert "the semantic term's own classifier" in capsys.readouterr().out

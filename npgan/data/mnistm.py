@@ -139,6 +139,8 @@ class TranslationData:
             digits over test-photo crops; test_labels: int64 (M,) their digits.
         train_b_labels: int64 (Nb,) the digits of ``train_b`` (training never reads them).
         notes: secondary remarks about the MNIST source, printed under ``source``.
+        train_a_labels: int64 (Na,) the digits of ``train_a`` (domain A's labels are known: the
+            semantic-consistency term's classifier learns from them).
     """
     source: str
     train_a: np.ndarray = field(repr=False)
@@ -148,6 +150,7 @@ class TranslationData:
     test_labels: np.ndarray = field(repr=False)
     train_b_labels: np.ndarray = field(repr=False)
     notes: tuple = ()
+    train_a_labels: np.ndarray = field(repr=False, default=None)
 
 
 def load_mnist_mnistm(seed=0, data_dir=None, photo_folder=None, verbose=True, mnist=None):
@@ -178,7 +181,7 @@ def load_mnist_mnistm(seed=0, data_dir=None, photo_folder=None, verbose=True, mn
               f"{len(test_b):,} test digits, and the same over crops of {', '.join(TEST_PHOTOS)}")
     data = TranslationData(source, mnist.train_images[a][:, None], train_b, mnist.test_images[:, None], test_b,
                            mnist.test_labels.astype(np.int64), mnist.train_labels[b].astype(np.int64),
-                           tuple(mnist.notes))
+                           tuple(mnist.notes), mnist.train_labels[a].astype(np.int64))
     if verbose:
         print(f"data: {data.source}")
         for note in data.notes:

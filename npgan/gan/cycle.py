@@ -36,7 +36,8 @@ import numpy as np
 
 from .. import backend
 from ..layers import frozen, no_input_grad
-from ..losses import l1_backward, l1_forward
+from ..losses import (l1_backward, l1_forward, softmax_cross_entropy_backward,
+                      softmax_cross_entropy_forward)
 from .loop import train_loop
 from .objectives import get_objective
 from .step import discriminator_step, generator_loss, require_finite
@@ -125,6 +126,44 @@ def match_channels(images, channels):
     raise ValueError(f"cannot turn {c}-channel images into {channels}-channel ones")
 
 
+def match_channels_backward(dout, channels):
+    """The gradient of ``match_channels`` for inputs of ``channels`` channels: luma's weights
+    (3 -> 1) or the sum over the copies (1 -> 3)."""
+    c = dout.shape[1]
+    if c == channels:
+        return dout
+    if channels == 3 and c == 1:
+        xp = backend.get_array_module(dout)
+        return xp.concatenate([dout.dtype.type(w) * dout for w in LUMA], axis=1)
+    return dout.sum(axis=1, keepdims=True)
+
+
+class SemanticConsistency:
+    """CyCADA's semantic-consistency loss (Hoffman et al. 2018) with a frozen digit classifier f
+    of domain A (one-channel 28 x 28 images; a colour image is read through its luma):
+
+        L_sem = weight * [ CE(f(G_ab(a)), y_a) + CE(f(G_ba(b)), argmax f(b)) ]
+
+    A translation must not change what f reads. The first term uses A's own labels; B's are
+    unknown, so the second uses f's reading of b itself (``pseudo_labels``), as Hoffman et al.
+    do. ``term(images, labels)`` gives one term and ``weight`` times its gradient with respect to
+    the images, through f's backward (no parameter gradients: f stays as trained)."""
+
+    def __init__(self, classifier, weight):
+        self.f, self.weight = classifier.eval(), float(weight)
+
+    def pseudo_labels(self, images):
+        """argmax f(images) on the device: what f reads in each image."""
+        return self.f.forward(match_channels(images, 1)).argmax(axis=1)
+
+    def term(self, images, labels):
+        grey = match_channels(images, 1)
+        with frozen(self.f):
+            loss, cache = softmax_cross_entropy_forward(self.f.forward(grey), labels)
+            dgrey = self.f.backward(softmax_cross_entropy_backward(self.weight, cache))
+        return loss, match_channels_backward(dgrey, images.shape[1])
+
+
 def l1(pred, target, weight):
     """mean |pred - target| and ``weight`` times its gradient with respect to ``pred``."""
     loss, cache = l1_forward(pred, target)
@@ -133,7 +172,7 @@ def l1(pred, target, weight):
 
 # ---- one step --------------------------------------------------------------------------------
 def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAMBDA_CYCLE, identity=IDENTITY,
-                   identity_ab=False, cycle_b=CYCLE_B):
+                   identity_ab=False, cycle_b=CYCLE_B, semantic=None, labels_a=None):
     """L_G of the module docstring, with its gradients added into both generators' ``p.grad``
     (D_a and D_b frozen: they pass gradients through without computing their own).
 
@@ -142,6 +181,8 @@ def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAM
             them runs again; None skips them (a gradient check).
         identity_ab: also the identity term of G_ab, |G_ab(to_a(b)) - b| (see the module docstring).
         cycle_b: the weight of the B -> A -> B cycle term as a fraction of ``lambda_cycle``.
+        semantic: a ``SemanticConsistency`` (its weight included), with ``labels_a`` (N,) the
+            digits of real_a on the device; None: no semantic term.
     Returns:
         (terms {name: 0-d}: loss_G, adv_ab, adv_ba, cycle_a, cycle_b, idt_a, idt_b (see ``cycle_step``),
         the pooled fakes {'a': (N, C_a, H, W), 'b': (N, C_b, H, W)} or None).
@@ -156,6 +197,10 @@ def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAM
         cycle_a, drec_a = l1(rec_a, real_a, lam)
         dfake_b = G_ba.backward(drec_a)                                             # + G_ba's gradients
         adv_ab, dfake_b_adv = generator_loss(D_b, objective, fake_b, weight=ADV_WEIGHT)
+        sem_ab = sem_ba = None
+        if semantic is not None:                                                    # f must read a's digit in G_ab(a)
+            sem_ab, dsem = semantic.term(fake_b, labels_a)
+            dfake_b_adv = dfake_b_adv + dsem
         if pools is not None:
             pooled["b"] = pools["b"].query(fake_b)                                  # before G_ab runs again
         with no_input_grad(G_ab):                                                   # a is data
@@ -166,6 +211,9 @@ def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAM
         cycle_b_l1, drec_b = l1(rec_b, real_b, lam * cycle_b)
         dfake_a = G_ab.backward(drec_b)
         adv_ba, dfake_a_adv = generator_loss(D_a, objective, fake_a, weight=ADV_WEIGHT)
+        if semantic is not None:                                                    # and in G_ba(b) what it reads in b
+            sem_ba, dsem = semantic.term(fake_a, semantic.pseudo_labels(real_b))
+            dfake_a_adv = dfake_a_adv + dsem
         if pools is not None:
             pooled["a"] = pools["a"].query(fake_a)
         with no_input_grad(G_ba):
@@ -181,13 +229,15 @@ def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAM
                     G_ab.backward(didt_b)
     adv_ab, adv_ba = ADV_WEIGHT * adv_ab, ADV_WEIGHT * adv_ba                       # reported as MSE
     loss_G = adv_ab + adv_ba + lam * (cycle_a + cycle_b * cycle_b_l1) + lam_idt * (idt_a + idt_b)
+    if semantic is not None:
+        loss_G = loss_G + semantic.weight * (sem_ab + sem_ba)
     terms = {"loss_G": loss_G, "adv_ab": adv_ab, "adv_ba": adv_ba, "cycle_a": cycle_a, "cycle_b": cycle_b_l1,
-             "idt_a": idt_a, "idt_b": idt_b if identity_ab else None}
+             "idt_a": idt_a, "idt_b": idt_b if identity_ab else None, "sem_ab": sem_ab, "sem_ba": sem_ba}
     return terms, (pooled or None)
 
 
 def cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, real_a, real_b, pools, lambda_cycle=LAMBDA_CYCLE,
-               identity=IDENTITY, check=False, identity_ab=False, cycle_b=CYCLE_B):
+               identity=IDENTITY, check=False, identity_ab=False, cycle_b=CYCLE_B, semantic=None, labels_a=None):
     """One CycleGAN step (see the module docstring): both generators, then D_a and D_b.
 
     Args:
@@ -196,15 +246,18 @@ def cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, real_a, real_b, pools, 
             batches in [-1, 1] on the device; pools: {'a': ImagePool, 'b': ImagePool}.
         lambda_cycle, identity: lambda and lambda_idt / lambda; identity_ab: G_ab's identity term too;
         cycle_b: k_b, the B -> A -> B cycle's weight as a fraction of lambda.
+        semantic, labels_a: the semantic-consistency term and real_a's digits (``generator_pass``).
         check: the NaN guard before each update (``npgan.gan.step``).
     Returns:
         {name: 0-d device array}: loss_G, its terms (adv_ab: G_ab's adversarial MSE, adv_ba, cycle_a:
         mean |G_ba(G_ab(a)) - a|, cycle_b, idt_a: mean |G_ba(to_b(a)) - a|, idt_b: None without
-        identity_ab), loss_D_a, loss_D_b.
+        identity_ab, sem_ab and sem_ba: the semantic term's cross-entropies, None without it),
+        loss_D_a, loss_D_b.
     """
     # (1) both generators, one update
     opt_G.zero_grad()
-    stats, pooled = generator_pass(nets, objective, real_a, real_b, pools, lambda_cycle, identity, identity_ab, cycle_b)
+    stats, pooled = generator_pass(nets, objective, real_a, real_b, pools, lambda_cycle, identity, identity_ab, cycle_b,
+                                   semantic, labels_a)
     if check:
         require_finite("G_ab", stats["loss_G"], nets["G_ab"])
         require_finite("G_ba", stats["loss_G"], nets["G_ba"])
@@ -218,12 +271,13 @@ def cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, real_a, real_b, pools, 
 # ---- the recipe ------------------------------------------------------------------------------
 def fit_cyclegan(nets, opt_G, opt_D_a, opt_D_b, next_a, next_b, steps, log, *, pools, start_step=0,
                  lambda_cycle=LAMBDA_CYCLE, identity=IDENTITY, identity_ab=False, cycle_b=CYCLE_B, lr=LR,
-                 decay_start=None, **loop_options):
+                 decay_start=None, semantic=None, **loop_options):
     """The CycleGAN recipe: ``cycle_step`` on ``next_a()``, ``next_b()`` at every step, the learning
     rate of all three optimizers set from ``lr_factor`` first. Returns the last completed step.
 
     Args:
-        next_a, next_b: return the next batch of each domain on the device, in [-1, 1].
+        next_a, next_b: return the next batch of each domain on the device, in [-1, 1]; with
+            ``semantic`` (a ``SemanticConsistency``), next_a returns (images, their digits).
         log: a ``MetricsLog``; loop_options: passed to ``train_loop`` (log_every, every, save, ...).
     """
     objective = get_objective("lsgan")
@@ -232,8 +286,9 @@ def fit_cyclegan(nets, opt_G, opt_D_a, opt_D_b, next_a, next_b, steps, log, *, p
     def one_step(step, check):
         for opt in optimizers:
             opt.lr = lr * lr_factor(step, steps, decay_start)
-        return cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, next_a(), next_b(), pools,
-                          lambda_cycle, identity, check, identity_ab, cycle_b)
+        real_a, labels_a = next_a() if semantic is not None else (next_a(), None)
+        return cycle_step(nets, opt_G, opt_D_a, opt_D_b, objective, real_a, next_b(), pools,
+                          lambda_cycle, identity, check, identity_ab, cycle_b, semantic, labels_a)
 
     def add_lr(record):
         record["lr"] = float(f"{opt_G.lr:.4g}")
@@ -247,4 +302,6 @@ def describe_cycle(record):
     takes one batch of each domain, and ``img_per_s`` counts one of them."""
     text = (f"G {record['loss_G']:.3f} (adv {record['adv_ab']:.2f}/{record['adv_ba']:.2f}, cycle "
             f"{record['cycle_a']:.3f}/{record['cycle_b']:.3f})  D {record['loss_D_a']:.3f}/{record['loss_D_b']:.3f}")
+    if "sem_ab" in record:
+        text += f"  sem {record['sem_ab']:.2f}/{record['sem_ba']:.2f}"
     return text + (f"  {record['img_per_s']:.0f} img/s per domain" if "img_per_s" in record else "")

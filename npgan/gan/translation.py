@@ -29,7 +29,8 @@ from ..data import batches_per_epoch, iterate_minibatches, scale_images
 from ..models.cyclegan import build_cyclegan
 from ..optim import Adam
 from . import run
-from .cycle import BETAS, CYCLE_B, IDENTITY, LAMBDA_CYCLE, LR, POOL_SIZE, ImagePool, fit_cyclegan
+from .cycle import (BETAS, CYCLE_B, IDENTITY, LAMBDA_CYCLE, LR, POOL_SIZE, ImagePool, SemanticConsistency,
+                    fit_cyclegan)
 from .loop import MetricsLog
 
 MODEL = "cyclegan"
@@ -76,17 +77,47 @@ def default_config(**settings):
     """A run's settings: the defaults below with ``settings`` (those given as None ignored)."""
     config = {"model": MODEL, "domains": ["mnist", "mnistm"], "steps": 3000, "batch_size": 8, "width": 16,
               "blocks": 3, "d_width": 32, "lr": LR, "beta1": BETAS[0], "beta2": BETAS[1], "lambda_cycle": LAMBDA_CYCLE,
-              "identity": IDENTITY, "identity_ab": False, "cycle_b": CYCLE_B, "pool_size": POOL_SIZE, "decay_start": None, "seed": 0, "backend": "numpy"}
+              "identity": IDENTITY, "identity_ab": False, "cycle_b": CYCLE_B, "pool_size": POOL_SIZE, "decay_start": None,
+              "seed": 0, "backend": "numpy", "semantic_weight": 0.0}
     config.update({k: v for k, v in settings.items() if v is not None})
     if config["decay_start"] is None:
         config["decay_start"] = config["steps"] // 2
     return config
 
 
-def save_cycle_checkpoint(path, nets, opts, pools, step, config):
-    """checkpoint.npz, atomically (``npgan.checkpoint.save_state``)."""
+# The semantic term's classifier f learns domain A's digits with this seed; the evaluation
+# classifier (npgan.metrics.get_classifier) learns all of MNIST's training split with seed 0, so
+# the classifier the generators are trained to satisfy never scores them.
+SEMANTIC_SEED = 1
+
+
+def semantic_term(config, data, ckpt=None, verbose=True):
+    """The run's ``SemanticConsistency`` (None when ``config['semantic_weight']`` is 0): its
+    classifier f from ``ckpt`` when resuming, else trained on domain A's digits
+    (``data.train_a``, ``data.train_a_labels``) with ``SEMANTIC_SEED``."""
+    from ..metrics import train_classifier
+    from ..models.classifier import Classifier
+    if not config.get("semantic_weight"):
+        return None
+    if ckpt is not None and "semantic_classifier" in (ckpt.get("extra") or {}):
+        f = Classifier()
+        f.load_state_dict(ckpt["extra"]["semantic_classifier"])
+    else:
+        if verbose:
+            print(f"training the semantic term's classifier on domain A's {len(data.train_a):,} digits "
+                  f"(seed {SEMANTIC_SEED}; not the evaluation classifier)", flush=True)
+        f = train_classifier(data.train_a[:, 0], data.train_a_labels, seed=SEMANTIC_SEED, verbose=False)
+    return SemanticConsistency(f, config["semantic_weight"])
+
+
+def save_cycle_checkpoint(path, nets, opts, pools, step, config, semantic=None):
+    """checkpoint.npz, atomically (``npgan.checkpoint.save_state``), with the semantic term's
+    classifier when there is one."""
+    extra = {f"pool_{key}": pool.state_dict() for key, pool in pools.items()}
+    if semantic is not None:
+        extra["semantic_classifier"] = dict(semantic.f.state_dict())
     save_state(path, models=nets, optimizers=opts, step=step, config=config, rng_state=backend.get_rng_state(),
-               extra={f"pool_{key}": pool.state_dict() for key, pool in pools.items()})
+               extra=extra)
 
 
 def load_cycle_checkpoint(path):
@@ -132,13 +163,14 @@ def load_cycle_run(run):
 
 
 # ---- training --------------------------------------------------------------------------------
-def domain_batches(images, batch_size, seed, stream, start_step=0):
+def domain_batches(images, batch_size, seed, stream, start_step=0, labels=None):
     """Endless minibatches (uint8) of one domain from the batch of step ``start_step + 1`` on;
-    epoch e shuffled by ``default_rng([seed, stream, e])``."""
+    epoch e shuffled by ``default_rng([seed, stream, e])``; (images, labels) pairs when
+    ``labels`` are given (the same images in the same order)."""
     epoch, skip = divmod(start_step, batches_per_epoch(len(images), batch_size))
     while True:
         shuffle = np.random.default_rng([seed, stream, epoch])
-        for i, batch in enumerate(iterate_minibatches(images, batch_size, shuffle)):
+        for i, batch in enumerate(iterate_minibatches(images, batch_size, shuffle, labels=labels)):
             if i >= skip:
                 yield batch
         epoch, skip = epoch + 1, 0
@@ -151,12 +183,14 @@ def fixed_test_images(data, n=N_FIXED):
     return np.array((first + rest)[:n])
 
 
-def train_cycle_run(config, data, nets, opts, pools, start_step, progress=True):
+def train_cycle_run(config, data, nets, opts, pools, start_step, progress=True, semantic=None):
     """Train from ``start_step`` to ``config['steps']``, writing the run directory ``config['out']``
-    as the module docstring says. Returns the last completed step (smaller after Ctrl-C);
+    as the module docstring says, with the semantic-consistency term when ``semantic`` (from
+    ``semantic_term``) is given. Returns the last completed step (smaller after Ctrl-C);
     raises NonFiniteError."""
     out, steps, batch_size, seed = Path(config["out"]), config["steps"], config["batch_size"], config["seed"]
-    a_batches = domain_batches(data.train_a, batch_size, seed, 2, start_step)
+    a_batches = domain_batches(data.train_a, batch_size, seed, 2, start_step,
+                               labels=data.train_a_labels if semantic is not None else None)
     b_batches = domain_batches(data.train_b, batch_size, seed, 3, start_step)
     pick = fixed_test_images(data)
     fixed_a = backend.to_device(scale_images(data.test_a[pick]))
@@ -164,23 +198,29 @@ def train_cycle_run(config, data, nets, opts, pools, start_step, progress=True):
     log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
 
     def save(step):
-        save_cycle_checkpoint(out / "checkpoint.npz", nets, opts, pools, step, config)
+        save_cycle_checkpoint(out / "checkpoint.npz", nets, opts, pools, step, config, semantic)
         if step % config["checkpoint_every"] == 0 or step == steps:                 # not a Ctrl-C's save
             run.drop_replaced(out)
 
     def samples(step):
         save_translation_grid(nets, fixed_a, fixed_b, out / "samples" / f"step_{step:06d}.png")
 
+    def next_a():
+        if semantic is None:
+            return backend.to_device(scale_images(next(a_batches)))
+        images, labels = next(a_batches)
+        return backend.to_device(scale_images(images)), backend.to_device(labels)
+
     if start_step == 0:
         samples(0)
-        save_cycle_checkpoint(out / "checkpoint.npz", nets, opts, pools, 0, config)   # a good state to resume from
+        save_cycle_checkpoint(out / "checkpoint.npz", nets, opts, pools, 0, config, semantic)   # a state to resume
     return fit_cyclegan(
         nets, opts["opt_G"], opts["opt_D_a"], opts["opt_D_b"],
-        lambda: backend.to_device(scale_images(next(a_batches))),                   # (B, 1, 28, 28) in [-1, 1]
+        next_a,                                                                      # (B, 1, 28, 28) in [-1, 1]
         lambda: backend.to_device(scale_images(next(b_batches))),                   # (B, 3, 28, 28)
         steps, log, pools=pools, start_step=start_step, lambda_cycle=config["lambda_cycle"],
         identity=config["identity"], identity_ab=config.get("identity_ab", False),
-        cycle_b=config.get("cycle_b", 1.0), lr=config["lr"], decay_start=config["decay_start"],
+        cycle_b=config.get("cycle_b", 1.0), lr=config["lr"], decay_start=config["decay_start"], semantic=semantic,
         log_every=config["log_every"], every=[(config["sample_every"], samples)], save=save,
         save_every=config["checkpoint_every"], progress=progress, print_every=10, desc="CycleGAN")
 
