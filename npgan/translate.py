@@ -266,14 +266,19 @@ def run_eval(nets, mnist, step, data, out, n=None, markdown=False, semantic_clas
     write ``out/eval.json``; a run trained with the semantic term is also scored by that term's
     own classifier (``semantic_classifier``), reported apart: the generators were trained to
     satisfy it."""
-    from .gan.translation_eval import format_table, label_preservation
+    from .data.mnistm import held_out_test_sets
+    from .gan.translation_eval import format_table, held_out_preservation, label_preservation
     from .metrics import get_classifier
     clf, info = get_classifier(mnist)
     scores = label_preservation(nets, data, clf, n)
+    held_out = held_out_test_sets(data.test_a[:, 0])
+    scores["held_out_photos"] = held_out_preservation(nets, data, clf, held_out, n)
     scores.update(step=step, classifier_test_accuracy=info["test_accuracy"], **extra)
     if semantic_classifier is not None:
         own = label_preservation(nets, data, semantic_classifier, n)
-        scores["semantic_classifier"] = {"accuracy": own["accuracy"], "cycle_a_accuracy": own["cycle_a_accuracy"]}
+        scores["semantic_classifier"] = {"accuracy": own["accuracy"], "cycle_a_accuracy": own["cycle_a_accuracy"],
+                                         "held_out_photos": held_out_preservation(nets, data, semantic_classifier,
+                                                                                  held_out, n)}
     (Path(out) / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
     print(format_table(scores, markdown))
     if semantic_classifier is not None:

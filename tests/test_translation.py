@@ -458,6 +458,10 @@ def test_a_run_with_the_semantic_term_resumes_bitwise_and_reports_both_classifie
     assert all(r["sem_ab"] > 0 and r["sem_ba"] > 0 for r in records)
     scores = json.loads((tmp_path / "whole" / "eval.json").read_text())
     assert set(scores["semantic_classifier"]["accuracy"]) == set(scores["accuracy"])
+    assert list(scores["held_out_photos"]) == list(mnistm.HELD_OUT_PHOTOS) == ["hubble", "ihc", "retina"]
+    assert all(set(acc) == {"cyclegan", "grey", "inverted_grey", "grey_or_inverted_oracle"}
+               for acc in scores["held_out_photos"].values())
+    assert "photos never used in training" in printed and "retina" in printed
     real, calls = cycle.cycle_step, []
 
     def interrupted(*args, **kwargs):                                          # Ctrl-C during step 2
@@ -476,3 +480,13 @@ def test_a_run_with_the_semantic_term_resumes_bitwise_and_reports_both_classifie
     assert all(np.array_equal(whole[k], split[k]) for k in whole), "a resumed run differs from an uninterrupted one"
     assert main(["eval", str(tmp_path / "whole"), "--n", "50"]) == 0
     assert "the semantic term's own classifier" in capsys.readouterr().out
+
+
+def test_held_out_photos_give_the_same_digits_over_photos_never_trained_on():
+    digits = np.random.default_rng(0).integers(0, 256, (12, 28, 28), dtype=np.uint8)
+    sets = mnistm.held_out_test_sets(digits, seed=3)
+    assert list(sets) == ["hubble", "ihc", "retina"] and not set(sets) & set(mnistm.TRAIN_PHOTOS + mnistm.TEST_PHOTOS)
+    assert all(images.shape == (12, 3, 28, 28) and images.dtype == np.uint8 for images in sets.values())
+    again = mnistm.held_out_test_sets(digits, seed=3)
+    assert all(np.array_equal(sets[k], again[k]) for k in sets)                 # seeded: the same crops
+    assert not np.array_equal(sets["hubble"], sets["ihc"])

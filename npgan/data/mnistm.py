@@ -12,7 +12,10 @@ be installed here, so the crops come from the colour photographs scikit-image bu
 
 - **train photos** (``TRAIN_PHOTOS``): astronaut, coffee, rocket, motorcycle (the left view of
   ``stereo_motorcycle``);
-- **test photos** (``TEST_PHOTOS``): chelsea (the cat). No test image shows a pixel of a train photo.
+- **test photos** (``TEST_PHOTOS``): chelsea (the cat). No test image shows a pixel of a train photo;
+- **held-out photos** (``HELD_OUT_PHOTOS``, ``held_out_test_sets``): the Hubble deep field, a
+  stained tissue section and a retina, unlike the others, for scoring a translation on photos it
+  never saw.
 
 Each photo is used at the sizes ``PHOTO_SCALES`` (full size and half size, shrunk with a box
 filter), so crops hold both fine texture and larger structure. A crop's photo is drawn with
@@ -38,9 +41,13 @@ import numpy as np
 SIZE = 28
 # name -> file in scikit-image's data folder (skimage.data.<name>() loads the same picture)
 PHOTO_FILES = {"astronaut": "astronaut.png", "coffee": "coffee.png", "rocket": "rocket.jpg",
-               "motorcycle": "motorcycle_left.png", "chelsea": "chelsea.png"}
+               "motorcycle": "motorcycle_left.png", "chelsea": "chelsea.png", "hubble": "hubble_deep_field.jpg",
+               "ihc": "ihc.png", "retina": "retina.jpg"}
 TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "motorcycle")
 TEST_PHOTOS = ("chelsea",)
+# Photographs unlike the others, never used to train: the Hubble deep field (dark, points of
+# light), a stained tissue section (immunohistochemistry) and a retina (red, dark, smooth).
+HELD_OUT_PHOTOS = ("hubble", "ihc", "retina")
 PHOTO_SCALES = (1.0, 0.5)
 
 
@@ -124,6 +131,13 @@ def blend(digits, crops):
 def make_mnistm(digits, photos, rng):
     """MNIST-M images of ``digits`` (uint8 (N, 28, 28)) over random crops of ``photos``: uint8 (N, 3, 28, 28)."""
     return blend(digits, random_crops(photos, len(digits), rng, digits.shape[-1]))
+
+
+def held_out_test_sets(test_digits, seed=0, folder=None):
+    """The test digits (uint8 (M, 28, 28)) over crops of each held-out photograph in turn:
+    {photo: uint8 (M, 3, 28, 28)}, the crops drawn from ``default_rng([seed, 10 + k])``."""
+    return {name: make_mnistm(test_digits, load_photos((name,), folder), np.random.default_rng([seed, 10 + k]))
+            for k, name in enumerate(HELD_OUT_PHOTOS)}
 
 
 # ---- the translation data set ---------------------------------------------------------------

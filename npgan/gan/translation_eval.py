@@ -35,6 +35,22 @@ def predictions(clf, images):
     return classifier_outputs(clf, np.asarray(images, np.float32)[:, 0])[1].argmax(axis=1)
 
 
+def held_out_preservation(nets, data, clf, test_sets, n=None):
+    """Label preservation on the same test digits over each held-out photo (``test_sets``:
+    {photo: uint8 (M, 3, 28, 28)}, ``npgan.data.mnistm.held_out_test_sets``): {photo: {"cyclegan",
+    "grey", "inverted_grey", "grey_or_inverted_oracle"}}."""
+    n = len(data.test_labels) if n is None else min(n, len(data.test_labels))
+    labels = data.test_labels[:n]
+    out = {}
+    for photo, images in test_sets.items():
+        xb = scale_images(images[:n])
+        right = {name: predictions(clf, x) == labels
+                 for name, x in (("cyclegan", translate(nets["G_ba"], xb)), ("grey", grey(xb)), ("inverted_grey", -grey(xb)))}
+        out[photo] = {name: float(r.mean()) for name, r in right.items()}
+        out[photo]["grey_or_inverted_oracle"] = float((right["grey"] | right["inverted_grey"]).mean())
+    return out
+
+
 def label_preservation(nets, data, clf, n=None):
     """Scores of a CycleGAN (nets in eval mode) on the first ``n`` (default all) test images.
 
@@ -77,6 +93,18 @@ def format_table(scores, markdown=False):
     cyc = scores["cycle_l1"]
     lines += ["", f"cycle reconstruction error, mean |x - x_rec| (pixels in [-1, 1]): A -> B -> A {cyc['a']:.4f}, "
                   f"B -> A -> B {cyc['b']:.4f}; classifier on G_ba(G_ab(A)): {100 * scores['cycle_a_accuracy']:.1f}%"]
+    held_out = scores.get("held_out_photos")
+    if held_out:
+        columns = ("cyclegan", "grey", "inverted_grey", "grey_or_inverted_oracle")
+        title = "the same test digits over photos never used in training"
+        if markdown:
+            lines += ["", f"| {title} | CycleGAN: G_ba | grey | inverted grey | oracle |", "|---|---|---|---|---|"]
+            lines += [f"| {photo} | " + " | ".join(f"{100 * acc[c]:.1f}%" for c in columns) + " |"
+                      for photo, acc in held_out.items()]
+        else:
+            lines += ["", f"{title}: G_ba(MNIST-M) / grey / inverted grey / oracle"]
+            lines += [f"  {photo:<10s} " + "  ".join(f"{100 * acc[c]:5.1f}%" for c in columns)
+                      for photo, acc in held_out.items()]
     return "\n".join(lines)
 
 
