@@ -308,7 +308,7 @@ def resolve_config(args, parser, writes=True):
 
 def _given(args):
     """The run settings given on the command line (None: not given), as ``npgan.gan.config`` takes them."""
-    return {key: getattr(args, key) for key in [*RUN_DEFAULTS, "dataset"]}
+    return {key: getattr(args, key, None) for key in [*RUN_DEFAULTS, "dataset"]}   # processes: set by main
 
 
 def _merge_resumed(args, saved, parser):
