@@ -478,6 +478,9 @@ def test_a_run_with_the_semantic_term_resumes_bitwise_and_reports_both_classifie
     assert "training the semantic term's classifier" not in capsys.readouterr().out        # loaded, not retrained
     whole, split = arrays(tmp_path / "whole" / "checkpoint.npz"), arrays(tmp_path / "split" / "checkpoint.npz")
     assert all(np.array_equal(whole[k], split[k]) for k in whole), "a resumed run differs from an uninterrupted one"
+    with np.load(tmp_path / "whole" / "checkpoint.npz") as a, np.load(tmp_path / "split" / "checkpoint.npz") as b:
+        meta = lambda npz: json.loads(str(npz["meta"]))
+        assert meta(a)["rng"] == meta(b)["rng"]                      # the random generator too, on every backend
     assert main(["eval", str(tmp_path / "whole"), "--n", "50"]) == 0
     assert "the semantic term's own classifier" in capsys.readouterr().out
 

@@ -100,7 +100,9 @@ def semantic_term(config, data, ckpt=None, verbose=True):
     if not config.get("semantic_weight"):
         return None
     if ckpt is not None and "semantic_classifier" in (ckpt.get("extra") or {}):
+        state = backend.get_rng_state()                 # building f draws weights: keep the run's generator as it was
         f = Classifier()
+        backend.set_rng_state(state)
         f.load_state_dict(ckpt["extra"]["semantic_classifier"])
     else:
         if verbose:
