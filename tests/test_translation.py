@@ -231,6 +231,20 @@ def train(tmp_path, *extra, name="run"):
     return main(["train", "mnist", "mnistm", "--out", str(tmp_path / name), "--steps", "4", *TINY, *extra])
 
 
+def ctrl_c_during_step_2(monkeypatch):
+    """Make the CycleGAN's step raise SIGINT during step 2 (the loop then saves and stops);
+    returns the real step, to put back."""
+    real, calls = cycle.cycle_step, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(cycle, "cycle_step", interrupted)
+    return real
+
+
 def arrays(path):
     with np.load(path) as npz:
         return {k: npz[k] for k in npz.files if k != "meta"}
@@ -255,16 +269,7 @@ def test_train_writes_a_run_and_ctrl_c_then_resume_matches(tmp_path, monkeypatch
     assert [r["lr"] for r in records] == pytest.approx([2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3], rel=1e-3)
     assert json.loads((out / "config.json").read_text())["model"] == "cyclegan"
 
-    calls = []
-    real = cycle.cycle_step
-
-    def interrupted(*args, **kwargs):                                          # Ctrl-C during step 2
-        calls.append(1)
-        if len(calls) == 2:
-            signal.raise_signal(signal.SIGINT)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(cycle, "cycle_step", interrupted)
+    real = ctrl_c_during_step_2(monkeypatch)
     assert train(tmp_path, "--no-eval", name="split") == 130
     assert "saved step 2" in capsys.readouterr().err
     monkeypatch.setattr(cycle, "cycle_step", real)
@@ -390,15 +395,7 @@ def test_ctrl_c_during_an_overwrite_keeps_the_earlier_run(tmp_path, monkeypatch,
     assert train(tmp_path, "--no-eval") == 0
     out = tmp_path / "run"
     before = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    real, calls = cycle.cycle_step, []
-
-    def interrupted(*args, **kwargs):                                          # Ctrl-C during step 2
-        calls.append(1)
-        if len(calls) == 2:
-            signal.raise_signal(signal.SIGINT)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(cycle, "cycle_step", interrupted)
+    real = ctrl_c_during_step_2(monkeypatch)
     assert train(tmp_path, "--no-eval", "--overwrite", "--seed", "1", "--checkpoint-every", "3") == 130
     assert "--overwrite did not replace the run" in capsys.readouterr().err
     after = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
@@ -462,14 +459,7 @@ def test_a_run_with_the_semantic_term_resumes_bitwise_and_reports_both_classifie
     assert all(set(acc) == {"cyclegan", "grey", "inverted_grey", "grey_or_inverted_oracle"}
                for acc in scores["held_out_photos"].values())
     assert "photos never used in training" in printed and "retina" in printed
-    real, calls = cycle.cycle_step, []
-
-    def interrupted(*args, **kwargs):                                          # Ctrl-C during step 2
-        calls.append(1)
-        if len(calls) == 2:
-            signal.raise_signal(signal.SIGINT)
-        return real(*args, **kwargs)
-    monkeypatch.setattr(cycle, "cycle_step", interrupted)
+    real = ctrl_c_during_step_2(monkeypatch)
     assert train(tmp_path, "--semantic-weight", "1", "--no-eval", name="split") == 130
     monkeypatch.setattr(cycle, "cycle_step", real)
     capsys.readouterr()

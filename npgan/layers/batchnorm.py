@@ -45,18 +45,24 @@ class BatchNormBase(Layer):
             raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self._ndims))}-D input, "
                              f"got shape {tuple(x.shape)}")
         check_input(self, x, x.ndim, self.num_features)
-        use_batch_stats = self.training or self.running_mean is None
-        out, self.cache = F.batchnorm_forward(
-            x, self.weight and self.weight.data, self.bias and self.bias.data,
-            self.running_mean, self.running_var, use_batch_stats, self.momentum, self.eps)
+        out, self.cache = self._normalise(x, self.training or self.running_mean is None)
         return out
 
     def backward(self, dout):
-        dx, dgamma, dbeta = F.batchnorm_backward(dout, self.cache)
+        dx, dgamma, dbeta = self._normalise_backward(dout)
         if self.weight is not None:
             self.weight.accumulate(dgamma)
             self.bias.accumulate(dbeta)
         return dx
+
+    def _normalise(self, x, use_batch_stats):
+        """(out, cache): the normalisation itself, with the batch's or the running statistics."""
+        return F.batchnorm_forward(x, self.weight and self.weight.data, self.bias and self.bias.data,
+                                   self.running_mean, self.running_var, use_batch_stats, self.momentum, self.eps)
+
+    def _normalise_backward(self, dout):
+        """(dx, dgamma, dbeta) of ``_normalise``."""
+        return F.batchnorm_backward(dout, self.cache)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.weight is not None}"
@@ -145,26 +151,16 @@ class SyncBatchNorm(BatchNormBase):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
         self.group = group or SINGLE
 
-    def forward(self, x):
-        if not (self.training or self.running_mean is None):
-            return super().forward(x)
-        if x.ndim not in self._ndims:
-            raise ValueError(f"{type(self).__name__}: expected a {' or '.join(map(str, self._ndims))}-D input, "
-                             f"got shape {tuple(x.shape)}")
-        check_input(self, x, x.ndim, self.num_features)
-        out, self.cache = F.sync_batchnorm_forward(
-            x, self.weight and self.weight.data, self.bias and self.bias.data,
-            self.running_mean, self.running_var, self.group, self.momentum, self.eps)
-        return out
+    def _normalise(self, x, use_batch_stats):
+        if not use_batch_stats:                                        # eval: the running statistics, no ranks
+            return super()._normalise(x, use_batch_stats)
+        return F.sync_batchnorm_forward(x, self.weight and self.weight.data, self.bias and self.bias.data,
+                                        self.running_mean, self.running_var, self.group, self.momentum, self.eps)
 
-    def backward(self, dout):
+    def _normalise_backward(self, dout):
         if not isinstance(self.cache, F.SyncBatchNormCache):
-            return super().backward(dout)
-        dx, dgamma, dbeta = F.sync_batchnorm_backward(dout, self.cache, self.group)
-        if self.weight is not None:
-            self.weight.accumulate(dgamma)
-            self.bias.accumulate(dbeta)
-        return dx
+            return super()._normalise_backward(dout)
+        return F.sync_batchnorm_backward(dout, self.cache, self.group)
 
     def extra_repr(self):
         return f"{super().extra_repr()}, ranks={self.group.size}"
