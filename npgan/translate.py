@@ -6,14 +6,16 @@
     python -m npgan.translate translate runs/mnist-mnistm-cyclegan --direction b2a --input x.npy --out y.npy
 
 Domain A is MNIST (1 x 28 x 28), domain B MNIST-M (3 x 28 x 28), built in memory from the MNIST
-digits and the photographs scikit-image bundles (``npgan.data.mnistm``). The recipe (LSGAN,
+digits and the photographs scikit-image bundles (``npgan.data.mnistm``); ``--size 32`` pads the
+digits to 32 x 32, and ``train mnist svhn`` translates to SVHN's 32 x 32 digits
+(``npgan.data.svhn``, read from its .mat files). The recipe (LSGAN,
 cycle and identity L1, image pools, Adam with linear decay) is ``npgan.gan.cycle``; the run
 directory is described in ``npgan.gan.translation``, the scores in ``npgan.gan.translation_eval``.
 
-``translate`` reads a ``.npy`` (uint8 pixels, or floats in [-1, 1]; shape (N, C, 28, 28), or
-(N, 28, 28) / (28, 28) for one channel) or an image file (a 28 x 28 PNG: grey for a2b, colour
-for b2a), and writes a ``.npy`` (float32 (N, C, 28, 28) in [-1, 1]) or a ``.png`` (the images
-in a row). a2b: MNIST -> MNIST-M (1 channel in, 3 out); b2a: MNIST-M -> MNIST.
+``translate`` reads a ``.npy`` (uint8 pixels, or floats in [-1, 1]; shape (N, C, S, S), or
+(N, S, S) / (S, S) for one channel, S the run's size, 28 or 32) or an image file (an S x S PNG:
+grey for a2b, colour for b2a), and writes a ``.npy`` (float32 (N, C, S, S) in [-1, 1]) or a
+``.png`` (the images in a row). a2b: MNIST -> MNIST-M or SVHN (1 channel in, 3 out); b2a: back.
 
 **Exit status** (``npgan.errors``): 0 done; 2 bad arguments, input or run directory (one line,
 nothing written); 3 training diverged (NaN/Inf; the last good checkpoint is kept); 130 Ctrl-C
@@ -34,10 +36,12 @@ from .errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 
 DEFAULT_OUT = "runs/mnist-mnistm-cyclegan"
 DOMAINS = ("mnist", "mnistm")
+# domain B -> (its name, the image sizes it can be trained at, the default size)
+DOMAINS_B = {"mnistm": ("MNIST-M", (28, 32), 28), "svhn": ("SVHN", (32,), 32)}
 DIRECTIONS = {"a2b": ("G_ab", 1, 3), "b2a": ("G_ba", 3, 1)}       # generator, channels in, channels out
 # train settings --resume takes from the checkpoint (an explicitly different value is an error)
 RUN_SETTINGS = ("batch_size", "width", "blocks", "d_width", "lr", "lambda_cycle", "identity", "identity_ab", "cycle_b", "pool_size",
-                "seed", "semantic_weight")
+                "seed", "semantic_weight", "semantic_b", "size", "photos")
 
 
 def build_parser():
@@ -47,8 +51,15 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a CycleGAN between MNIST (A) and MNIST-M (B)")
-    t.add_argument("domains", nargs="*", default=list(DOMAINS), metavar="DOMAIN",
-                   help="the two domains, A then B: mnist mnistm (the only pair; the default)")
+    t.add_argument("domains", nargs="*", metavar="DOMAIN",
+                   help="the two domains, A then B: mnist mnistm (the default) or mnist svhn (SVHN's cropped digits "
+                        "at 32 x 32; its .mat files must be on disk or downloadable)")
+    t.add_argument("--size", type=int, help="image size: 28 or 32 for mnist mnistm (default 28; at 32 the digits are "
+                                            "padded), 32 for mnist svhn")
+    t.add_argument("--photos", choices=["standard", "wide"],
+                   help="the photographs MNIST-M's training crops come from: standard (astronaut, coffee, rocket, "
+                        "motorcycle at full and half size; the default) or wide (also at quarter size, each in all six "
+                        "orders of its colour channels)")
     t.add_argument("--steps", type=int, help="training steps in all, counted from 0 also when resuming (default 3000)")
     t.add_argument("--batch-size", type=int, help="images of each domain per step (default 8)")
     t.add_argument("--width", type=int, help="generators' base channels w: w, 2w, 4w at 28, 14, 7 pixels (default 16)")
@@ -70,9 +81,14 @@ def build_parser():
                    help="CyCADA's semantic-consistency term (Hoffman et al. 2018) at this weight: a digit classifier "
                         "trained on domain A's digits (not the evaluation classifier) must read the same digit in "
                         "G_ab(a) as in a, and in G_ba(b) what it reads in b (default 0: off)")
+    t.add_argument("--semantic-b", type=float,
+                   help="weight of the semantic term's B part, CE(f(G_ba(b)), argmax f(b)), as a fraction of "
+                        "--semantic-weight (default 1, as Hoffman et al.; 0 keeps only the A part: f reads MNIST-M "
+                        "poorly, so its readings of b are often wrong)")
     t.add_argument("--seed", type=int, help="seeds the weights, the batches, the pools and the MNIST-M crops (default 0)")
-    t.add_argument("--out", default=DEFAULT_OUT, help=f"run directory (default {DEFAULT_OUT})")
-    t.add_argument("--data-dir", help="folder holding MNIST's IDX files (default: npgan's usual search)")
+    t.add_argument("--out", help=f"run directory (default {DEFAULT_OUT}, or runs/mnist-svhn-cyclegan)")
+    t.add_argument("--data-dir", help="folder holding MNIST's IDX files, or for mnist svhn SVHN's .mat files "
+                                      "(default: npgan's usual search)")
     t.add_argument("--sample-every", type=int, default=250, help="steps between sample grids (default 250)")
     t.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default 500)")
     t.add_argument("--log-every", type=int, default=50, help="steps between metric lines (default 50)")
@@ -92,8 +108,8 @@ def build_parser():
 
     r = sub.add_parser("translate", help="translate your own images with a trained run")
     r.add_argument("run", help="a run directory written by `train`")
-    r.add_argument("--direction", required=True, help="a2b (MNIST -> MNIST-M) or b2a (MNIST-M -> MNIST)")
-    r.add_argument("--input", required=True, help=".npy array or 28 x 28 image file")
+    r.add_argument("--direction", required=True, help="a2b (MNIST -> MNIST-M or SVHN) or b2a (back to MNIST)")
+    r.add_argument("--input", required=True, help=".npy array or image file, at the run's size (28 or 32)")
     r.add_argument("--out", required=True, help=".npy (float32 in [-1, 1]) or .png")
     return parser
 
@@ -101,9 +117,16 @@ def build_parser():
 # ---- train -----------------------------------------------------------------------------------
 def check_train_args(args, parser):
     """Exit 2 with one line for a value no run can use."""
-    if [d.lower().replace("-", "") for d in args.domains] != list(DOMAINS):
-        parser.error(f"unknown domain pair {' '.join(args.domains)!r}: npgan translates between mnist (A) and "
-                     f"mnistm (B): `train mnist mnistm`")
+    if args.domains:
+        pair = [d.lower().replace("-", "").replace("_", "") for d in args.domains]
+        if len(pair) != 2 or pair[0] != "mnist" or pair[1] not in DOMAINS_B:
+            parser.error(f"unknown domain pair {' '.join(args.domains)!r}: npgan translates mnist (A) to mnistm or "
+                         f"svhn (B): `train mnist mnistm` or `train mnist svhn`")
+        args.domains = pair
+    if args.size is not None and args.domains:
+        name, sizes, _ = DOMAINS_B[args.domains[1]]
+        if args.size not in sizes:
+            parser.error(f"--size {args.size}: MNIST <-> {name} trains at {' or '.join(map(str, sizes))} pixels")
     for flag, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1), ("--width", args.width, 1),
                              ("--blocks", args.blocks, 0), ("--d-width", args.d_width, 1),
                              ("--pool-size", args.pool_size, 0), ("--seed", args.seed, 0),
@@ -112,7 +135,8 @@ def check_train_args(args, parser):
         if value is not None and value < low:
             parser.error(f"{flag} must be an integer >= {low}, got {value}")
     for flag, value in (("--lr", args.lr), ("--lambda-cycle", args.lambda_cycle), ("--identity", args.identity),
-                        ("--cycle-b", args.cycle_b), ("--semantic-weight", args.semantic_weight)):
+                        ("--cycle-b", args.cycle_b), ("--semantic-weight", args.semantic_weight),
+                        ("--semantic-b", args.semantic_b)):
         if value is not None and not (math.isfinite(value) and (value > 0 if flag == "--lr" else value >= 0)):
             parser.error(f"{flag} must be a {'positive' if flag == '--lr' else 'non-negative'} number, got {value}")
 
@@ -122,6 +146,8 @@ def resolve_config(args, parser):
     without --resume or --overwrite."""
     from .gan.run import replaced_note, restore_replaced
     from .gan.translation import OUTPUTS, default_config, load_cycle_checkpoint
+    if args.out is None:
+        args.out = DEFAULT_OUT if (args.domains or DOMAINS)[1] == "mnistm" else f"runs/mnist-{args.domains[1]}-cyclegan"
     out = Path(args.out)
     given = {key: getattr(args, key) for key in RUN_SETTINGS}
     if restore_replaced(out, OUTPUTS):                          # an --overwrite killed before it replaced the run
@@ -133,8 +159,13 @@ def resolve_config(args, parser):
             ckpt = load_cycle_checkpoint(out / "checkpoint.npz")
         except ValueError as err:
             parser.error(f"--resume: {err}")
-        # runs saved before --cycle-b weighed both cycles alike, and before --semantic-weight had no such term
-        config = {"cycle_b": 1.0, "semantic_weight": 0.0, **ckpt["config"]}
+        # runs saved before --cycle-b weighed both cycles alike, before --semantic-weight had no such term,
+        # and before --semantic-b weighed the semantic term's two parts alike
+        config = {"cycle_b": 1.0, "semantic_weight": 0.0, "semantic_b": 1.0, "size": 28, "photos": "standard",
+                  **ckpt["config"]}
+        if args.domains and args.domains != config["domains"]:
+            parser.error(f"--resume: the run in {out} translates {' '.join(config['domains'])}, not "
+                         f"{' '.join(args.domains)}")
         for key, value in given.items():
             if value is not None and value != config[key]:
                 parser.error(f"--resume: the run was trained with --{key.replace('_', '-')} {config[key]}, not "
@@ -150,7 +181,12 @@ def resolve_config(args, parser):
                 parser.error(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it "
                              f"with a new run, or --out to choose another directory")
         ckpt = None
-        config = default_config(steps=args.steps, backend=backend.name(), **given)
+        domains = args.domains or list(DOMAINS)
+        if given["size"] is None:
+            given["size"] = DOMAINS_B[domains[1]][2]
+        if given["photos"] is not None and domains[1] != "mnistm":
+            parser.error(f"--photos chooses MNIST-M's photographs; {domains[1]} has its own images")
+        config = default_config(steps=args.steps, backend=backend.name(), domains=domains, **given)
     config.update(out=str(out), data_dir=args.data_dir if args.data_dir is not None else config.get("data_dir"),
                   sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                   npgan_version=__version__)
@@ -158,15 +194,21 @@ def resolve_config(args, parser):
 
 
 def load_data(config, parser, verbose=True):
-    """(MNIST and MNIST-M as a ``TranslationData``, the MNIST ``Dataset``), or exit 2 naming what
+    """(MNIST and domain B as a ``TranslationData``, the MNIST ``Dataset``), or exit 2 naming what
     is missing."""
-    from .data import IDXError, load_dataset
+    from .data import IDXError, SVHNError, load_dataset
     from .data.mnistm import load_mnist_mnistm, load_photos
+    from .data.svhn import load_mnist_svhn, load_svhn
     try:
+        if config["domains"][1] == "svhn":
+            svhn = load_svhn(config.get("data_dir"), verbose=verbose)      # before MNIST: the likelier failure
+            mnist = load_dataset("mnist", verbose=False)
+            return load_mnist_svhn(verbose=verbose, mnist=mnist, svhn=svhn), mnist
         load_photos(())                                            # no scikit-image: say so before loading MNIST
         mnist = load_dataset("mnist", data_dir=config.get("data_dir"), verbose=False)
-        return load_mnist_mnistm(config["seed"], verbose=verbose, mnist=mnist), mnist
-    except (FileNotFoundError, IDXError) as err:                   # photos or MNIST missing, damaged files
+        return load_mnist_mnistm(config["seed"], verbose=verbose, mnist=mnist, size=config.get("size", 28),
+                                 photo_set=config.get("photos", "standard")), mnist
+    except (FileNotFoundError, IDXError, SVHNError) as err:        # photos, MNIST or SVHN missing, damaged files
         parser.error(str(err))
 
 
@@ -202,15 +244,17 @@ def cmd_train(args, parser):
         nets, opts, pools = build_cycle_training(config, ckpt)
         semantic = semantic_term(config, data, ckpt)
         size = {k: sum(int(p.data.size) for p in m.parameters()) for k, m in nets.items()}
-        print(f"CycleGAN MNIST <-> MNIST-M: G_ab/G_ba {size['G_ab']:,}/{size['G_ba']:,}, D_a/D_b "
+        print(f"CycleGAN MNIST <-> {data.name_b} at {data.size} x {data.size}: G_ab/G_ba {size['G_ab']:,}/{size['G_ba']:,}, D_a/D_b "
               f"{size['D_a']:,}/{size['D_b']:,} parameters; "
               f"{'resuming at step ' + str(start_step) + ' of' if ckpt else 'training for'} {config['steps']:,} steps "
               f"of {config['batch_size']} + {config['batch_size']} images on {backend.name()}; writing to {out}",
               flush=True)
         started = time.perf_counter()
         if semantic is not None:
+            b_part = (f" and, at {semantic.b:g} of that weight, in G_ba(b) the digit it reads in b" if semantic.b > 0
+                      else " (no B part: --semantic-b 0)")
             print(f"semantic consistency, weight {config['semantic_weight']:g}: the classifier of domain A must read "
-                  f"a's digit in G_ab(a) and, in G_ba(b), the digit it reads in b", flush=True)
+                  f"a's digit in G_ab(a){b_part}", flush=True)
         step = train_cycle_run(config, data, nets, opts, pools, start_step, progress=not args.no_progress,
                                semantic=semantic)
     except NonFiniteError as err:
@@ -232,7 +276,7 @@ def cmd_train(args, parser):
             print(f"\ninterrupted: {replaced_note(out, f'stopped at step {step}')}", file=sys.stderr)
         else:
             print(f"\ninterrupted: saved step {step} to {out / 'checkpoint.npz'}; continue with "
-                  f"`python -m npgan.translate train mnist mnistm --out {out} --resume`", file=sys.stderr)
+                  f"`python -m npgan.translate train {' '.join(config['domains'])} --out {out} --resume`", file=sys.stderr)
         return EXIT_INTERRUPTED
     try:
         return _report(args, config, data, mnist, nets, step, start_step, seconds, semantic)
@@ -248,7 +292,7 @@ def _report(args, config, data, mnist, nets, step, start_step, seconds, semantic
     from .gan.translation import write_final_outputs
     (out / "eval.json").unlink(missing_ok=True)                # the scores of an earlier step
     history = read_history(out / "metrics.jsonl", step)
-    write_final_outputs(out, history, "CycleGAN, MNIST <-> MNIST-M")
+    write_final_outputs(out, history, f"CycleGAN, MNIST <-> {data.name_b}")
     done = step - start_step
     print(f"trained {done:,} steps in {seconds:.0f} s ({done / seconds:.2f} steps/s, {1000 * seconds / max(done, 1):.0f} "
           f"ms/step, {done * config['batch_size'] / seconds:.0f} images of each domain per "
@@ -271,20 +315,22 @@ def run_eval(nets, mnist, step, data, out, n=None, markdown=False, semantic_clas
     from .metrics import get_classifier
     clf, info = get_classifier(mnist)
     scores = label_preservation(nets, data, clf, n)
-    held_out = held_out_test_sets(data.test_a[:, 0])
-    scores["held_out_photos"] = held_out_preservation(nets, data, clf, held_out, n)
+    held_out = held_out_test_sets(data.test_a[:, 0]) if data.name_b == "MNIST-M" else None   # photos: MNIST-M's
+    if held_out:
+        scores["held_out_photos"] = held_out_preservation(nets, data, clf, held_out, n)
     scores.update(step=step, classifier_test_accuracy=info["test_accuracy"], **extra)
     if semantic_classifier is not None:
         own = label_preservation(nets, data, semantic_classifier, n)
-        scores["semantic_classifier"] = {"accuracy": own["accuracy"], "cycle_a_accuracy": own["cycle_a_accuracy"],
-                                         "held_out_photos": held_out_preservation(nets, data, semantic_classifier,
-                                                                                  held_out, n)}
+        scores["semantic_classifier"] = {"accuracy": own["accuracy"], "cycle_a_accuracy": own["cycle_a_accuracy"]}
+        if held_out:
+            scores["semantic_classifier"]["held_out_photos"] = held_out_preservation(nets, data, semantic_classifier,
+                                                                                     held_out, n)
     (Path(out) / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
     print(format_table(scores, markdown))
     if semantic_classifier is not None:
         acc = scores["semantic_classifier"]["accuracy"]
         print(f"the semantic term's own classifier (trained on domain A, seed 1; the generators were trained to "
-              f"satisfy it) reads G_ba(MNIST-M) right {100 * acc['cyclegan']:.1f}% (grey {100 * acc['grey']:.1f}%, "
+              f"satisfy it) reads G_ba({data.name_b}) right {100 * acc['cyclegan']:.1f}% (grey {100 * acc['grey']:.1f}%, "
               f"inverted grey {100 * acc['inverted_grey']:.1f}%, MNIST itself {100 * acc['mnist']:.1f}%)")
     return scores
 
@@ -320,9 +366,9 @@ class InputError(ValueError):
     """An input file translate cannot use."""
 
 
-def read_images(path, channels):
-    """Images from a .npy or an image file as float32 (N, channels, 28, 28) in [-1, 1]; InputError
-    saying what is wrong otherwise."""
+def read_images(path, channels, size=28):
+    """Images from a .npy or an image file as float32 (N, channels, size, size) in [-1, 1];
+    InputError saying what is wrong otherwise."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"--input {path}: no such file")
@@ -331,10 +377,10 @@ def read_images(path, channels):
             x = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
             raise InputError(f"--input {path}: not a readable .npy array ({err})") from None
-        if x.ndim == 2 or (x.ndim == 3 and x.shape[0] in (1, 3) and channels == x.shape[0] and x.shape[1:] == (28, 28)):
+        if x.ndim == 2 or (x.ndim == 3 and x.shape[0] in (1, 3) and channels == x.shape[0] and x.shape[1:] == (size, size)):
             x = x[None]                                                    # one image
         if x.ndim == 3 and channels == 1:
-            x = x[:, None]                                                 # (N, 28, 28) grey
+            x = x[:, None]                                                 # (N, size, size) grey
         if x.dtype == np.uint8:
             x = x.astype(np.float32) / np.float32(127.5) - np.float32(1)
         elif x.dtype.kind == "f":
@@ -356,16 +402,17 @@ def read_images(path, channels):
             raise InputError(f"--input {path}: not a .npy file or a readable image ({err})") from None
         x = (x[None, None] if x.ndim == 2 else x.transpose(2, 0, 1)[None]).astype(np.float32) / np.float32(127.5) - 1
     if x.ndim != 4 or x.shape[0] == 0:
-        raise InputError(f"--input {path}: expected images of shape (N, {channels}, 28, 28), got {tuple(x.shape)}")
-    if x.shape[1:3] == (28, 28) and x.shape[3] in (1, 3):
+        raise InputError(f"--input {path}: expected images of shape (N, {channels}, {size}, {size}), got "
+                         f"{tuple(x.shape)}")
+    if x.shape[1:3] == (size, size) and x.shape[3] in (1, 3):
         raise InputError(f"--input {path}: shape {tuple(x.shape)} is channels-last; save the images as "
-                         f"(N, C, 28, 28), e.g. x.transpose(0, 3, 1, 2)")
-    if x.shape[2:] != (28, 28):
-        raise InputError(f"--input {path}: the images are {x.shape[2]}x{x.shape[3]}; the CycleGAN translates "
-                         f"28x28 images")
+                         f"(N, C, {size}, {size}), e.g. x.transpose(0, 3, 1, 2)")
+    if x.shape[2:] != (size, size):
+        raise InputError(f"--input {path}: the images are {x.shape[2]}x{x.shape[3]}; this CycleGAN translates "
+                         f"{size}x{size} images")
     if x.shape[1] != channels:
         raise InputError(f"--input {path}: the images have {x.shape[1]} channel(s); this direction reads "
-                         f"{channels}-channel images ({'grey MNIST' if channels == 1 else 'colour MNIST-M'})")
+                         f"{channels}-channel images ({'grey MNIST' if channels == 1 else 'colour'})")
     return x
 
 
@@ -377,11 +424,11 @@ def cmd_translate(args, parser):
     if out.suffix.lower() not in (".npy", ".png"):
         parser.error(f"--out {out}: the output is a .npy array or a .png picture, so the name must end in one of those")
     name, c_in, _ = DIRECTIONS[direction]
+    nets, config, step = load_run_or_exit(args.run, parser)
     try:
-        x = read_images(args.input, c_in)
+        x = read_images(args.input, c_in, config.get("size", 28))
     except InputError as err:
         parser.error(str(err))
-    nets, config, step = load_run_or_exit(args.run, parser)
     from .gan.translation import image_table, save_picture, translate
     y = translate(nets[name], x)
     out.parent.mkdir(parents=True, exist_ok=True)

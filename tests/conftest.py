@@ -41,3 +41,16 @@ def host_rng():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running checks (not run in CI; use -m slow)")
+
+
+def write_svhn(directory, n_train=6, n_test=4, seed=0, **override):
+    """Both SVHN files in SVHN's own layout: X uint8 (32, 32, 3, N), y (N, 1) in 1..10."""
+    import scipy.io
+    from pathlib import Path
+    rng = np.random.default_rng(seed)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for name, n in (("train_32x32.mat", n_train), ("test_32x32.mat", n_test)):
+        contents = {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
+                    "y": (np.arange(n) % 10 + 1).reshape(n, 1).astype(np.uint8)}
+        contents.update(override)
+        scipy.io.savemat(Path(directory) / name, contents)

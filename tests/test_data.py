@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import write_svhn
 from npgan import data
 from npgan.data import _download, fashion, mnist
 from npgan.data import (IDXError, iterate_minibatches, load_dataset, read_idx, scale_images,
@@ -553,18 +554,6 @@ def test_messages_show_paths_under_home_as_tilde(monkeypatch, tmp_path):
 
 
 # ----------------------------------------------------------------------------- SVHN
-def write_svhn(directory, n_train=6, n_test=4, seed=0, **override):
-    """Both SVHN files in SVHN's own layout: X uint8 (32, 32, 3, N), y (N, 1) in 1..10."""
-    import scipy.io
-    rng = np.random.default_rng(seed)
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    for name, n in (("train_32x32.mat", n_train), ("test_32x32.mat", n_test)):
-        contents = {"X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
-                    "y": (np.arange(n) % 10 + 1).reshape(n, 1).astype(np.uint8)}
-        contents.update(override)
-        scipy.io.savemat(Path(directory) / name, contents)
-
-
 def test_svhn_files_read_as_channels_first_images_with_digit_labels(tmp_path, monkeypatch):
     import scipy.io
     from npgan.data import svhn

@@ -378,7 +378,8 @@ def test_a_run_that_is_not_a_cyclegan_exits_2(tmp_path, capsys):
 
 
 def test_missing_photos_or_a_wrong_pair_exit_2_before_writing(tmp_path, monkeypatch, capsys):
-    exits_2(["train", "mnist", "svhn", "--out", str(tmp_path / "x")], capsys, "svhn", "mnist mnistm")
+    exits_2(["train", "mnist", "cifar", "--out", str(tmp_path / "x")], capsys, "cifar", "mnist mnistm", "mnist svhn")
+    exits_2(["train", "mnist", "svhn", "--size", "28", "--out", str(tmp_path / "x")], capsys, "--size 28", "32")
     monkeypatch.setattr(mnistm, "photo_dir", lambda: tmp_path / "no-photos")
     exits_2(["train", "mnist", "mnistm", "--out", str(tmp_path / "run")], capsys, "astronaut.png", "no-photos")
     assert not (tmp_path / "run").exists()
@@ -407,20 +408,25 @@ def test_ctrl_c_during_an_overwrite_keeps_the_earlier_run(tmp_path, monkeypatch,
 
 
 # ---- the semantic-consistency term ----------------------------------------------------------------
-def test_the_semantic_term_passes_central_differences_through_the_classifier_and_luma():
+@pytest.mark.parametrize("size", [28, 32])
+def test_the_semantic_term_passes_central_differences_through_the_classifier_and_luma(size):
     """d CE(f(luma(x)), y) / dx and, one layer further, the gradient a generator's weights get
-    through it, against central differences in float64 (f: a random classifier, frozen)."""
+    through it, against central differences in float64 (f: a random classifier, frozen); at 32 x 32
+    f reads the central 28 x 28, so the border gets no gradient."""
     from npgan.gan.cycle import SemanticConsistency
     from npgan.models.classifier import Classifier
     backend.seed(0)
     f = Classifier(dtype=np.float64)
     term = SemanticConsistency(f, weight=0.7)
     rng = np.random.default_rng(1)
-    x = backend.to_device(rng.uniform(-1, 1, (2, 3, 28, 28)))
+    x = backend.to_device(rng.uniform(-1, 1, (2, 3, size, size)))
     labels = backend.to_device(np.array([3, 8]))
     loss, dx = term.term(x, labels)
     loss_of = lambda images: 0.7 * float(term.term(images, labels)[0])
     h, picks = 1e-5, [tuple(rng.integers(0, s) for s in x.shape) for _ in range(25)]
+    if size == 32:
+        picks += [(0, 1, 0, 5), (1, 2, 31, 31), (0, 0, 2, 2)]                  # the border, and the crop's corner
+        assert not np.any(backend.asnumpy(dx)[:, :, :2]) and not np.any(backend.asnumpy(dx)[:, :, :, 30:])
     for i in picks:
         up, down = x.copy(), x.copy()
         up[i] += h
@@ -429,7 +435,7 @@ def test_the_semantic_term_passes_central_differences_through_the_classifier_and
     assert f.parameters()[0].grad is None or not np.any(backend.asnumpy(f.parameters()[0].grad))   # f is frozen
     from npgan.layers import Conv2d, Sequential, Tanh                   # one layer further: a generator's weights
     G = Sequential(Conv2d(1, 3, 3, padding=1, dtype=np.float64), Tanh())
-    a = backend.to_device(rng.uniform(-1, 1, (2, 1, 28, 28)))
+    a = backend.to_device(rng.uniform(-1, 1, (2, 1, size, size)))
     G.zero_grad()
     G.backward(term.term(G.forward(a), labels)[1])
     weight = G.parameters()[0]
@@ -483,3 +489,108 @@ def test_held_out_photos_give_the_same_digits_over_photos_never_trained_on():
     again = mnistm.held_out_test_sets(digits, seed=3)
     assert all(np.array_equal(sets[k], again[k]) for k in sets)                 # seeded: the same crops
     assert not np.array_equal(sets["hubble"], sets["ihc"])
+
+
+def test_the_semantic_b_part_reaches_g_ba_only_when_weighed():
+    """The A part's gradient enters G_ab alone (G_ba reads G_ab's output only through the cycle,
+    whose gradient does not depend on f); --semantic-b 0 leaves G_ba's gradient as without the term."""
+    from npgan.gan.cycle import SemanticConsistency
+    from npgan.models.classifier import Classifier
+    backend.seed(0)
+    f = Classifier()
+    rng = np.random.default_rng(0)
+    real_a = backend.to_device(rng.uniform(-1, 1, (2, 1, 28, 28)).astype(np.float32))
+    real_b = backend.to_device(rng.uniform(-1, 1, (2, 3, 28, 28)).astype(np.float32))
+    labels = backend.to_device(np.array([1, 7]))
+    grads = {}
+    for name, semantic in (("none", None), ("a only", SemanticConsistency(f, 1.0, b=0.0)),
+                           ("both", SemanticConsistency(f, 1.0, b=1.0))):
+        backend.seed(1)
+        nets = build_cyclegan(1, 3, width=2, blocks=1, d_width=2)
+        for m in nets.values():
+            m.zero_grad()
+        terms, _ = generator_pass(nets, get_objective("lsgan"), real_a, real_b, semantic=semantic, labels_a=labels)
+        grads[name] = {k: [backend.asnumpy(p.grad).copy() for p in nets[k].parameters()] for k in ("G_ab", "G_ba")}
+        if name == "a only":
+            assert terms["sem_ab"] > 0 and terms["sem_ba"] is None
+    same = lambda x, y, k: all(np.array_equal(p, q) for p, q in zip(grads[x][k], grads[y][k]))
+    assert same("none", "a only", "G_ba") and not same("none", "a only", "G_ab")
+    assert not same("none", "both", "G_ba") and same("a only", "both", "G_ab")
+
+
+# ---- 32 x 32: MNIST <-> MNIST-M padded, and MNIST <-> SVHN ----------------------------------------
+def test_mnistm_at_32_pads_the_digits_and_crops_at_32():
+    data28, data32 = load_mnist_mnistm(seed=0, verbose=False), load_mnist_mnistm(seed=0, verbose=False, size=32)
+    assert data32.train_a.shape[1:] == (1, 32, 32) and data32.train_b.shape[1:] == (3, 32, 32)
+    assert data32.test_b.shape == (len(data28.test_b), 3, 32, 32) and data32.size == 32
+    assert np.array_equal(data32.train_a[:, :, 2:30, 2:30], data28.train_a)       # the digit itself unchanged
+    assert not data32.train_a[:, :, :2].any() and not data32.test_a[:, :, :, 30:].any()
+    assert np.array_equal(data32.test_labels, data28.test_labels)
+
+
+def test_a_32_pixel_mnistm_run_trains_translates_and_scores(tmp_path, capsys):
+    out = tmp_path / "run32"
+    assert main(["train", "mnist", "mnistm", "--size", "32", "--out", str(out), "--steps", "2", *TINY]) == 0
+    assert "at 32 x 32" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["size"] == 32
+    scores = json.loads((out / "eval.json").read_text())
+    assert scores["domain_b"] == "MNIST-M" and list(scores["held_out_photos"]) == list(mnistm.HELD_OUT_PHOTOS)
+    np.save(tmp_path / "digits.npy", np.random.default_rng(0).integers(0, 256, (2, 32, 32), dtype=np.uint8))
+    assert main(["translate", str(out), "--direction", "a2b", "--input", str(tmp_path / "digits.npy"),
+                 "--out", str(tmp_path / "colour.npy")]) == 0
+    assert np.load(tmp_path / "colour.npy").shape == (2, 3, 32, 32)
+    np.save(tmp_path / "small.npy", np.zeros((2, 28, 28), np.uint8))
+    exits_2(["translate", str(out), "--direction", "a2b", "--input", str(tmp_path / "small.npy"),
+             "--out", str(tmp_path / "y.npy")], capsys, "28x28", "32x32")
+    exits_2(["train", "mnist", "mnistm", "--out", str(out), "--resume", "--size", "28"], capsys, "--size 32")
+
+
+def test_mnist_svhn_trains_at_32_on_svhn_files_and_offline_without_them_exits_2(tmp_path, monkeypatch, capsys):
+    from conftest import write_svhn
+    from npgan.data import svhn
+    write_svhn(tmp_path / "svhn", n_train=12, n_test=10)
+    out = tmp_path / "svhn-run"
+    assert main(["train", "mnist", "svhn", "--data-dir", str(tmp_path / "svhn"), "--out", str(out),
+                 "--steps", "2", *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "MNIST <-> SVHN at 32 x 32" in printed and "G_ba(SVHN)" in printed
+    config, scores = json.loads((out / "config.json").read_text()), json.loads((out / "eval.json").read_text())
+    assert config["domains"] == ["mnist", "svhn"] and config["size"] == 32
+    assert scores["domain_b"] == "SVHN" and scores["n"] == 10 and "held_out_photos" not in scores
+    assert main(["train", "mnist", "svhn", "--out", str(out), "--resume", "--steps", "3", "--no-eval",
+                 "--no-progress"]) == 0                                          # the folder comes from the run
+    np.save(tmp_path / "house.npy", np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8))
+    assert main(["translate", str(out), "--direction", "b2a", "--input", str(tmp_path / "house.npy"),
+                 "--out", str(tmp_path / "digits.npy")]) == 0
+    assert np.load(tmp_path / "digits.npy").shape == (3, 1, 32, 32)
+
+    monkeypatch.delenv("NPGAN_DATA", raising=False)
+    monkeypatch.setattr(svhn, "cache_dir", lambda: tmp_path / "cache" / "svhn")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "mnist", "svhn", "--out", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "train_32x32.mat" in err and "test_32x32.mat" in err and str(tmp_path / "cache" / "svhn") in err
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_wide_photo_set_adds_a_quarter_size_and_every_channel_order():
+    standard, wide = mnistm.training_photos("standard"), mnistm.training_photos("wide")
+    assert len(standard) == 2 * len(TRAIN_PHOTOS) and len(wide) == 3 * 6 * len(TRAIN_PHOTOS)
+    full = standard[0]                                                       # astronaut at full size
+    assert all(np.array_equal(wide[k], full[:, :, order]) for k, order in enumerate(mnistm.CHANNEL_ORDERS))
+    assert wide[12].shape[:2] == (round(full.shape[0] / 4), round(full.shape[1] / 4))   # a quarter size
+    a, b = load_mnist_mnistm(seed=0, verbose=False), load_mnist_mnistm(seed=0, verbose=False, photo_set="wide")
+    assert np.array_equal(a.train_a, b.train_a) and np.array_equal(a.test_b, b.test_b)   # only B's training crops
+    assert not np.array_equal(a.train_b, b.train_b) and "the wide set" in b.source
+    with pytest.raises(ValueError, match="standard or wide"):
+        mnistm.training_photos("huge")
+
+
+def test_photos_is_a_run_setting_of_mnistm_only(tmp_path, capsys):
+    out = tmp_path / "wide"
+    assert main(["train", "mnist", "mnistm", "--photos", "wide", "--out", str(out), "--steps", "2", *TINY,
+                 "--no-eval"]) == 0
+    assert json.loads((out / "config.json").read_text())["photos"] == "wide"
+    exits_2(["train", "mnist", "mnistm", "--out", str(out), "--resume", "--photos", "standard"], capsys, "--photos wide")
+    exits_2(["train", "mnist", "svhn", "--photos", "wide", "--out", str(tmp_path / "s")], capsys, "--photos", "svhn")

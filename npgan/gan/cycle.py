@@ -138,30 +138,52 @@ def match_channels_backward(dout, channels):
     return dout.sum(axis=1, keepdims=True)
 
 
+CLASSIFIER_SIZE = 28                 # npgan's digit classifiers read 28 x 28 images
+
+
+def centre_crop(images, size=CLASSIFIER_SIZE):
+    """The central ``size`` x ``size`` pixels of ``images`` (N, C, H, W): at 32 x 32, the MNIST digit
+    that ``npgan.data.mnistm.pad_digits`` padded, so a 28 x 28 classifier can read it."""
+    top, left = (images.shape[2] - size) // 2, (images.shape[3] - size) // 2
+    return images[:, :, top:top + size, left:left + size]
+
+
+def centre_crop_backward(dout, shape):
+    """The gradient of ``centre_crop`` for inputs of ``shape``: ``dout`` put back in the middle, 0 around."""
+    xp = backend.get_array_module(dout)
+    dx = xp.zeros(shape, dout.dtype)
+    top, left = (shape[2] - dout.shape[2]) // 2, (shape[3] - dout.shape[3]) // 2
+    dx[:, :, top:top + dout.shape[2], left:left + dout.shape[3]] = dout
+    return dx
+
+
 class SemanticConsistency:
     """CyCADA's semantic-consistency loss (Hoffman et al. 2018) with a frozen digit classifier f
-    of domain A (one-channel 28 x 28 images; a colour image is read through its luma):
+    of domain A (one-channel 28 x 28 images; a colour image is read through its luma, a 32 x 32
+    one through its central 28 x 28):
 
-        L_sem = weight * [ CE(f(G_ab(a)), y_a) + CE(f(G_ba(b)), argmax f(b)) ]
+        L_sem = weight * [ CE(f(G_ab(a)), y_a) + b * CE(f(G_ba(b)), argmax f(b)) ]
 
     A translation must not change what f reads. The first term uses A's own labels; B's are
     unknown, so the second uses f's reading of b itself (``pseudo_labels``), as Hoffman et al.
-    do. ``term(images, labels)`` gives one term and ``weight`` times its gradient with respect to
-    the images, through f's backward (no parameter gradients: f stays as trained)."""
+    do; ``b`` (a fraction, 1 in Hoffman et al.) weighs it, 0 leaves it out: f, trained on domain
+    A, reads B's images poorly, so its pseudo-labels are often wrong. ``term(images, labels,
+    fraction)`` gives one cross-entropy and ``weight * fraction`` times its gradient with respect
+    to the images, through f's backward (no parameter gradients: f stays as trained)."""
 
-    def __init__(self, classifier, weight):
-        self.f, self.weight = classifier.eval(), float(weight)
+    def __init__(self, classifier, weight, b=1.0):
+        self.f, self.weight, self.b = classifier.eval(), float(weight), float(b)
 
     def pseudo_labels(self, images):
         """argmax f(images) on the device: what f reads in each image."""
-        return self.f.forward(match_channels(images, 1)).argmax(axis=1)
+        return self.f.forward(centre_crop(match_channels(images, 1))).argmax(axis=1)
 
-    def term(self, images, labels):
+    def term(self, images, labels, fraction=1.0):
         grey = match_channels(images, 1)
         with frozen(self.f):
-            loss, cache = softmax_cross_entropy_forward(self.f.forward(grey), labels)
-            dgrey = self.f.backward(softmax_cross_entropy_backward(self.weight, cache))
-        return loss, match_channels_backward(dgrey, images.shape[1])
+            loss, cache = softmax_cross_entropy_forward(self.f.forward(centre_crop(grey)), labels)
+            dgrey = self.f.backward(softmax_cross_entropy_backward(self.weight * fraction, cache))
+        return loss, match_channels_backward(centre_crop_backward(dgrey, grey.shape), images.shape[1])
 
 
 def l1(pred, target, weight):
@@ -211,8 +233,8 @@ def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAM
         cycle_b_l1, drec_b = l1(rec_b, real_b, lam * cycle_b)
         dfake_a = G_ab.backward(drec_b)
         adv_ba, dfake_a_adv = generator_loss(D_a, objective, fake_a, weight=ADV_WEIGHT)
-        if semantic is not None:                                                    # and in G_ba(b) what it reads in b
-            sem_ba, dsem = semantic.term(fake_a, semantic.pseudo_labels(real_b))
+        if semantic is not None and semantic.b > 0:                                 # and in G_ba(b) what it reads in b
+            sem_ba, dsem = semantic.term(fake_a, semantic.pseudo_labels(real_b), semantic.b)
             dfake_a_adv = dfake_a_adv + dsem
         if pools is not None:
             pooled["a"] = pools["a"].query(fake_a)
@@ -230,7 +252,7 @@ def generator_pass(nets, objective, real_a, real_b, pools=None, lambda_cycle=LAM
     adv_ab, adv_ba = ADV_WEIGHT * adv_ab, ADV_WEIGHT * adv_ba                       # reported as MSE
     loss_G = adv_ab + adv_ba + lam * (cycle_a + cycle_b * cycle_b_l1) + lam_idt * (idt_a + idt_b)
     if semantic is not None:
-        loss_G = loss_G + semantic.weight * (sem_ab + sem_ba)
+        loss_G = loss_G + semantic.weight * (sem_ab + (semantic.b * sem_ba if sem_ba is not None else 0))
     terms = {"loss_G": loss_G, "adv_ab": adv_ab, "adv_ba": adv_ba, "cycle_a": cycle_a, "cycle_b": cycle_b_l1,
              "idt_a": idt_a, "idt_b": idt_b if identity_ab else None, "sem_ab": sem_ab, "sem_ba": sem_ba}
     return terms, (pooled or None)
@@ -302,6 +324,6 @@ def describe_cycle(record):
     takes one batch of each domain, and ``img_per_s`` counts one of them."""
     text = (f"G {record['loss_G']:.3f} (adv {record['adv_ab']:.2f}/{record['adv_ba']:.2f}, cycle "
             f"{record['cycle_a']:.3f}/{record['cycle_b']:.3f})  D {record['loss_D_a']:.3f}/{record['loss_D_b']:.3f}")
-    if "sem_ab" in record:
-        text += f"  sem {record['sem_ab']:.2f}/{record['sem_ba']:.2f}"
+    if record.get("sem_ab") is not None:
+        text += f"  sem {record['sem_ab']:.2f}" + (f"/{record['sem_ba']:.2f}" if record.get("sem_ba") is not None else "")
     return text + (f"  {record['img_per_s']:.0f} img/s per domain" if "img_per_s" in record else "")

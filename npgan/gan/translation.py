@@ -42,7 +42,12 @@ OUTPUT_FILES = ("config.json", "checkpoint.npz", "metrics.jsonl", "losses.png", 
 OUTPUT_DIRS = ("samples",)
 OUTPUTS = OUTPUT_FILES + OUTPUT_DIRS
 N_FIXED = 10
-ROW_LABELS = ("A: MNIST", "G_ab(A)", "G_ba(G_ab(A))", "B: MNIST-M", "G_ba(B)", "G_ab(G_ba(B))")
+def row_labels(name_b="MNIST-M"):
+    """The labels of a sample grid's six rows (``cycle_rows``) with domain B named ``name_b``."""
+    return ("A: MNIST", "G_ab(A)", "G_ba(G_ab(A))", f"B: {name_b}", "G_ba(B)", "G_ab(G_ba(B))")
+
+
+ROW_LABELS = row_labels()
 
 
 class NotACycleGANRun(ValueError):
@@ -78,7 +83,8 @@ def default_config(**settings):
     config = {"model": MODEL, "domains": ["mnist", "mnistm"], "steps": 3000, "batch_size": 8, "width": 16,
               "blocks": 3, "d_width": 32, "lr": LR, "beta1": BETAS[0], "beta2": BETAS[1], "lambda_cycle": LAMBDA_CYCLE,
               "identity": IDENTITY, "identity_ab": False, "cycle_b": CYCLE_B, "pool_size": POOL_SIZE, "decay_start": None,
-              "seed": 0, "backend": "numpy", "semantic_weight": 0.0}
+              "seed": 0, "backend": "numpy", "semantic_weight": 0.0,
+              "semantic_b": 1.0, "size": 28, "photos": "standard"}
     config.update({k: v for k, v in settings.items() if v is not None})
     if config["decay_start"] is None:
         config["decay_start"] = config["steps"] // 2
@@ -109,7 +115,7 @@ def semantic_term(config, data, ckpt=None, verbose=True):
             print(f"training the semantic term's classifier on domain A's {len(data.train_a):,} digits "
                   f"(seed {SEMANTIC_SEED}; not the evaluation classifier)", flush=True)
         f = train_classifier(data.train_a[:, 0], data.train_a_labels, seed=SEMANTIC_SEED, verbose=False)
-    return SemanticConsistency(f, config["semantic_weight"])
+    return SemanticConsistency(f, config["semantic_weight"], config.get("semantic_b", 1.0))
 
 
 def save_cycle_checkpoint(path, nets, opts, pools, step, config, semantic=None):
@@ -178,10 +184,12 @@ def domain_batches(images, batch_size, seed, stream, start_step=0, labels=None):
         epoch, skip = epoch + 1, 0
 
 
-def fixed_test_images(data, n=N_FIXED):
-    """The indices of ``n`` test images: the first of each digit 0, 1, ... (then the next ones)."""
-    first = [int(np.flatnonzero(data.test_labels == k)[0]) for k in range(10) if (data.test_labels == k).any()]
-    rest = [i for i in range(len(data.test_labels)) if i not in first]
+def fixed_test_images(data, n=N_FIXED, labels=None):
+    """The indices of ``n`` test images of domain B (or of the images whose digits are ``labels``,
+    e.g. ``data.labels_a``): the first of each digit 0, 1, ... (then the next ones)."""
+    labels = data.test_labels if labels is None else labels
+    first = [int(np.flatnonzero(labels == k)[0]) for k in range(10) if (labels == k).any()]
+    rest = [i for i in range(len(labels)) if i not in first][:n]
     return np.array((first + rest)[:n])
 
 
@@ -194,9 +202,8 @@ def train_cycle_run(config, data, nets, opts, pools, start_step, progress=True, 
     a_batches = domain_batches(data.train_a, batch_size, seed, 2, start_step,
                                labels=data.train_a_labels if semantic is not None else None)
     b_batches = domain_batches(data.train_b, batch_size, seed, 3, start_step)
-    pick = fixed_test_images(data)
-    fixed_a = backend.to_device(scale_images(data.test_a[pick]))
-    fixed_b = backend.to_device(scale_images(data.test_b[pick]))
+    fixed_a = backend.to_device(scale_images(data.test_a[fixed_test_images(data, labels=data.labels_a)]))
+    fixed_b = backend.to_device(scale_images(data.test_b[fixed_test_images(data)]))
     log = MetricsLog(out / "metrics.jsonl", start_step, batch_size)
 
     def save(step):
@@ -205,7 +212,7 @@ def train_cycle_run(config, data, nets, opts, pools, start_step, progress=True, 
             run.drop_replaced(out)
 
     def samples(step):
-        save_translation_grid(nets, fixed_a, fixed_b, out / "samples" / f"step_{step:06d}.png")
+        save_translation_grid(nets, fixed_a, fixed_b, out / "samples" / f"step_{step:06d}.png", data.name_b)
 
     def next_a():
         if semantic is None:
@@ -287,9 +294,10 @@ def save_picture(pixels, path):
     Image.fromarray(pixels).save(path)
 
 
-def save_translation_grid(nets, xa, xb, path):
+def save_translation_grid(nets, xa, xb, path, name_b="MNIST-M"):
     """The six-row sample grid of ``cycle_rows`` as a PNG, its rows labelled; returns its pixels."""
-    pixels = image_table(cycle_rows(nets, xa, xb), ROW_LABELS, label_width=6 * max(map(len, ROW_LABELS)) + 6)
+    labels = row_labels(name_b)
+    pixels = image_table(cycle_rows(nets, xa, xb), labels, label_width=6 * max(map(len, labels)) + 6)
     save_picture(pixels, path)
     return pixels
 

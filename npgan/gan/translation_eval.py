@@ -21,7 +21,7 @@ import numpy as np
 
 from ..data import scale_images
 from ..metrics import classifier_outputs
-from .cycle import match_channels
+from .cycle import centre_crop, match_channels
 from .translation import cycle_rows, image_table, save_picture, translate
 
 
@@ -31,8 +31,9 @@ def grey(images):
 
 
 def predictions(clf, images):
-    """The classifier's top class of each image (N, 1, 28, 28) in [-1, 1]: int64 (N,)."""
-    return classifier_outputs(clf, np.asarray(images, np.float32)[:, 0])[1].argmax(axis=1)
+    """The classifier's top class of each image (N, 1, S, S) in [-1, 1] (its central 28 x 28 at
+    S = 32): int64 (N,)."""
+    return classifier_outputs(clf, centre_crop(np.asarray(images, np.float32))[:, 0])[1].argmax(axis=1)
 
 
 def held_out_preservation(nets, data, clf, test_sets, n=None):
@@ -60,36 +61,42 @@ def label_preservation(nets, data, clf, n=None):
         "b": B -> A -> B}; ``cycle_a_accuracy``: the classifier on G_ba(G_ab(A)).
     """
     n = len(data.test_labels) if n is None else min(n, len(data.test_labels))
-    labels = data.test_labels[:n]
-    xa, xb = scale_images(data.test_a[:n]), scale_images(data.test_b[:n])
-    fake_a = translate(nets["G_ba"], xb)                                   # (n, 1, 28, 28)
-    rec_b = translate(nets["G_ab"], fake_a)                                # (n, 3, 28, 28)
-    rec_a = translate(nets["G_ba"], translate(nets["G_ab"], xa))           # (n, 1, 28, 28)
+    n_a = min(n, len(data.labels_a))
+    labels, labels_a = data.test_labels[:n], data.labels_a[:n_a]
+    xa, xb = scale_images(data.test_a[:n_a]), scale_images(data.test_b[:n])
+    fake_a = translate(nets["G_ba"], xb)                                   # (n, 1, S, S)
+    rec_b = translate(nets["G_ab"], fake_a)                                # (n, 3, S, S)
+    rec_a = translate(nets["G_ba"], translate(nets["G_ab"], xa))           # (n_a, 1, S, S)
     right = {name: predictions(clf, images) == labels
-             for name, images in (("cyclegan", fake_a), ("grey", grey(xb)), ("inverted_grey", -grey(xb)),
-                                  ("mnist", xa), ("cycle_a", rec_a))}
+             for name, images in (("cyclegan", fake_a), ("grey", grey(xb)), ("inverted_grey", -grey(xb)))}
+    right.update({name: predictions(clf, images) == labels_a for name, images in (("mnist", xa), ("cycle_a", rec_a))})
     accuracy = {name: float(right[name].mean()) for name in ("cyclegan", "grey", "inverted_grey")}
     accuracy["grey_or_inverted_oracle"] = float((right["grey"] | right["inverted_grey"]).mean())
     accuracy["mnist"] = float(right["mnist"].mean())
-    return {"n": int(n), "accuracy": accuracy,
+    return {"n": int(n), "domain_b": data.name_b, "accuracy": accuracy,
             "cycle_l1": {"a": float(np.abs(rec_a - xa).mean()), "b": float(np.abs(rec_b - xb).mean())},
             "cycle_a_accuracy": float(right["cycle_a"].mean())}
 
 
-ROWS = (("cyclegan", "CycleGAN: G_ba(MNIST-M)"), ("grey", "grey (luma) of MNIST-M"),
-        ("inverted_grey", "inverted grey"), ("grey_or_inverted_oracle", "grey or inverted, the better per image (oracle)"),
-        ("mnist", "reference: the MNIST test digits themselves"))
+def table_rows(name_b="MNIST-M"):
+    """(key, label) of the accuracy table's rows for domain B named ``name_b``."""
+    return (("cyclegan", f"CycleGAN: G_ba({name_b})"), ("grey", f"grey (luma) of {name_b}"),
+            ("inverted_grey", "inverted grey"), ("grey_or_inverted_oracle", "grey or inverted, the better per image (oracle)"),
+            ("mnist", "reference: the MNIST test digits themselves"))
+
+
+ROWS = table_rows()
 
 
 def format_table(scores, markdown=False):
     """The accuracy table and the cycle errors as text (or a Markdown table)."""
-    n = scores["n"]
+    n, name_b = scores["n"], scores.get("domain_b", "MNIST-M")
     if markdown:
-        lines = [f"| images read by the MNIST classifier ({n} MNIST-M test images) | accuracy |", "|---|---|"]
-        lines += [f"| {label} | {100 * scores['accuracy'][key]:.1f}% |" for key, label in ROWS]
+        lines = [f"| images read by the MNIST classifier ({n} {name_b} test images) | accuracy |", "|---|---|"]
+        lines += [f"| {label} | {100 * scores['accuracy'][key]:.1f}% |" for key, label in table_rows(name_b)]
     else:
-        lines = [f"label preservation: npgan's MNIST classifier on {n} MNIST-M test images"]
-        lines += [f"  {label:<52s} {100 * scores['accuracy'][key]:5.1f}%" for key, label in ROWS]
+        lines = [f"label preservation: npgan's MNIST classifier on {n} {name_b} test images"]
+        lines += [f"  {label:<52s} {100 * scores['accuracy'][key]:5.1f}%" for key, label in table_rows(name_b)]
     cyc = scores["cycle_l1"]
     lines += ["", f"cycle reconstruction error, mean |x - x_rec| (pixels in [-1, 1]): A -> B -> A {cyc['a']:.4f}, "
                   f"B -> A -> B {cyc['b']:.4f}; classifier on G_ba(G_ab(A)): {100 * scores['cycle_a_accuracy']:.1f}%"]
@@ -111,7 +118,7 @@ def format_table(scores, markdown=False):
 def save_cycle_picture(nets, data, path, n=10, scale=3):
     """input | translated | reconstructed for both directions, one digit of each class:
     rows A, G_ab(A), G_ba(G_ab(A)), B, G_ba(B), G_ab(G_ba(B)), labelled, each pixel ``scale`` wide."""
-    from .translation import ROW_LABELS, fixed_test_images
-    pick = fixed_test_images(data, n)
-    rows = cycle_rows(nets, scale_images(data.test_a[pick]), scale_images(data.test_b[pick]))
-    save_picture(image_table(rows, ROW_LABELS, scale=scale, label_width=34), path)
+    from .translation import fixed_test_images, row_labels
+    rows = cycle_rows(nets, scale_images(data.test_a[fixed_test_images(data, n, data.labels_a)]),
+                      scale_images(data.test_b[fixed_test_images(data, n)]))
+    save_picture(image_table(rows, row_labels(data.name_b), scale=scale, label_width=34), path)
