@@ -144,3 +144,31 @@ def test_data_parallel_benchmark_prints_the_ratio_and_the_communication(tmp_path
     assert re.search(r"\| 64 \| \d+ img/s \| \d+ img/s \| \d\.\d\d \|", done.stdout), done.stdout
     assert "3,668,488 bytes of float32 gradients" in done.stdout and "% of it" in done.stdout
     assert "InfiniBand NDR" in done.stdout
+
+
+def test_cyclegan_table_gives_the_mean_and_spread_over_seeds_of_each_photo(tmp_path):
+    def run(name, test, held, own=None):
+        scores = {"accuracy": {"cyclegan": test, "grey": 0.3, "inverted_grey": 0.37, "grey_or_inverted_oracle": 0.58},
+                  "cycle_a_accuracy": 0.97,
+                  "held_out_photos": {p: {"cyclegan": held, "grey": 0.5, "inverted_grey": 0.2,
+                                          "grey_or_inverted_oracle": 0.6} for p in ("hubble", "ihc")}}
+        if own is not None:
+            scores["semantic_classifier"] = {"accuracy": {"cyclegan": own},
+                                             "held_out_photos": {p: {"cyclegan": own} for p in ("hubble", "ihc")}}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "eval.json").write_text(json.dumps(scores))
+        return str(tmp_path / name)
+    plain = ",".join(run(f"p{s}", t, 0.5) for s, t in enumerate((0.80, 0.82, 0.78)))
+    semantic = ",".join(run(f"s{s}", t, 0.6, own=0.9) for s, t in enumerate((0.90, 0.94)))
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "cyclegan_table.py"), f"plain={plain}",
+                           f"semantic={semantic}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (row,) = table_rows(done.stdout, "plain (3)")
+    assert row[1:4] == ["**80.0 ± 2.0%**", "50.0 ± 0.0%", "50.0 ± 0.0%"] and row[4] == "80.0, 82.0, 78.0"
+    (row,) = table_rows(done.stdout, "semantic (2)")
+    assert row[1] == "**92.0 ± 2.8%**"
+    (own,) = table_rows(done.stdout, "semantic |")                          # f's own reading, apart
+    assert own[1] == "90.0 ± 0.0%" and not table_rows(done.stdout, "plain |")
+    missing = subprocess.run([sys.executable, str(BENCHMARKS / "cyclegan_table.py"), f"x={tmp_path / 'none'}"],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "eval.json" in missing.stderr
