@@ -32,14 +32,14 @@ import argparse
 import numpy as np
 
 from npgan.data import scale_images
-from npgan.inpaint.baselines import biharmonic_fill
-from npgan.inpaint.blend import biharmonic_solve, poisson_blend
-from npgan.inpaint.latent import latent_generate
-from npgan.inpaint.datasets import load_inpaint_data
-from npgan.inpaint.evaluate import eval_set, image_metrics
-from npgan.inpaint.masks import centre_masks
+from npgan.data.inpainting import load_inpaint_data
 from npgan.functional import composite
-from npgan.inpaint.runs import load_inpainters, load_run
+from npgan.gan.inpainting.evaluate import eval_set, image_metrics
+from npgan.gan.inpainting.latent import latent_generate
+from npgan.gan.inpainting.runs import load_inpainters, load_run
+from npgan.inpainting_ops.baselines import biharmonic_fill
+from npgan.inpainting_ops.blend import biharmonic_solve, poisson_blend
+from npgan.inpainting_ops.masks import centre_masks
 
 BANDS = ((0, 20), (20, 25), (25, 30), (30, 99))
 
@@ -115,7 +115,7 @@ def main():
             mse = (((pred - missing(test_x)) / 2) ** 2).mean(axis=1)
             print(f"{name + f' (ridge {lam:g})':60s}{psnr(mse).mean():8.2f}")
     mse = (((missing(prior_test) - missing(test_x)) / 2) ** 2).mean(axis=1)
-    print(f"{'biharmonic fill (npgan.inpaint.blend.biharmonic_solve)':60s}{psnr(mse).mean():8.2f}")
+    print(f"{'biharmonic fill (npgan.inpainting_ops.blend.biharmonic_solve)':60s}{psnr(mse).mean():8.2f}")
     if args.latent:
         latent_detail(args.latent, args.restarts, test_x, m, prior_test)
 

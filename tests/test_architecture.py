@@ -1,12 +1,16 @@
 """The package's levels: each module imports only from its own level or below, and the
 command-line applications never import each other (README: What is inside).
 
-    1 foundation     backend, errors, data, checkpoint io, viz
-    2 ops            functional pairs, im2col, CuPy kernels, CUDA graphs, the naive reference
+    1 foundation     backend, errors, data (inpainting's image sets too), checkpoint io, viz and
+                     inpainting's pictures
+    2 ops            functional pairs, im2col, CuPy kernels, CUDA graphs, the naive reference;
+                     inpainting's masks, Poisson blending and classical fills
     3 building blocks layers, losses, optimizers, init, gradcheck
-    4 models         the networks and the registry that builds them
-    5 GAN recipe     objectives, step, loop, runs, sampling; metrics, health; inpainting's training
-    6 applications   python -m npgan.train / sample / evaluate / inpaint (and their shared CLI helpers)
+    4 models         the networks (the inpainting networks too) and the registry that builds them
+    5 GAN recipe     objectives, step, loop, runs, sampling; metrics, health; the CycleGAN's and
+                     the inpainting methods' training, latent search, runs, evaluation and fills
+    6 applications   python -m npgan.train / sample / evaluate / translate / inpaint: command lines
+                     only (and their shared CLI helpers)
 """
 import ast
 from pathlib import Path
@@ -16,16 +20,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "npgan"
 
 LEVELS = {
-    1: ["npgan.backend", "npgan.comm", "npgan.errors", "npgan.testing", "npgan.data", "npgan.checkpoint", "npgan.viz", "npgan.inpaint.datasets",
-        "npgan.inpaint.plots"],
-    2: ["npgan.functional", "npgan.im2col", "npgan.kernels", "npgan.graph", "npgan.reference",
-        "npgan.inpaint.masks", "npgan.inpaint.blend", "npgan.inpaint.baselines"],
+    1: ["npgan.backend", "npgan.comm", "npgan.errors", "npgan.testing", "npgan.data", "npgan.checkpoint", "npgan.viz",
+        "npgan.inpainting_viz"],
+    2: ["npgan.functional", "npgan.im2col", "npgan.kernels", "npgan.graph", "npgan.reference", "npgan.inpainting_ops"],
     3: ["npgan.layers", "npgan.losses", "npgan.optim", "npgan.init", "npgan.gradcheck"],
-    4: ["npgan.models", "npgan.inpaint.models"],
-    5: ["npgan.gan", "npgan.metrics", "npgan.health", "npgan.inpaint.latent", "npgan.inpaint.train",
-        "npgan.inpaint.runs", "npgan.inpaint.evaluate", "npgan.inpaint.fill", "npgan.inpaint"],
-    6: ["npgan.train", "npgan.sample", "npgan.evaluate", "npgan.cli", "npgan.inpaint.cli", "npgan.inpaint.__main__",
-        "npgan.translate"],
+    4: ["npgan.models"],
+    5: ["npgan.gan", "npgan.metrics", "npgan.health"],
+    6: ["npgan.train", "npgan.sample", "npgan.evaluate", "npgan.cli", "npgan.inpaint", "npgan.translate"],
 }
 APPLICATIONS = {"npgan.train", "npgan.sample", "npgan.evaluate", "npgan.inpaint.cli", "npgan.translate"}
 
@@ -89,6 +90,14 @@ def test_imports_go_down_the_levels(module, path):
         if module in APPLICATIONS and target in APPLICATIONS and target != module:
             wrong.append(f"{target} (another application)")
     assert not wrong, f"{module} (level {mine}) imports {', '.join(wrong)}"
+
+
+def test_the_inpainting_application_holds_only_its_command_line():
+    """Like npgan.train and npgan.translate: its data, pictures, ops, networks and methods have their levels."""
+    folder = PACKAGE / "inpaint"
+    assert sorted(p.name for p in folder.glob("*.py")) == ["__init__.py", "__main__.py", "cli.py"]
+    body = ast.parse((folder / "__init__.py").read_text()).body
+    assert len(body) <= 1 and all(isinstance(node, ast.Expr) for node in body), "its __init__: a docstring only"
 
 
 def test_the_checker_sees_a_violation(tmp_path):

@@ -82,7 +82,7 @@ def test_inpaint_natural_diagnostics_prints_its_four_parts(tmp_path):
         assert part in out, part
     rows = {line[:32].strip(): line[32:].split() for line in out.split("4. the detail")[1].splitlines()[2:]}
     assert set(rows) == {"one z search", "mean of 2 z searches"}
-    biharmonic = float(out.split("biharmonic fill (npgan.inpaint.blend.biharmonic_solve)")[1].split()[0])
+    biharmonic = float(out.split("biharmonic fill (npgan.inpainting_ops.blend.biharmonic_solve)")[1].split()[0])
     for cells in rows.values():
         pasted, poisson, rho, beta, best = map(float, cells)
         assert -1 <= rho <= 1 and 0 < pasted < 60 and 0 < poisson < 60

@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 
 from npgan import backend
-from npgan.gradcheck import assert_gradients_close, check_function
-from npgan.inpaint.baselines import biharmonic_fill, harmonic_fill, mean_fill
-from npgan.inpaint.blend import biharmonic_solve, poisson_blend
-from npgan.inpaint.evaluate import image_metrics, summarise
-from npgan.inpaint.latent import latent_loss, optimise_latent
-from npgan.inpaint.masks import (box_sum, canonical_kind, centre_masks, contextual_weights, hole_boxes,
-                                 make_masks, rect_masks, stroke_masks)
 from npgan.functional import crop_backward, crop_forward
 from npgan.gan import NonSaturating, discriminator_loss
-from npgan.inpaint.models import (CompletionNetwork, ContextEncoder, GlobalLocalDiscriminator, PatchDiscriminator,
-                                  complete, network_input)
-from npgan.inpaint.train import completion_loss, critic
+from npgan.gan.inpainting.evaluate import image_metrics, summarise
+from npgan.gan.inpainting.latent import latent_loss, optimise_latent
+from npgan.gan.inpainting.train import completion_loss, critic
+from npgan.gradcheck import assert_gradients_close, check_function
+from npgan.inpainting_ops.baselines import biharmonic_fill, harmonic_fill, mean_fill
+from npgan.inpainting_ops.blend import biharmonic_solve, poisson_blend
+from npgan.inpainting_ops.masks import (box_sum, canonical_kind, centre_masks, contextual_weights, hole_boxes,
+                                        make_masks, rect_masks, stroke_masks)
 from npgan.layers import ChannelwiseLinear, Conv2d
 from npgan.models import dcgan, dcgan32
+from npgan.models.inpainting import (CompletionNetwork, ContextEncoder, GlobalLocalDiscriminator,
+                                     PatchDiscriminator, complete, network_input)
 
 
 # ---- masks ----------------------------------------------------------------------------------
@@ -491,7 +491,7 @@ def test_train_rejects_bad_arguments(tmp_path, capsys, args, message):
 
 
 def test_natural_crops_come_from_different_photos():
-    from npgan.inpaint.datasets import TEST_PHOTOS, TRAIN_PHOTOS, load_inpaint_data
+    from npgan.data.inpainting import TEST_PHOTOS, TRAIN_PHOTOS, load_inpaint_data
     assert not set(TRAIN_PHOTOS) & set(TEST_PHOTOS)
     data = load_inpaint_data("natural", n_train_crops=50, n_test_crops=20, verbose=False)
     assert data.train.shape == (50, 3, 32, 32) and data.test.shape == (20, 3, 32, 32) and data.hole == 16
@@ -505,7 +505,7 @@ def test_latent_run_from_a_training_checkpoint_of_another_width(tmp_path):
     (the main job's DCGAN is 64 wide, the latent default 32): the run keeps its exact weights."""
     from npgan.checkpoint import save_checkpoint
     from npgan.inpaint.cli import main
-    from npgan.inpaint.runs import load_run
+    from npgan.gan.inpainting.runs import load_run
     from npgan.optim import Adam
 
     G, D = dcgan.Generator(z_dim=6, width=8), dcgan.Discriminator(width=8)
@@ -524,7 +524,7 @@ def test_latent_run_from_a_training_checkpoint_of_another_width(tmp_path):
 def test_eval_pictures_examples_spread_over_the_set(tmp_path):
     """The pictured examples come from across the evaluated images (a class-ordered test set must
     not show one class), and a label shared by two runs keeps the first run's fills."""
-    from npgan.inpaint.evaluate import write_outputs
+    from npgan.gan.inpainting.evaluate import write_outputs
     n = 30
     x = np.broadcast_to(np.linspace(-1, 1, n, dtype=np.float32)[:, None, None, None], (n, 1, 28, 28)).copy()
     m = centre_masks(n, 28)
@@ -540,7 +540,7 @@ def test_eval_pictures_examples_spread_over_the_set(tmp_path):
 
 
 def test_run_labels_name_what_differs_from_the_defaults():
-    from npgan.inpaint.runs import default_config
+    from npgan.gan.inpainting.runs import default_config
     assert default_config("context-encoder", "mnist").label == "Context Encoder (L2 + adv)"
     assert default_config("context-encoder", "mnist", adv_weight=0.01).label.endswith(", adv weight 0.01")
     assert default_config("glcic", "natural", prefill="biharmonic").label == "GLCIC, biharmonic prefill"
@@ -578,7 +578,7 @@ def test_ctrl_c_saves_the_run_trained_so_far(tmp_path):
     import subprocess
     import sys
 
-    from npgan.inpaint.runs import load_run
+    from npgan.gan.inpainting.runs import load_run
 
     proc = subprocess.Popen([sys.executable, "-m", "npgan.inpaint", "train", "--dataset", "lfw", "--method",
                              "context-encoder-l2", "--steps", "100000", "--batch-size", "4", "--width", "4",
@@ -613,7 +613,7 @@ def test_train_keeps_an_existing_run_unless_told_to_replace_it(tmp_path, capsys)
     """A second `train` under a name that holds a run is refused (the first run is kept byte for
     byte); with --overwrite the new run replaces it, and the old run's eval outputs go with it."""
     from npgan.inpaint.cli import main
-    from npgan.inpaint.runs import load_run
+    from npgan.gan.inpainting.runs import load_run
 
     run = _tiny_run(tmp_path)
     (run / "metrics.json").write_text("{}")                                      # as `eval` leaves it
@@ -627,8 +627,8 @@ def test_train_keeps_an_existing_run_unless_told_to_replace_it(tmp_path, capsys)
 
 
 def test_trained_config_names_the_steps_a_stopped_run_holds():
-    from npgan.inpaint.runs import default_config
-    from npgan.inpaint.train import trained_config
+    from npgan.gan.inpainting.runs import default_config
+    from npgan.gan.inpainting.train import trained_config
 
     glcic = default_config("glcic", "lfw", phases=(10, 5, 20))
     assert trained_config(glcic, 35).phases == (10, 5, 20)
@@ -689,7 +689,7 @@ def test_fill_reads_the_checkpoint_file_it_is_given_and_checks_out(tmp_path, cap
     from PIL import Image
 
     from npgan.inpaint.cli import main
-    from npgan.inpaint.fill import read_image
+    from npgan.gan.inpainting.fill import read_image
 
     run = _tiny_run(tmp_path)
     kept = tmp_path / "kept" / "ce_backup.npz"
@@ -754,7 +754,7 @@ def test_a_latent_run_refuses_a_dcgan_of_another_data_set(tmp_path, capsys):
 
 def test_the_latent_methods_dcgan_gets_the_training_health_checks(tmp_path, monkeypatch, capsys):
     """A DCGAN whose second ReLU is dead from the start: warned once, at the first log point."""
-    import npgan.inpaint.train as inpaint_train
+    import npgan.gan.inpainting.train as inpaint_train
     from npgan.inpaint.cli import main
 
     build = inpaint_train.build_models
@@ -827,7 +827,7 @@ def test_config_json_records_only_what_the_method_uses(tmp_path):
     import dataclasses
 
     from npgan.checkpoint import atomic_savez
-    from npgan.inpaint.runs import Config, build_models, default_config, load_run, save_run
+    from npgan.gan.inpainting.runs import Config, build_models, default_config, load_run, save_run
 
     run = _tiny_run(tmp_path)
     saved = json.loads((run / "config.json").read_text())

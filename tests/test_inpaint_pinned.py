@@ -18,11 +18,11 @@ import pytest
 
 from npgan import backend
 from npgan.data import scale_images
-from npgan.inpaint.datasets import InpaintData
-from npgan.inpaint.latent import latent_inpaint, optimise_latent
-from npgan.inpaint.masks import centre_masks
-from npgan.inpaint.runs import default_config, network_fill
-from npgan.inpaint.train import train_completion, train_dcgan
+from npgan.data.inpainting import InpaintData
+from npgan.gan.inpainting.latent import latent_inpaint, optimise_latent
+from npgan.gan.inpainting.runs import default_config, network_fill
+from npgan.gan.inpainting.train import train_completion, train_dcgan
+from npgan.inpainting_ops.masks import centre_masks
 
 # (sum, sum of squares, first, middle and last entry) of each network's state_dict laid end to
 # end, of the latent codes and losses, and of each fill's hole pixels

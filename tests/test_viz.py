@@ -92,7 +92,7 @@ def _inpaint_history(tmp_path, method):
 
 @pytest.mark.parametrize("method", ["context-encoder", "latent"])
 def test_inpaint_loss_plot_shows_every_recorded_series_on_labelled_axes(tmp_path, method):
-    from npgan.inpaint.plots import plot_losses
+    from npgan.inpainting_viz import plot_losses
 
     history = _inpaint_history(tmp_path, method)
     recorded = {k for r in history for k, v in r.items() if k not in ("step", "phase") and v is not None}
@@ -108,7 +108,7 @@ def test_inpaint_loss_plot_shows_every_recorded_series_on_labelled_axes(tmp_path
 
 
 def test_inpaint_loss_plot_shades_and_names_glcic_phases(tmp_path):
-    from npgan.inpaint.plots import plot_losses
+    from npgan.inpainting_viz import plot_losses
 
     history = ([{"step": s, "phase": "C", "rec": 5.0 / s} for s in (25, 50)]
                + [{"step": 75, "phase": "D", "loss_D": 1.3, "D_x": 0.5, "D_G_z": 0.5}]

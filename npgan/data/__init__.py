@@ -13,6 +13,9 @@ saying so; see :mod:`npgan.data.mnist`. Fashion-MNIST comes from ``data_dir``,
 ``$NPGAN_DATA/fashion-mnist`` or, without either, Debian's
 ``/usr/share/datasets/fashion-mnist``; see :mod:`npgan.data.fashion`. Set
 ``NPGAN_OFFLINE=1`` to never try the network.
+
+The inpainting experiments' image sets (Fashion-MNIST and MNIST with a centre hole, crops of
+scikit-image's photographs, LFW faces) are in :mod:`npgan.data.inpainting`.
 """
 from ._download import DownloadError
 from .dataset import (Dataset, batches_per_epoch, canonical_name, class_names,

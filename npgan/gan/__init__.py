@@ -12,7 +12,10 @@
 - :mod:`~npgan.gan.cycle`: CycleGAN's step (two generators, two discriminators, cycle and
   identity L1, image pools, linear learning-rate decay) on the same D step and loop;
   :mod:`~npgan.gan.translation` its MNIST <-> MNIST-M run and :mod:`~npgan.gan.translation_eval`
-  its scores (``python -m npgan.translate``).
+  its scores (``python -m npgan.translate``);
+- :mod:`~npgan.gan.inpainting`: the inpainting methods' training (Context Encoder, GLCIC, the
+  DCGAN behind Yeh et al.'s latent optimisation) on the same step and loop, the latent search,
+  run directories, evaluation and fills (``python -m npgan.inpaint``).
 """
 from .loop import MetricsLog, fit_gan, train_loop
 from .objectives import OBJECTIVES, LeastSquares, NonSaturating, Objective, get_objective

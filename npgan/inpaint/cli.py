@@ -16,9 +16,9 @@ from .. import backend
 from ..cli import ArgumentParser, exits_130_on_ctrl_c
 from ..data import IDXError
 from ..errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
-from .datasets import DATASETS, canonical_dataset
-from .masks import MASK_KINDS, canonical_kind
-from .runs import METHODS
+from ..data.inpainting import DATASETS, canonical_dataset
+from ..gan.inpainting.runs import METHODS
+from ..inpainting_ops.masks import MASK_KINDS, canonical_kind
 
 
 def build_parser():
@@ -85,7 +85,7 @@ def build_parser():
 
 
 def cmd_panel(args, parser):
-    from .plots import panel_from_eval
+    from ..inpainting_viz import panel_from_eval
     for flag, value in {"--n": args.n, "--scale": args.scale}.items():
         if value is not None and value < 1:
             parser.error(f"{flag} must be a positive integer, got {value}")
@@ -168,9 +168,9 @@ def check_gan_checkpoint(path, dataset, parser):
 
 
 def cmd_train(args, parser):
-    from .datasets import load_inpaint_data
-    from .runs import default_config
-    from .train import train
+    from ..data.inpainting import load_inpaint_data
+    from ..gan.inpainting.runs import default_config
+    from ..gan.inpainting.train import train
     try:
         dataset, mask = canonical_dataset(args.dataset), canonical_kind(args.mask)
     except ValueError as err:
@@ -219,7 +219,7 @@ def cmd_train(args, parser):
 
 
 def cmd_eval(args, parser):
-    from .evaluate import evaluate, format_table, load_runs, write_outputs
+    from ..gan.inpainting.evaluate import evaluate, format_table, load_runs, write_outputs
     for r in args.runs:
         if not (Path(r) / "checkpoint.npz").is_file():
             parser.error(f"no checkpoint.npz in {r}: is it a run directory written by `python -m npgan.inpaint train`?")
@@ -248,7 +248,7 @@ def cmd_eval(args, parser):
 
 
 def cmd_fill(args, parser):
-    from .fill import FillError, fill_image
+    from ..gan.inpainting.fill import FillError, fill_image
     try:
         fill_image(args.checkpoint, args.image, args.mask, args.out, blend=not args.no_blend, panel=args.panel)
     except FillError as err:

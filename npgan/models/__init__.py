@@ -4,8 +4,9 @@
 - :mod:`~npgan.models.mlp_gan`: the fully connected GAN of Goodfellow et al.;
 - :mod:`~npgan.models.dcgan32`: a DCGAN for 32x32 images and the strided conv critic it uses;
 - :mod:`~npgan.models.classifier`: the digit classifier behind the evaluation scores;
-- :mod:`~npgan.models.conditional`: class-conditional G and D (``build_models(..., n_classes=10)``).
-The inpainting networks are in :mod:`npgan.inpaint.models`.
+- :mod:`~npgan.models.conditional`: class-conditional G and D (``build_models(..., n_classes=10)``);
+- :mod:`~npgan.models.inpainting`: the Context Encoder and its adversary, Iizuka et al.'s completion
+  network and global+local discriminator.
 """
 from pathlib import Path
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import backend
-from .plots import save_panel, show_masked
+from ... import backend
+from ...inpainting_viz import save_panel, show_masked
 from .runs import load_inpainters
 
 

@@ -21,18 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import backend, health
-from ..data import scale_images
-from ..functional import composite
-from ..gan.loop import MetricsLog, fit_gan, train_loop
-from ..gan.objectives import NonSaturating
-from ..gan.sampling import fixed_noise
-from ..gan.step import discriminator_step, generator_loss, require_finite, sigmoid_mean
-from ..losses import masked_mse_backward, masked_mse_forward
-from ..optim import Adadelta, Adam
-from .masks import make_masks
-from .models import complete, discriminate
-from .plots import plot_losses, save_panel, show_masked
+from ... import backend, health
+from ...data import scale_images
+from ...functional import composite
+from ...inpainting_ops.masks import make_masks
+from ...inpainting_viz import plot_losses, save_panel, show_masked
+from ...losses import masked_mse_backward, masked_mse_forward
+from ...models.inpainting import complete, discriminate
+from ...optim import Adadelta, Adam
+from ..loop import MetricsLog, fit_gan, train_loop
+from ..objectives import NonSaturating
+from ..sampling import fixed_noise
+from ..step import discriminator_step, generator_loss, require_finite, sigmoid_mean
 from .runs import build_models, load_gan_checkpoint, save_run
 
 OBJECTIVE = NonSaturating()         # the papers' adversarial loss: BCE on D's logits

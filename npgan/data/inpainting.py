@@ -79,7 +79,7 @@ def load_inpaint_data(name, n_train_crops=30000, n_test_crops=1000, seed=0, verb
     name = canonical_dataset(name)
     notes = ()
     if name in ("fashion-mnist", "mnist"):
-        from ..data import load_dataset
+        from . import load_dataset
         ds = load_dataset(name, verbose=False)                  # $NPGAN_DATA, if set, must hold it
         data = InpaintData(name, ds.source, ds.train_images[:, None], ds.test_images[:, None], hole=14)
         notes = ds.notes

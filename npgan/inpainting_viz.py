@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..backend import asnumpy
-from ..viz import legend_outside, save_figure
+from .backend import asnumpy
+from .viz import legend_outside, save_figure
 
 HOLE_GREY = 0.5       # how a hole is shown in the "masked" column (in [0, 1])
 
@@ -60,7 +60,7 @@ def _wrap(text, width):
     return lines + [line] if line else lines
 
 
-# what an inpainting run's history records (npgan.inpaint.train.write_history's columns), by panel:
+# what an inpainting run's history records (npgan.gan.inpainting.train.write_history's columns), by panel:
 # (keys, y-axis label); each key's legend entry below
 LOSS_PANELS = (
     (("rec",), "masked L2 in the hole"),

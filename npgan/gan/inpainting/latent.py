@@ -6,27 +6,27 @@ whose image agrees with the known pixels and looks real to the discriminator:
     z* = argmin_z  L(z) = sum_i W_i |G(z)_i - y_i|  +  lambda * softplus(-D(G(z)))
                           `------ contextual ------'      `--- perceptual ---'
 
-W are Yeh et al.'s weights (:func:`npgan.inpaint.masks.contextual_weights`): a known pixel
+W are Yeh et al.'s weights (:func:`npgan.inpainting_ops.masks.contextual_weights`): a known pixel
 counts in proportion to how many of its neighbours are missing. The perceptual term is
 the non-saturating generator loss -log sigmoid(D(G(z))) on D's logit. dL/dz comes from our
 own backward passes: D.backward gives dL/dG(z), G.backward gives dL/dz. Both networks run
 in eval mode (BatchNorm on running statistics) so every image's code is optimised
 independently although the batch is processed at once. The hole is then filled with G(z*)
-and Poisson-blended into the known pixels (:func:`npgan.inpaint.blend.poisson_blend`).
+and Poisson-blended into the known pixels (:func:`npgan.inpainting_ops.blend.poisson_blend`).
 
     >>> z, history = optimise_latent(G, D, y, mask, steps=500)
     >>> out = latent_inpaint(G, D, y, mask)                 # composite + Poisson blend
 """
 import numpy as np
 
-from ..backend import get_array_module
-from ..layers import Parameter
-from ..losses import (bce_with_logits_backward, bce_with_logits_forward, masked_l1_backward,
-                      masked_l1_forward)
-from ..optim import Adam
-from .blend import poisson_blend
-from .masks import contextual_weights
-from ..functional import composite
+from ...backend import get_array_module
+from ...functional import composite
+from ...inpainting_ops.blend import poisson_blend
+from ...inpainting_ops.masks import contextual_weights
+from ...layers import Parameter
+from ...losses import (bce_with_logits_backward, bce_with_logits_forward, masked_l1_backward,
+                       masked_l1_forward)
+from ...optim import Adam
 
 LAMBDA = 0.003      # Yeh et al.'s weight of the perceptual loss
 

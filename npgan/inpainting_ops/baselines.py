@@ -2,7 +2,7 @@
 
 - **mean fill**: each hole pixel gets its image's mean over the known pixels (per channel);
 - **harmonic fill**: the solution of Laplace's equation in the hole with the known pixels
-  on its border (a sparse solve, :func:`npgan.inpaint.blend.harmonic_fill`);
+  on its border (a sparse solve, :func:`npgan.inpainting_ops.blend.harmonic_fill`);
 - **biharmonic fill**: scikit-image's ``inpaint_biharmonic`` (smoother: it also matches
   the border's slope).
 

@@ -1,6 +1,6 @@
 """Hole masks for inpainting, and the per-pixel weights some methods derive from them.
 
-Convention (everywhere in :mod:`npgan.inpaint`): a mask is float32 ``(N, 1, H, W)`` with
+Convention (everywhere npgan inpaints): a mask is float32 ``(N, 1, H, W)`` with
 **1 = missing (the hole)** and **0 = known**. It broadcasts over the image channels.
 
     >>> rng = np.random.default_rng(0)

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import backend
-from ..checkpoint import atomic_savez, read_npz
-from ..functional import composite
-from ..models import dcgan, dcgan32
-from .blend import poisson_blend
+from ... import backend
+from ...checkpoint import atomic_savez, read_npz
+from ...functional import composite
+from ...inpainting_ops.blend import poisson_blend
+from ...models import dcgan, dcgan32
+from ...models.inpainting import (PREFILLS, CompletionNetwork, ContextEncoder, GlobalLocalDiscriminator,
+                                 PatchDiscriminator, complete)
 from .latent import LAMBDA, latent_generate
-from .models import (PREFILLS, CompletionNetwork, ContextEncoder, GlobalLocalDiscriminator, PatchDiscriminator,
-                     complete)
 
 METHODS = ("context-encoder", "context-encoder-l2", "glcic", "latent")
 LABELS = {"context-encoder": "Context Encoder (L2 + adv)", "context-encoder-l2": "Context Encoder (L2 only)",
@@ -68,7 +68,7 @@ class Config:
         channels, size, hole: image shape and centre-hole side (filled in from the data).
         prefill: what the hole holds at a completion network's input: 'mean' (``fill``, as in
             the papers) or 'biharmonic' (a smooth fill that the network then corrects; see
-            :func:`npgan.inpaint.models.complete`).
+            :func:`npgan.models.inpainting.complete`).
         fill: per-channel pre-fill of the hole (the training mean pixel), in [-1, 1].
         steps: completion-network updates (Context Encoder) / DCGAN updates (latent).
         phases: GLCIC's (T_C, T_D, T_joint): completion-only, discriminator-only and joint steps.
@@ -216,7 +216,7 @@ def load_run(run_dir):
 def load_gan_checkpoint(path, channels=1):
     """G and D of a ``python -m npgan.train`` DCGAN checkpoint (28x28), their width and z size
     read from the weight shapes. Returns (G, D, z_dim, width)."""
-    from ..checkpoint import load_checkpoint
+    from ...checkpoint import load_checkpoint
     ckpt = load_checkpoint(path)
     g_state, d_state = ckpt["G"], ckpt["D"]
     if "0.weight" not in g_state or "0.weight" not in d_state:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import backend
-from ..data import scale_images
-from .baselines import BASELINES
-from .datasets import load_inpaint_data
-from .masks import canonical_kind, make_masks
-from .plots import save_panel, show_masked
+from ... import backend
+from ...data import scale_images
+from ...data.inpainting import load_inpaint_data
+from ...inpainting_ops.baselines import BASELINES
+from ...inpainting_ops.masks import canonical_kind, make_masks
+from ...inpainting_viz import save_panel, show_masked
 from .runs import load_inpainters
 
 COLUMNS = (("psnr_hole", "PSNR hole", "{:.2f}"), ("psnr_all", "PSNR all", "{:.2f}"),
@@ -98,7 +98,7 @@ def eval_set(data, mask_kind, n, seed=EVAL_SEED):
 
 
 def load_runs(run_dirs, latent_steps=None, progress=False):
-    """[(run, config, inpainters)] of :func:`~npgan.inpaint.runs.load_inpainters` for each run.
+    """[(run, config, inpainters)] of :func:`~npgan.gan.inpainting.runs.load_inpainters` for each run.
 
     Raises FileNotFoundError / ValueError naming the run for a missing, damaged or foreign
     checkpoint, or for runs on different data sets (they cannot share held-out images)."""

@@ -22,11 +22,11 @@ and predict a whole image, of which only the hole is used (:func:`npgan.function
 from ..backend import get_array_module
 from ..functional import crop_backward, crop_forward
 from ..init import dcgan_init
+from ..inpainting_ops.blend import biharmonic_solve
+from ..inpainting_ops.masks import hole_boxes
 from ..layers import (BatchNorm2d, ChannelwiseLinear, Conv2d, ConvTranspose2d, Layer, LeakyReLU, Linear, ReLU,
                       Sequential, Tanh)
-from ..models.dcgan32 import conv_critic, downsamplings
-from .blend import biharmonic_solve
-from .masks import hole_boxes
+from .dcgan32 import conv_critic, downsamplings
 
 PREFILLS = ("mean", "biharmonic")
 
@@ -53,7 +53,7 @@ def complete(net, x, mask, prefill="mean", fill=0.0):
 
     'mean' (Pathak et al., Iizuka et al.): pred = net([x with the hole set to ``fill``, m]);
     'biharmonic': pred = b + net([b, m]), b = x with the hole filled by
-        :func:`~npgan.inpaint.blend.biharmonic_solve`: the network predicts a correction to a
+        :func:`~npgan.inpainting_ops.blend.biharmonic_solve`: the network predicts a correction to a
         smooth interpolation of the border instead of the whole hole, so smooth regions, which
         it would otherwise have to reproduce from scratch, start right.
     Either way d pred / d (network output) is the identity: ``net.backward(dpred)`` is the
