@@ -59,7 +59,7 @@ def build_parser():
     t.add_argument("--photos", choices=["standard", "wide"],
                    help="the photographs MNIST-M's training crops come from: standard (astronaut, coffee, rocket, "
                         "motorcycle at full and half size; the default) or wide (also at quarter size, each in all six "
-                        "orders of its colour channels)")
+                        "orders of its colour channels, and their negatives)")
     t.add_argument("--steps", type=int, help="training steps in all, counted from 0 also when resuming (default 3000)")
     t.add_argument("--batch-size", type=int, help="images of each domain per step (default 8)")
     t.add_argument("--width", type=int, help="generators' base channels w: w, 2w, 4w at 28, 14, 7 pixels (default 16)")

@@ -574,12 +574,13 @@ def test_mnist_svhn_trains_at_32_on_svhn_files_and_offline_without_them_exits_2(
     assert not (tmp_path / "none").exists()
 
 
-def test_the_wide_photo_set_adds_a_quarter_size_and_every_channel_order():
+def test_the_wide_photo_set_adds_a_quarter_size_every_channel_order_and_the_negatives():
     standard, wide = mnistm.training_photos("standard"), mnistm.training_photos("wide")
-    assert len(standard) == 2 * len(TRAIN_PHOTOS) and len(wide) == 3 * 6 * len(TRAIN_PHOTOS)
+    assert len(standard) == 2 * len(TRAIN_PHOTOS) and len(wide) == 3 * 2 * 6 * len(TRAIN_PHOTOS)
     full = standard[0]                                                       # astronaut at full size
     assert all(np.array_equal(wide[k], full[:, :, order]) for k, order in enumerate(mnistm.CHANNEL_ORDERS))
-    assert wide[12].shape[:2] == (round(full.shape[0] / 4), round(full.shape[1] / 4))   # a quarter size
+    assert all(np.array_equal(wide[6 + k], 255 - full[:, :, order]) for k, order in enumerate(mnistm.CHANNEL_ORDERS))
+    assert wide[24].shape[:2] == (round(full.shape[0] / 4), round(full.shape[1] / 4))   # a quarter size
     a, b = load_mnist_mnistm(seed=0, verbose=False), load_mnist_mnistm(seed=0, verbose=False, photo_set="wide")
     assert np.array_equal(a.train_a, b.train_a) and np.array_equal(a.test_b, b.test_b)   # only B's training crops
     assert not np.array_equal(a.train_b, b.train_b) and "the wide set" in b.source

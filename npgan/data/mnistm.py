@@ -19,9 +19,11 @@ be installed here, so the crops come from the colour photographs scikit-image bu
 
 Each photo is used at the sizes ``PHOTO_SCALES`` (full size and half size, shrunk with a box
 filter), so crops hold both fine texture and larger structure. The ``wide`` training set
-(``PHOTO_SETS``) adds a quarter size and each photo in all six orders of its colour channels
-(RGB, RBG, GRB, ...): the same shapes in other colours, so that domain B is not four colour
-schemes only (the held-out photos are red, brown and black). A crop's photo is drawn with
+(``PHOTO_SETS``) adds a quarter size, each photo in all six orders of its colour channels (RGB,
+RBG, GRB, ...) and the negative of each (255 - photo): the same shapes in other colours and in
+both polarities, so that domain B is not four colour schemes only and has as many light
+backgrounds, where the blended digit is dark, as dark ones (the held-out photos are black, red,
+and a nearly white tissue section). A crop's photo is drawn with
 probability proportional to its number of crop positions, then a uniform position and a
 horizontal flip with probability 1/2, all from ``numpy.random.default_rng([seed, k])``: the same
 seed gives the same images, byte for byte.
@@ -55,7 +57,7 @@ TEST_PHOTOS = ("chelsea",)
 # light), a stained tissue section (immunohistochemistry) and a retina (red, dark, smooth).
 HELD_OUT_PHOTOS = ("hubble", "ihc", "retina")
 PHOTO_SCALES = (1.0, 0.5)
-# the training photos' set -> (scales, every order of the colour channels too)
+# the training photos' set -> (scales, every order of the colour channels and the negatives too)
 PHOTO_SETS = {"standard": (PHOTO_SCALES, False), "wide": ((1.0, 0.5, 0.25), True)}
 CHANNEL_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
@@ -113,9 +115,11 @@ def training_photos(photo_set="standard", folder=None):
     """The training photographs (``TRAIN_PHOTOS``) of ``PHOTO_SETS[photo_set]``: uint8 (H, W, 3) arrays."""
     if photo_set not in PHOTO_SETS:
         raise ValueError(f"unknown photo set {photo_set!r}: {' or '.join(PHOTO_SETS)}")
-    scales, all_orders = PHOTO_SETS[photo_set]
+    scales, recoloured = PHOTO_SETS[photo_set]
     photos = load_photos(TRAIN_PHOTOS, folder, scales)
-    return [np.ascontiguousarray(p[:, :, order]) for p in photos for order in CHANNEL_ORDERS] if all_orders else photos
+    if not recoloured:
+        return photos
+    return [np.ascontiguousarray(q[:, :, order]) for p in photos for q in (p, 255 - p) for order in CHANNEL_ORDERS]
 
 
 def random_crops(photos, n, rng, size=SIZE):
@@ -239,7 +243,7 @@ def load_mnist_mnistm(seed=0, data_dir=None, photo_folder=None, verbose=True, mn
     test_b = make_mnistm(test_digits, test_photos, np.random.default_rng([seed, 2]))
     source = (f"{mnist.source}; domain A: {len(a):,} of its training digits, domain B: MNIST-M made from the "
               f"other {len(b):,} over crops of skimage photos {', '.join(TRAIN_PHOTOS)}"
-              + (" (the wide set: three sizes, six channel orders)" if photo_set == "wide" else "")
+              + (" (the wide set: three sizes, six channel orders, and negatives)" if photo_set == "wide" else "")
               + f"; test: its {len(test_b):,} test digits, and the same over crops of {', '.join(TEST_PHOTOS)}"
               + (f"; {size} x {size} pixels" if size != SIZE else ""))
     data = TranslationData(source, train_digits[a][:, None], train_b, test_digits[:, None], test_b,
