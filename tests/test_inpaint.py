@@ -113,7 +113,8 @@ def test_inpainting_network_shapes(xp, channels, size):
     m = xp.asarray(centre_masks(2, size))
     inp = network_input(x, m, 0.0)
     assert inp.shape == (2, channels + 1, size, size)
-    for net in (ContextEncoder(channels, size, 8), CompletionNetwork(channels, size, 8)):
+    yang_content = ContextEncoder(channels, size, 8, bottleneck="linear", activation="elu")
+    for net in (ContextEncoder(channels, size, 8), yang_content, CompletionNetwork(channels, size, 8)):
         out = net.forward(inp)
         assert out.shape == x.shape and out.dtype == np.float32 and float(abs(out).max()) <= 1
     assert PatchDiscriminator(channels, size, 8).forward(x).shape == (2, 1)
@@ -170,14 +171,16 @@ def _batch(xp, channels, size, n=4, seed=0):
 
 
 @pytest.mark.parametrize("method,prefill", [("context-encoder", "mean"), ("glcic", "mean"),
-                                            ("context-encoder", "biharmonic")])
+                                            ("context-encoder", "biharmonic"), ("yang-content", "mean")])
 def test_gradcheck_full_completion_loss(xp, method, prefill):
     """L = w_rec * masked MSE + w_adv * BCE(D(composite), 1), through net and D (GLCIC: both branches
-    and the local crop); weights made comparable so both terms are exercised. With the biharmonic
-    prefill the prediction is the prefill plus the network's correction."""
+    and the local crop; Yang et al.'s content network: its Linear bottleneck and ELUs); weights made
+    comparable so both terms are exercised. With the biharmonic prefill the prediction is the
+    prefill plus the network's correction."""
     x, m = _batch(xp, 1, 28, n=3)
-    if method == "context-encoder":
-        net, D = ContextEncoder(1, 28, 4).to("float64"), PatchDiscriminator(1, 28, 4).to("float64")
+    if method in ("context-encoder", "yang-content"):
+        options = dict(bottleneck="linear", activation="elu") if method == "yang-content" else {}
+        net, D = ContextEncoder(1, 28, 4, **options).to("float64"), PatchDiscriminator(1, 28, 4).to("float64")
     else:
         net, D = CompletionNetwork(1, 28, 4).to("float64"), GlobalLocalDiscriminator(1, 28, 16, 4, 8).to("float64")
     fill = xp.asarray([0.1])

@@ -1,7 +1,8 @@
 """Networks for inpainting, scaled down to 28x28 / 32x32 images and a CPU budget.
 
 - :func:`ContextEncoder` (Pathak et al., 2016): strided-conv encoder -> channel-wise fully
-  connected bottleneck -> 1x1 conv -> transposed-conv decoder.
+  connected bottleneck -> 1x1 conv -> transposed-conv decoder; with ``bottleneck='linear'``
+  and ``activation='elu'`` it is Yang et al.'s (2017) content network.
 - :func:`PatchDiscriminator`: a DCGAN-style discriminator on the whole (completed) image,
   the Context Encoder's adversary.
 - :func:`CompletionNetwork` (Iizuka et al., 2017): conv encoder to 1/4 resolution, a stack
@@ -19,13 +20,15 @@ image with its hole pre-filled plus the mask as an extra channel (:func:`network
 and predict a whole image, of which only the hole is used (:func:`npgan.functional.composite`).
 :func:`complete` runs a completion network with either pre-fill (:data:`PREFILLS`).
 """
+import numpy as np
+
 from ..backend import get_array_module
 from ..functional import crop_backward, crop_forward
 from ..init import dcgan_init
 from ..inpainting_ops.blend import biharmonic_solve
 from ..inpainting_ops.masks import hole_boxes
-from ..layers import (BatchNorm2d, ChannelwiseLinear, Conv2d, ConvTranspose2d, Layer, LeakyReLU, Linear, ReLU,
-                      Sequential, Tanh)
+from ..layers import (ELU, BatchNorm2d, ChannelwiseLinear, Conv2d, ConvTranspose2d, Flatten, Layer, LeakyReLU,
+                      Linear, ReLU, Sequential, Tanh, Unflatten)
 from .dcgan32 import conv_critic, downsamplings
 
 PREFILLS = ("mean", "biharmonic")
@@ -68,18 +71,31 @@ def complete(net, x, mask, prefill="mean", fill=0.0):
 
 
 # ---- Context Encoder ------------------------------------------------------------------------
-def ContextEncoder(channels=1, size=28, width=32, dtype=None):
+BOTTLENECKS = ("channelwise", "linear")
+ENCODER_ACTIVATIONS = ("leaky_relu", "elu")
+
+
+def ContextEncoder(channels=1, size=28, width=32, dtype=None, bottleneck="channelwise", activation="leaky_relu"):
     """Pathak et al.'s encoder - channel-wise FC - decoder, for (C+1)-channel inputs.
 
     Encoder: k stride-2 convs (4x4), widths w, 2w, (4w), BatchNorm (except the first) and
-    LeakyReLU(0.2), taking size to s = size / 2^k (28 -> 7, 32 -> 4).
-    Bottleneck: ChannelwiseLinear over the s x s positions of each channel (the whole-image
-    receptive field at C*(s^2)^2 weights), BatchNorm, ReLU, then a 1x1 conv that mixes the
-    channels (Pathak's stride-1 convolution after the channel-wise layer), BatchNorm, ReLU.
+    LeakyReLU(0.2) (``activation='leaky_relu'``) or ELU(1) (``'elu'``), taking size to
+    s = size / 2^k (28 -> 7, 32 -> 4).
+    Bottleneck (``bottleneck='channelwise'``): ChannelwiseLinear over the s x s positions of each
+    channel (the whole-image receptive field at C*(s^2)^2 weights); ``'linear'``: an ordinary
+    Linear over the flattened code, (C*s^2)^2 weights, which also mixes the channels. Then
+    BatchNorm, ReLU, a 1x1 conv that mixes the channels (Pathak's stride-1 convolution after the
+    channel-wise layer), BatchNorm, ReLU.
     Decoder: k transposed convs (4x4, stride 2) back to size, BatchNorm + ReLU, Tanh output.
+
+    Yang et al.'s (2017) content network is ``bottleneck='linear', activation='elu'``.
 
     Shape: (N, C+1, size, size) -> (N, C, size, size) in [-1, 1].
     """
+    if bottleneck not in BOTTLENECKS:
+        raise ValueError(f"ContextEncoder: bottleneck must be one of {BOTTLENECKS}, got {bottleneck!r}")
+    if activation not in ENCODER_ACTIVATIONS:
+        raise ValueError(f"ContextEncoder: activation must be one of {ENCODER_ACTIVATIONS}, got {activation!r}")
     k = downsamplings(size)
     widths = [width * 2 ** i for i in range(k)]                                # [w, 2w, (4w)]
     s = size // 2 ** k
@@ -88,10 +104,15 @@ def ContextEncoder(channels=1, size=28, width=32, dtype=None):
     for i, c in enumerate(widths):
         layers += [Conv2d(c_in, c, 4, 2, 1, dtype=dtype)]
         layers += [BatchNorm2d(c, dtype=dtype)] if i else []
-        layers += [LeakyReLU(0.2)]
+        layers += [LeakyReLU(0.2) if activation == "leaky_relu" else ELU()]
         c_in = c
     top = widths[-1]
-    layers += [ChannelwiseLinear(top, s, dtype=dtype), BatchNorm2d(top, dtype=dtype), ReLU(),
+    if bottleneck == "channelwise":
+        layers += [ChannelwiseLinear(top, s, dtype=dtype)]
+    else:
+        code = top * s * s
+        layers += [Flatten(), Linear(code, code, dtype=dtype), Unflatten(1, (top, s, s))]    # (N, top, s, s)
+    layers += [BatchNorm2d(top, dtype=dtype), ReLU(),
                Conv2d(top, top, 1, dtype=dtype), BatchNorm2d(top, dtype=dtype), ReLU()]
     for i in reversed(range(k)):
         c_out = widths[i - 1] if i else channels
@@ -186,3 +207,83 @@ class GlobalLocalDiscriminator(Layer):
 def discriminate(D, x, mask):
     """D's logits for images ``x``; the mask is passed on to discriminators that use it."""
     return D.forward(x, mask) if isinstance(D, GlobalLocalDiscriminator) else D.forward(x)
+
+
+# ---- feature networks for Yang et al.'s texture term ----------------------------------------
+# Each maps (N, C, H, W) -> (N, F, H, W): stride 1 and "same" size, so a feature cell sits on the
+# pixel it is centred on and the hole mask is also the features' hole mask (small images leave no
+# room for strided maps: a 7x7 hole in a 14x14 image covers every 3x3 patch of a 7x7 map).
+FEATURES = ("random", "encoder", "classifier")
+RANDOM_KERNELS = (3, 5, 7)
+RANDOM_PER_SCALE = 32
+
+
+def RandomFeatures(channels=1, per_scale=RANDOM_PER_SCALE, kernels=RANDOM_KERNELS, seed=0, dtype=None):
+    """A random-weight multi-scale CNN (Ustyuzhaninov et al., 2017): untrained filters of several
+    sizes, which describe textures about as well as a trained network's first layers.
+
+    One stride-1 Conv2d of the largest kernel holds every scale: its filters come in
+    len(kernels) groups of ``per_scale``, group j nonzero only in its central kernels[j] x
+    kernels[j] window, with He-normal weights N(0, 2 / (C k_j^2)) drawn from a host generator
+    seeded with ``seed`` (the same network on every backend and in every run), zero bias; then ReLU.
+
+    Shape: (N, C, H, W) -> (N, per_scale * len(kernels), H, W).
+    """
+    big = max(kernels)
+    if any(k % 2 == 0 for k in kernels):
+        raise ValueError(f"RandomFeatures: kernel sizes must be odd, got {kernels}")
+    conv = Conv2d(channels, per_scale * len(kernels), big, 1, big // 2, dtype=dtype)
+    rng = np.random.default_rng(seed)
+    w = np.zeros(conv.weight.shape)                                              # (F, C, K, K)
+    for j, k in enumerate(kernels):
+        a = (big - k) // 2
+        w[j * per_scale:(j + 1) * per_scale, :, a:a + k, a:a + k] = (
+            rng.standard_normal((per_scale, channels, k, k)) * np.sqrt(2.0 / (channels * k * k)))
+    xp = get_array_module(conv.weight.data)
+    conv.weight.data[...] = xp.asarray(w, dtype=conv.weight.data.dtype)
+    conv.bias.data[...] = 0
+    return Sequential(conv, ReLU())
+
+
+def EncoderFeatures(content_net, channels, dtype=None):
+    """The content network's first encoder layer, applied at every pixel instead of every second
+    one: its 4x4 filters (their image channels; the mask channel is left out, as if nothing were
+    missing) placed in the top-left of 5x5 kernels (stride 1, padding 2, so the output keeps the
+    image's size), then the ELU of Yang et al.'s content network (``ContextEncoder(...,
+    activation='elu')``).
+
+    Shape: (N, C, H, W) -> (N, width, H, W).
+    """
+    first = content_net[0]
+    width, _, kh, kw = first.weight.shape
+    conv = Conv2d(channels, width, 5, 1, 2, dtype=dtype)
+    xp = get_array_module(conv.weight.data)
+    conv.weight.data[...] = 0
+    conv.weight.data[:, :, :kh, :kw] = xp.asarray(first.weight.data[:, :channels], dtype=conv.weight.data.dtype)
+    conv.bias.data[...] = xp.asarray(first.bias.data, dtype=conv.bias.data.dtype)
+    return Sequential(conv, ELU())
+
+
+def ClassifierFeatures(classifier=None, dtype=None):
+    """The evaluation classifier's (:mod:`npgan.models.classifier`) first conv layer and its ReLU,
+    before the pooling: 16 filters of 5x5 trained on the digits or garments (grey 28x28 only).
+    Built with fresh weights when ``classifier`` is None (to load a stored state into).
+
+    Shape: (N, 1, H, W) -> (N, 16, H, W).
+    """
+    conv = Conv2d(1, 16, 5, 1, 2, dtype=dtype)
+    if classifier is not None:
+        conv.load_state_dict(classifier[0].state_dict())
+    return Sequential(conv, ReLU())
+
+
+def feature_network(kind, channels=1, width=32, seed=0, dtype=None):
+    """A feature network of ``kind`` (:data:`FEATURES`) with the shapes a stored one has, for
+    ``load_state_dict`` (the encoder's weights are placeholders until then)."""
+    if kind == "random":
+        return RandomFeatures(channels, seed=seed, dtype=dtype)
+    if kind == "encoder":
+        return Sequential(Conv2d(channels, width, 5, 1, 2, dtype=dtype), ELU())
+    if kind == "classifier":
+        return ClassifierFeatures(dtype=dtype)
+    raise ValueError(f"unknown feature network {kind!r}; choose one of {FEATURES}")
