@@ -1,9 +1,13 @@
-"""Yang et al. (2017): the content network (a Context Encoder with a Linear bottleneck and ELU)
-and the feature networks of its texture term."""
+"""Yang et al. (2017): the content network (a Context Encoder with a Linear bottleneck and ELU),
+the texture optimisation's energy, its gradient, matches and pyramid."""
 import numpy as np
 import pytest
 
 from npgan import backend
+from npgan.gan.inpainting.yang import (YangError, check_patches, check_pyramid, downsample_mask, energy,
+                                       feature_patches, feature_patches_backward, match, nearest_patches,
+                                       optimise_scale, patch_sets, yang_fill)
+from npgan.gradcheck import assert_gradients_close, check_function
 from npgan.inpainting_ops.masks import centre_masks
 from npgan.layers import ELU, Flatten, LeakyReLU, Linear
 from npgan.models.classifier import Classifier
@@ -51,3 +55,127 @@ def test_feature_networks_keep_the_image_size_and_reuse_their_weights(xp):
     expected = clf[1].forward(clf[0].forward(grey))
     np.testing.assert_allclose(backend.asnumpy(ClassifierFeatures(clf).forward(grey)), backend.asnumpy(expected),
                                atol=1e-6)
+
+
+# ---- patches and matches ----------------------------------------------------------------------
+def _rect_mask(n, size, rng):
+    m = np.zeros((n, 1, size, size))
+    for i in range(n):
+        h, w = rng.integers(2, size // 2, 2)
+        top, left = rng.integers(1, size - h, 2)
+        m[i, 0, top:top + h, left:left + w] = 1
+    return m
+
+
+def test_patch_sets_and_patches_match_their_definition(xp):
+    rng = np.random.default_rng(2)
+    m = _rect_mask(2, 9, rng)
+    query, candidates = (backend.asnumpy(a) for a in patch_sets(xp.asarray(m)))
+    for n in range(2):
+        for p in range(49):
+            window = m[n, 0, p // 7:p // 7 + 3, p % 7:p % 7 + 3]
+            assert query[n, p] == window.any() and candidates[n, p] == (not window.any())
+    f = rng.standard_normal((2, 4, 9, 9))
+    patches = backend.asnumpy(feature_patches(xp.asarray(f)))                   # (2, 49, 36)
+    np.testing.assert_array_equal(np.sort(patches[1, 10]), np.sort(f[1, :, 1:4, 3:6].ravel()))
+    d = rng.standard_normal(patches.shape)                                       # the adjoint identity
+    back = backend.asnumpy(feature_patches_backward(xp.asarray(d), f.shape))
+    assert abs((patches * d).sum() - (f * back).sum()) < 1e-9
+
+
+def test_matches_are_the_most_correlated_patches_entirely_outside_the_hole(xp):
+    rng = np.random.default_rng(3)
+    m = _rect_mask(3, 10, rng)
+    patches = rng.standard_normal((3, 64, 5))
+    query, candidates = patch_sets(xp.asarray(m))
+    q, nn = (backend.asnumpy(a) for a in nearest_patches(xp.asarray(patches), query, candidates))
+    query, candidates = backend.asnumpy(query), backend.asnumpy(candidates)
+    assert sorted(q) == list(np.flatnonzero(query)) and (np.diff(nn) >= 0).all()
+    for qi, ni in zip(q, nn):
+        n, p = divmod(int(qi), 64)
+        assert ni // 64 == n and candidates[n, ni % 64]                           # same image, fully outside
+        row, col = divmod(int(ni % 64), 8)
+        assert not m[n, 0, row:row + 3, col:col + 3].any()
+        unit = patches[n] / np.linalg.norm(patches[n], axis=1, keepdims=True)
+        ncc = np.where(candidates[n], unit @ unit[p], -np.inf)
+        assert ni % 64 == ncc.argmax()
+
+
+# ---- the energy ---------------------------------------------------------------------------------
+def _features(kind, channels):
+    if kind == "random":
+        return RandomFeatures(channels, per_scale=2, seed=1, dtype=np.float64)
+    if kind == "encoder":
+        return EncoderFeatures(ContextEncoder(channels, 28, 4, bottleneck="linear", activation="elu").to("float64"),
+                               channels, dtype=np.float64)
+    return ClassifierFeatures(Classifier().to("float64"), dtype=np.float64)
+
+
+@pytest.mark.parametrize("kind,channels", [("random", 2), ("encoder", 3), ("classifier", 1)])
+def test_energy_gradient_wrt_the_hole_pixels_matches_central_differences(xp, kind, channels):
+    """E = content + alpha * MRF + beta * TV with the matches held fixed, differentiated through
+    the feature network's backward, against centred differences in float64 at every hole pixel."""
+    rng = np.random.default_rng(4)
+    x = xp.asarray(rng.uniform(-1, 1, (2, channels, 11, 11)))
+    m = xp.asarray(_rect_mask(2, 11, rng))
+    content = xp.asarray(rng.uniform(-1, 1, x.shape))
+    features = _features(kind, channels)
+    q, nn = match(x, m, features)
+    hole = xp.broadcast_to(m > 0.5, x.shape)
+
+    def at(v):
+        y = x.copy()
+        y[hole] = v
+        return energy(y, m, content, features, q, nn, alpha=3.0, beta=0.5)
+
+    v = x[hole].copy()
+    e, parts, _ = at(v)
+    assert all(float(p) > 0 for p in parts.values())                             # every term exercised
+    result = check_function(lambda v_: at(v_)[0], lambda dout: at(v)[2][hole] * dout, [v], names=["hole pixels"])
+    assert_gradients_close(result, tol=1e-6)
+    assert all(float(abs(p.grad).max()) == 0 for p in features.parameters())     # frozen: no parameter gradients
+
+
+def test_the_optimisation_lowers_the_energy_and_never_touches_known_pixels(xp):
+    rng = np.random.default_rng(5)
+    images = xp.asarray(rng.uniform(-1, 1, (2, 3, 16, 16)).astype(np.float32))
+    m = xp.asarray(centre_masks(2, 16, 4))
+    content = xp.asarray(rng.uniform(-0.2, 0.2, images.shape).astype(np.float32))
+    features = RandomFeatures(3, per_scale=4)
+    start = images * (1 - m) + content * m
+    q, nn = match(start, m, features)
+    before = float(energy(start, m, content, features, q, nn, 100.0, 0.01)[0])
+    history = []
+    x = optimise_scale(start, m, content, features, 100.0, 0.01, nn_updates=1, lbfgs_steps=15, history=history)
+    assert history[0] < 0.95 * before
+    assert float(energy(x, m, content, features, q, nn, 100.0, 0.01)[0]) == pytest.approx(history[0], rel=1e-4)
+    known = backend.asnumpy(xp.broadcast_to(m < 0.5, x.shape))
+    np.testing.assert_array_equal(backend.asnumpy(x)[known], backend.asnumpy(start)[known])
+
+    out = yang_fill(features, images, m, content, scales=2, nn_updates=2, lbfgs_steps=5)
+    assert out.shape == images.shape and out.dtype == images.dtype and float(abs(out).max()) <= 1
+    np.testing.assert_array_equal(backend.asnumpy(out)[known], backend.asnumpy(images)[known])
+    assert not np.array_equal(backend.asnumpy(out)[~known], backend.asnumpy(content)[~known])
+
+
+def test_pyramid_and_holes_the_optimisation_refuses(xp):
+    check_pyramid(28, 2)
+    check_pyramid(32, 3)
+    for size, scales in ((28, 3), (30, 3), (12, 2)):
+        with pytest.raises(YangError, match="too small for a"):
+            check_pyramid(size, scales)
+    m = xp.asarray(centre_masks(1, 8, 2))
+    np.testing.assert_array_equal(backend.asnumpy(downsample_mask(m))[0, 0],
+                                  np.pad(np.ones((2, 2)), 1))                   # any missing child: missing
+    border = np.zeros((2, 1, 16, 16), np.float32)
+    border[1, :, :, 2:] = 1                                                      # two known columns only
+    with pytest.raises(YangError, match=r"image 1: no 3x3 patch of the 16x16 level"):
+        check_patches(xp.asarray(border), 2)
+    three = np.zeros((1, 1, 16, 16), np.float32)
+    three[:, :, :, 3:] = 1                                                       # 3 known columns: 1 at 8x8
+    check_patches(xp.asarray(three), 1)
+    with pytest.raises(YangError, match="8x8 level"):
+        check_patches(xp.asarray(three), 2)
+    x = xp.zeros((1, 1, 16, 16), dtype=np.float32)
+    with pytest.raises(YangError):
+        yang_fill(RandomFeatures(1, per_scale=2), x, xp.asarray(three), x, scales=2)
