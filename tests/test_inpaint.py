@@ -358,6 +358,34 @@ def test_sharpness_survives_holes_on_a_flat_background():
     assert 0.9 < sharp < 1.2
 
 
+def test_sharpness_is_one_for_the_truth_below_for_a_blur_above_for_noise():
+    from scipy.ndimage import uniform_filter
+
+    x = np.random.default_rng(3).uniform(-1, 1, (4, 3, 32, 32)).astype(np.float32)
+    x = uniform_filter(x, size=(1, 1, 3, 3))                                     # some structure, not white noise
+    m = centre_masks(4, 32)
+    blurred = x * (1 - m) + uniform_filter(x, size=(1, 1, 5, 5)) * m
+    noisy = x + 0.3 * np.random.default_rng(4).standard_normal(x.shape).astype(np.float32) * m
+    assert summarise(image_metrics(x, x, m))["sharpness"] == 1.0
+    assert summarise(image_metrics(blurred, x, m))["sharpness"] < 0.8
+    assert summarise(image_metrics(noisy, x, m))["sharpness"] > 1.2
+
+
+def test_perceptual_distance_is_zero_for_the_truth_and_grows_with_the_damage(xp):
+    from scipy.ndimage import uniform_filter
+
+    from npgan.gan.inpainting.evaluate import perceptual_distance
+
+    x = np.random.default_rng(5).uniform(-1, 1, (3, 1, 28, 28)).astype(np.float32)
+    m = centre_masks(3, 28)
+    slightly, badly = (x * (1 - m) + uniform_filter(x, size=(1, 1, k, k)) * m for k in (2, 5))
+    truth = perceptual_distance(xp.asarray(x), x, m)
+    assert truth.shape == (3,) and truth.dtype == np.float64 and truth.max() == 0
+    a, b = perceptual_distance(slightly, x, m), perceptual_distance(badly, x, m, batch_size=2)
+    assert (0 < a).all() and (a < b).all()
+    assert summarise(image_metrics(badly, x, m))["perceptual"] == pytest.approx(b.mean())
+
+
 # ---- end to end through the command line ----------------------------------------------------
 # (dataset, extra arguments): LFW and the natural crops ship with scikit-image, so these run anywhere
 TINY = {
