@@ -1,5 +1,7 @@
 """Yang et al. (2017): the content network (a Context Encoder with a Linear bottleneck and ELU),
-the texture optimisation's energy, its gradient, matches and pyramid."""
+the texture optimisation's energy, its gradient, matches and pyramid, and the command line."""
+import json
+
 import numpy as np
 import pytest
 
@@ -179,3 +181,102 @@ def test_pyramid_and_holes_the_optimisation_refuses(xp):
     x = xp.zeros((1, 1, 16, 16), dtype=np.float32)
     with pytest.raises(YangError):
         yang_fill(RandomFeatures(1, per_scale=2), x, xp.asarray(three), x, scales=2)
+
+
+# ---- the command line ---------------------------------------------------------------------------
+def _write_png(path, array):
+    from PIL import Image
+    Image.fromarray(array).save(path)
+
+
+def test_yang_content_then_yang_train_eval_fill_panel(tmp_path, capsys):
+    """A few steps of the content network on the LFW faces, a yang run on it (nothing trained),
+    both evaluated with the baselines (sharpness and perceptual distance in every row), a user's
+    image filled with its known pixels untouched, and the panel redrawn."""
+    from PIL import Image
+
+    from npgan.gan.inpainting.runs import load_run
+    from npgan.inpaint.cli import main
+
+    runs = str(tmp_path)
+    assert main(["train", "--dataset", "lfw", "--method", "yang-content", "--steps", "3", "--batch-size", "8",
+                 "--width", "8", "--runs-dir", runs, "--name", "content", "--no-progress"]) == 0
+    assert main(["train", "--method", "yang", "--content", str(tmp_path / "content"), "--nn-updates", "1",
+                 "--lbfgs-steps", "3", "--runs-dir", runs, "--name", "yang", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "made Yang et al. (content + texture)" in out and "samples.png" in out
+    cfg, models = load_run(tmp_path / "yang")
+    assert (cfg.method, cfg.dataset, cfg.width, cfg.features, cfg.content) == ("yang", "lfw", 8, "random",
+                                                                              str(tmp_path / "content"))
+    content_cfg, content_models = load_run(tmp_path / "content")
+    for (k, a), b in zip(models["net"].state_dict().items(), content_models["net"].state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=k)                          # the content network, copied
+    stored = json.loads((tmp_path / "yang" / "config.json").read_text())
+    assert {"features", "texture_weight", "scales", "lbfgs_steps"} <= set(stored)
+    assert not {"batch_size", "lr_g", "steps", "phases"} & set(stored)
+
+    assert main(["eval", str(tmp_path / "content"), str(tmp_path / "yang"), "--n", "3",
+                 "--out", str(tmp_path / "eval")]) == 0
+    assert "perceptual" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "eval" / "metrics.json").read_text())["rows"]
+    assert [r["method"] for r in rows][:2] == [content_cfg.label, cfg.label] and len(rows) == 5
+    assert all(np.isfinite(r["sharpness"]) and r["perceptual"] >= 0 for r in rows)
+    assert main(["panel", str(tmp_path / "eval"), "--methods", cfg.label, "--out", str(tmp_path / "p.png")]) == 0
+
+    image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    mask = np.zeros((28, 28), np.uint8)
+    mask[9:19, 6:20] = 255
+    _write_png(tmp_path / "in.png", image)
+    _write_png(tmp_path / "mask.png", mask)
+    assert main(["fill", "--checkpoint", str(tmp_path / "yang"), "--image", str(tmp_path / "in.png"),
+                 "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png")]) == 0
+    result = np.asarray(Image.open(tmp_path / "out.png"))
+    assert np.array_equal(result[mask == 0], image[mask == 0])
+
+    mask[:, 3:] = 255                                                            # 3 known columns: none at 14x14
+    _write_png(tmp_path / "wide.png", mask)
+    assert main(["fill", "--checkpoint", str(tmp_path / "yang"), "--image", str(tmp_path / "in.png"),
+                 "--mask", str(tmp_path / "wide.png"), "--out", str(tmp_path / "o2.png")]) == 2
+    err = capsys.readouterr().err
+    assert "no 3x3 patch of the 14x14 level" in err and len(err.strip().splitlines()) == 1
+
+    assert main(["train", "--method", "yang", "--content", str(tmp_path / "content"), "--features", "encoder",
+                 "--nn-updates", "1", "--lbfgs-steps", "2", "--runs-dir", runs, "--no-progress"]) == 0
+    assert load_run(tmp_path / "inpaint-lfw-yang-encoder")[0].features == "encoder"
+
+
+def test_yang_refuses_bad_content_runs_and_settings(tmp_path, capsys):
+    from npgan.inpaint.cli import main
+
+    runs = str(tmp_path / "runs")
+    assert main(["train", "--dataset", "lfw", "--method", "context-encoder-l2", "--steps", "1", "--batch-size", "4",
+                 "--width", "4", "--runs-dir", runs, "--name", "ce", "--no-progress"]) == 0
+    assert main(["train", "--dataset", "lfw", "--method", "yang-content", "--steps", "1", "--batch-size", "4",
+                 "--width", "4", "--runs-dir", runs, "--name", "yc", "--no-progress"]) == 0
+    (tmp_path / "text.npz").write_text("not a checkpoint")
+    capsys.readouterr()
+    cases = [
+        ([], "--method yang needs --content RUN"),
+        (["--content", str(tmp_path / "nope")], "not found"),
+        (["--content", str(tmp_path / "text.npz")], "--content"),
+        (["--content", f"{runs}/ce"], "holds a context-encoder-l2 run; the yang method needs a yang-content run"),
+        (["--content", f"{runs}/yc", "--dataset", "natural"], "was trained on lfw, not natural"),
+        (["--content", f"{runs}/yc", "--scales", "3"], "a 28x28 image is too small for a 3-scale pyramid"),
+        (["--content", f"{runs}/yc", "--scales", "0"], "--scales must be a positive integer"),
+        (["--content", f"{runs}/yc", "--features", "classifier"], "lfw has none"),
+        (["--content", f"{runs}/yc", "--width", "8"], "--width cannot be combined with --method yang"),
+        (["--content", f"{runs}/yc", "--mask", "rect"], "--mask cannot be combined with --method yang"),
+        (["--content", f"{runs}/yc", "--steps", "5"], "--steps does not apply to --method yang"),
+        (["--content", f"{runs}/yc", "--tv-weight", "-1"], "--tv-weight must be >= 0"),
+    ]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "--method", "yang", "--runs-dir", str(tmp_path / "new"), "--no-progress"] + args)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--dataset", "lfw", "--method", "context-encoder", "--content", f"{runs}/yc",
+              "--runs-dir", str(tmp_path / "new")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--content does not apply to --method context-encoder" in err
+    assert not (tmp_path / "new").exists()

@@ -2,6 +2,8 @@
 
     python -m npgan.inpaint train --dataset fashion-mnist --method context-encoder
     python -m npgan.inpaint train --dataset natural --method glcic --optimizer adadelta --lr 1.0
+    python -m npgan.inpaint train --dataset natural --method yang-content
+    python -m npgan.inpaint train --method yang --content runs/inpaint-natural-yang-content
     python -m npgan.inpaint eval runs/inpaint-fashion-mnist-context-encoder [more runs ...]
     python -m npgan.inpaint fill --checkpoint runs/NAME --image in.png --mask mask.png --out out.png
     python -m npgan.inpaint panel runs/NAME --methods "biharmonic fill" GLCIC --out side_by_side.png
@@ -17,8 +19,10 @@ from ..cli import ArgumentParser, exits_130_on_ctrl_c
 from ..data import IDXError
 from ..errors import EXIT_INTERRUPTED, EXIT_NONFINITE, NonFiniteError
 from ..data.inpainting import DATASETS, canonical_dataset
+from ..gan.inpainting import yang
 from ..gan.inpainting.runs import METHODS
-from ..inpainting_ops.masks import MASK_KINDS, canonical_kind
+from ..models.inpainting import FEATURES
+from ..inpainting_ops.masks import MASK_KINDS, canonical_kind, centre_masks
 
 
 def build_parser():
@@ -28,12 +32,16 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one inpainting method on one data set")
-    t.add_argument("--dataset", default="fashion-mnist", help=f"one of {', '.join(DATASETS)} (default fashion-mnist)")
+    t.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (default fashion-mnist; for yang the "
+                                     f"--content run's)")
     t.add_argument("--method", default="context-encoder", choices=METHODS,
                    help="context-encoder (Pathak et al., L2 + adversarial; the default), context-encoder-l2 (L2 "
-                        "only), glcic (Iizuka et al.'s completion network with global and local discriminators) "
-                        "or latent (Yeh et al.'s search of a DCGAN's noise)")
-    t.add_argument("--mask", default="centre", help=f"training holes: {', '.join(MASK_KINDS)} (default centre)")
+                        "only), glcic (Iizuka et al.'s completion network with global and local discriminators), "
+                        "latent (Yeh et al.'s search of a DCGAN's noise), yang-content (Yang et al.'s content "
+                        "network: a Context Encoder with a fully connected bottleneck and ELU, L2 + adversarial) "
+                        "or yang (Yang et al.'s texture optimisation of a yang-content run's fills; trains nothing)")
+    t.add_argument("--mask", help=f"training holes: {', '.join(MASK_KINDS)} (default centre; for yang the "
+                                  f"--content run's, which eval uses by default)")
     t.add_argument("--steps", type=int, help="updates (Context Encoder) or DCGAN steps (latent)")
     t.add_argument("--phases", type=int, nargs=3, metavar=("T_C", "T_D", "T_JOINT"),
                    help="GLCIC's completion-only, discriminator-only and joint steps")
@@ -50,6 +58,22 @@ def build_parser():
                                             "instead of training a DCGAN (28x28 data only; its widths and z size are used)")
     t.add_argument("--latent-steps", type=int, help="latent: z-optimisation steps per image batch")
     t.add_argument("--latent-lambda", type=float, help="latent: weight of the perceptual loss")
+    t.add_argument("--content", metavar="RUN",
+                   help="yang (required): the yang-content run directory (or its checkpoint .npz) whose network "
+                        "gives the content fill")
+    t.add_argument("--features", choices=FEATURES,
+                   help="yang: the texture term's feature network: random (a seeded random-weight multi-scale "
+                        "CNN; the default, any data set), encoder (the content network's first layer) or "
+                        "classifier (the evaluation classifier's first layer; mnist and fashion-mnist only)")
+    t.add_argument("--texture-weight", type=float,
+                   help=f"yang: alpha, the weight of the patch (MRF) term (default {yang.TEXTURE_WEIGHT:g})")
+    t.add_argument("--tv-weight", type=float,
+                   help=f"yang: beta, the weight of the squared total variation (default {yang.TV_WEIGHT:g})")
+    t.add_argument("--scales", type=int, help=f"yang: pyramid levels, coarse to fine (default {yang.SCALES})")
+    t.add_argument("--nn-updates", type=int,
+                   help=f"yang: patch matchings per level (default {yang.NN_UPDATES})")
+    t.add_argument("--lbfgs-steps", type=int,
+                   help=f"yang: L-BFGS-B iterations after each matching (default {yang.LBFGS_STEPS})")
     t.add_argument("--seed", type=int, default=0, help="random seed of the networks, batches and holes (default 0)")
     t.add_argument("--name", help="run name (default inpaint-DATASET-METHOD[-MASK])")
     t.add_argument("--runs-dir", default="runs", help="folder the run directory --name is made in (default runs)")
@@ -99,24 +123,28 @@ def cmd_panel(args, parser):
 
 # the train flags each method reads (the others would be silently ignored, so they are refused)
 METHOD_FLAGS = {
-    "--steps": ("context-encoder", "context-encoder-l2", "latent"),
+    "--steps": ("context-encoder", "context-encoder-l2", "latent", "yang-content"),
     "--phases": ("glcic",),
-    "--lr-d": ("context-encoder", "glcic", "latent"),
-    "--optimizer": ("context-encoder", "context-encoder-l2", "glcic"),
-    "--adv-weight": ("context-encoder", "glcic"),
-    "--prefill": ("context-encoder", "context-encoder-l2", "glcic"),
+    "--lr-d": ("context-encoder", "glcic", "latent", "yang-content"),
+    "--optimizer": ("context-encoder", "context-encoder-l2", "glcic", "yang-content"),
+    "--adv-weight": ("context-encoder", "glcic", "yang-content"),
+    "--prefill": ("context-encoder", "context-encoder-l2", "glcic", "yang-content"),
     "--gan-checkpoint": ("latent",),
     "--latent-steps": ("latent",),
     "--latent-lambda": ("latent",),
+    **{flag: ("yang",) for flag in ("--content", "--features", "--texture-weight", "--tv-weight", "--scales",
+                                     "--nn-updates", "--lbfgs-steps")},
 }
 # what a loaded --gan-checkpoint fixes (its DCGAN is not trained)
 DCGAN_FLAGS = ("--steps", "--batch-size", "--lr", "--lr-d", "--width")
+# what the --content run fixes for yang (it trains nothing; the content network is the run's)
+CONTENT_FLAGS = ("--batch-size", "--lr", "--width", "--mask")
 
 
 def _given(args):
     """The train flags given on the command line, by name ('--lr' for lr_g)."""
     dests = {"--lr": "lr_g"}
-    flags = list(METHOD_FLAGS) + ["--batch-size", "--lr", "--width"]
+    flags = list(METHOD_FLAGS) + ["--batch-size", "--lr", "--width", "--mask"]
     return [f for f in flags if getattr(args, dests.get(f, f[2:].replace("-", "_"))) is not None]
 
 
@@ -133,8 +161,17 @@ def check_train_args(args, parser):
         if fixed:
             parser.error(f"{', '.join(fixed)} cannot be combined with --gan-checkpoint: its DCGAN is "
                          f"loaded as trained, not trained here")
+    if args.method == "yang":
+        if not args.content:
+            parser.error("--method yang needs --content RUN, a yang-content run (train one with "
+                         "--method yang-content)")
+        fixed = [f for f in given if f in CONTENT_FLAGS]
+        if fixed:
+            parser.error(f"{', '.join(fixed)} cannot be combined with --method yang: it trains nothing, and its "
+                         f"network and holes are the --content run's")
     positive = {"--steps": args.steps, "--batch-size": args.batch_size, "--width": args.width,
-                "--latent-steps": args.latent_steps}
+                "--latent-steps": args.latent_steps, "--scales": args.scales, "--nn-updates": args.nn_updates,
+                "--lbfgs-steps": args.lbfgs_steps}
     for flag, value in positive.items():
         if value is not None and value < 1:
             parser.error(f"{flag} must be a positive integer, got {value}")
@@ -144,11 +181,13 @@ def check_train_args(args, parser):
         if value is not None and not (value > 0 and math.isfinite(value)):
             parser.error(f"{flag} must be a positive number, got {value}")
     if args.adv_weight is not None:
-        top = 1 if args.method == "context-encoder" else math.inf      # its reconstruction weight is 1 - w
+        top = 1 if args.method in ("context-encoder", "yang-content") else math.inf     # reconstruction: 1 - w
         if not 0 <= args.adv_weight < top:
             parser.error(f"--adv-weight must be in [0, {top:g}) for {args.method}, got {args.adv_weight}")
-    if args.latent_lambda is not None and not (args.latent_lambda >= 0 and math.isfinite(args.latent_lambda)):
-        parser.error(f"--latent-lambda must be >= 0, got {args.latent_lambda}")
+    for flag, value in {"--latent-lambda": args.latent_lambda, "--texture-weight": args.texture_weight,
+                        "--tv-weight": args.tv_weight}.items():
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            parser.error(f"{flag} must be >= 0, got {value}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.name is not None and (not args.name or Path(args.name).name != args.name or args.name in (".", "..")):
@@ -167,22 +206,57 @@ def check_gan_checkpoint(path, dataset, parser):
                      f"{dataset} images (train one with `python -m npgan.train {dataset}`)")
 
 
+def check_content_run(path, dataset, parser):
+    """The yang-content run --content names, or exit 2; returns its config."""
+    from ..gan.inpainting.runs import load_run
+    try:
+        content = load_run(path)[0]
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(f"--content {err}")
+    if content.method != "yang-content":
+        parser.error(f"--content {path} holds a {content.method} run; the yang method needs a yang-content run "
+                     f"(train one with --method yang-content)")
+    if dataset is not None and content.dataset != dataset:
+        parser.error(f"--content {path} was trained on {content.dataset}, not {dataset}")
+    return content
+
+
 def cmd_train(args, parser):
     from ..data.inpainting import load_inpaint_data
     from ..gan.inpainting.runs import default_config
-    from ..gan.inpainting.train import train
+    from ..gan.inpainting.train import CLASSIFIER_DATASETS, train
     try:
-        dataset, mask = canonical_dataset(args.dataset), canonical_kind(args.mask)
+        dataset = canonical_dataset(args.dataset) if args.dataset else None
+        mask = canonical_kind(args.mask or "centre")
     except ValueError as err:
         parser.error(str(err))
     check_train_args(args, parser)
+    if args.method == "yang":
+        content = check_content_run(args.content, dataset, parser)
+        dataset, mask = content.dataset, content.mask
+        scales = args.scales or yang.SCALES
+        try:
+            yang.check_pyramid(content.size, scales)
+        except yang.YangError as err:
+            parser.error(f"--scales {scales}: {err}")
+        try:                                                # the run's own holes must leave texture to copy
+            yang.check_patches(centre_masks(1, content.size, content.hole), scales)
+        except yang.YangError as err:
+            parser.error(f"--scales {scales}, centre hole of {content.hole}x{content.hole}: {err}")
+        if args.features == "classifier" and dataset not in CLASSIFIER_DATASETS:
+            parser.error(f"--features classifier needs the evaluation classifier of mnist or fashion-mnist; "
+                         f"{dataset} has none (use random or encoder)")
+    dataset = dataset or "fashion-mnist"
     if args.gan_checkpoint:
         if not Path(args.gan_checkpoint).is_file():
             parser.error(f"--gan-checkpoint {args.gan_checkpoint}: no such file")
         check_gan_checkpoint(args.gan_checkpoint, dataset, parser)
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr_g", "lr_d", "optimizer", "adv_weight",
                                                "width", "gan_checkpoint", "latent_steps", "latent_lambda",
-                                               "prefill")}
+                                               "prefill", "content", "features", "texture_weight", "tv_weight",
+                                               "scales", "nn_updates", "lbfgs_steps")}
+    if args.method == "yang":
+        overrides["prefill"] = content.prefill                  # the run's name says which content network
     overrides["phases"] = tuple(args.phases) if args.phases else None
     if args.optimizer == "adadelta" and args.lr_g is None:
         overrides.update(lr_g=1.0, lr_d=args.lr_d or 0.1)
@@ -199,6 +273,7 @@ def cmd_train(args, parser):
     if cfg.gan_checkpoint and cfg.size != 28:
         parser.error("--gan-checkpoint holds a 28x28 DCGAN; it cannot inpaint the 32x32 natural crops")
     name = args.name or (f"inpaint-{dataset}-{args.method}" + ("" if cfg.prefill == "mean" else f"-{cfg.prefill}")
+                         + ("" if cfg.features == "random" or args.method != "yang" else f"-{cfg.features}")
                          + ("" if mask == "centre" else f"-{mask}"))
     run_dir = Path(args.runs_dir) / name
     if any((run_dir / f).exists() for f in ("checkpoint.npz", "config.json")):
@@ -237,6 +312,8 @@ def cmd_eval(args, parser):
                                  baselines=not args.no_baselines)
     except (FileNotFoundError, IDXError) as err:           # the run's data set is no longer found
         parser.error(str(err))
+    except yang.YangError as err:                          # a hole the texture optimisation cannot fill
+        parser.error(f"yang, held-out {err}" if str(err).startswith("image") else f"yang: {err}")
     out = write_outputs(rows, context, args.out or args.runs[0])
     print(f"\n{context['dataset']}, {context['mask']} holes, {context['n']} held-out images\n")
     if context["n"] < args.n:

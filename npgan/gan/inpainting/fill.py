@@ -14,6 +14,7 @@ import numpy as np
 from ... import backend
 from ...inpainting_viz import save_panel, show_masked
 from .runs import load_inpainters
+from .yang import YangError
 
 
 class FillError(ValueError):
@@ -115,7 +116,10 @@ def fill_image(checkpoint, image, mask, out, blend=True, panel=None):
     pick = [i for i, lab in enumerate(labels) if ("Poisson" in lab) == (blend and cfg.method in ("glcic", "latent"))]
     label, fn = inpainters[pick[0] if pick else 0]
     xd, md = backend.to_device(x), backend.to_device(m)
-    result = backend.asnumpy(fn(xd, md)) if m.any() else x
+    try:
+        result = backend.asnumpy(fn(xd, md)) if m.any() else x
+    except YangError as err:
+        raise FillError(f"mask {mask!r}: {err}") from None
     pixels = ((result[0] + 1) * 127.5).round().clip(0, 255).astype(np.uint8).transpose(1, 2, 0)
     pixels = pixels[..., 0] if cfg.channels == 1 else pixels
     from PIL import Image

@@ -24,20 +24,26 @@ from ...checkpoint import atomic_savez, read_npz
 from ...functional import composite
 from ...inpainting_ops.blend import poisson_blend
 from ...models import dcgan, dcgan32
-from ...models.inpainting import (PREFILLS, CompletionNetwork, ContextEncoder, GlobalLocalDiscriminator,
-                                 PatchDiscriminator, complete)
+from ...models.inpainting import (FEATURES, PREFILLS, CompletionNetwork, ContextEncoder, GlobalLocalDiscriminator,
+                                 PatchDiscriminator, complete, feature_network)
+from . import yang
 from .latent import LAMBDA, latent_generate
 
-METHODS = ("context-encoder", "context-encoder-l2", "glcic", "latent")
+METHODS = ("context-encoder", "context-encoder-l2", "glcic", "latent", "yang-content", "yang")
 LABELS = {"context-encoder": "Context Encoder (L2 + adv)", "context-encoder-l2": "Context Encoder (L2 only)",
-          "glcic": "GLCIC", "latent": "latent optimisation"}
+          "glcic": "GLCIC", "latent": "latent optimisation", "yang-content": "Yang et al. content network",
+          "yang": "Yang et al. (content + texture)"}
+CONTEXT_ENCODERS = ("context-encoder", "context-encoder-l2", "yang-content")    # one network, one loop
 
 
 # how a label names a setting that differs from the method's default, in this order
 LABEL_PARTS = (("mask", lambda v: f"{v} holes"), ("prefill", lambda v: f"{v} prefill"),
                ("adv_weight", lambda v: f"adv weight {v:g}"), ("steps", lambda v: f"{v} steps"),
                ("phases", lambda v: "phases " + "/".join(map(str, v))), ("width", lambda v: f"width {v}"),
-               ("optimizer", str), ("seed", lambda v: f"seed {v}"))
+               ("optimizer", str), ("features", lambda v: f"{v} features"),
+               ("texture_weight", lambda v: f"texture weight {v:g}"), ("tv_weight", lambda v: f"TV weight {v:g}"),
+               ("scales", lambda v: f"{v} scales"), ("nn_updates", lambda v: f"{v} matchings"),
+               ("lbfgs_steps", lambda v: f"{v} L-BFGS steps"), ("seed", lambda v: f"seed {v}"))
 
 # what each method changes from the Config defaults (each trains in a few minutes on a 2-core CPU)
 METHOD_DEFAULTS = {
@@ -45,6 +51,8 @@ METHOD_DEFAULTS = {
     "context-encoder-l2": dict(steps=1500, lr_g=1e-3, adv_weight=0.0),
     "glcic": dict(phases=(800, 100, 500), lr_g=1e-3, lr_d=1e-4, adv_weight=0.0004, width=16),
     "latent": dict(steps=2000, lr_g=2e-4, lr_d=2e-4, width=32),
+    "yang-content": dict(steps=1500, lr_g=1e-3, lr_d=1e-4, adv_weight=0.001),
+    "yang": dict(),                     # trains nothing: the content run's network and settings are copied
 }
 
 # the Config fields each method reads: config.json and the checkpoint record these (a Context Encoder
@@ -55,8 +63,12 @@ METHOD_FIELDS = {
     "context-encoder-l2": ("prefill", "fill", "steps", "optimizer"),                # no D, adv_weight 0
     "glcic": ("prefill", "fill", "phases", "lr_d", "optimizer", "adv_weight", "patch"),
     "latent": ("steps", "lr_d", "z_dim", "latent_steps", "latent_lr", "latent_lambda", "gan_checkpoint"),
+    "yang-content": ("prefill", "fill", "steps", "lr_d", "optimizer", "adv_weight"),
+    "yang": ("prefill", "fill", "content", "features", "texture_weight", "tv_weight", "scales", "nn_updates",
+             "lbfgs_steps"),
 }
 LOADED_DCGAN_UNUSED = ("steps", "batch_size", "lr_g", "lr_d")     # latent with a --gan-checkpoint: not trained
+YANG_UNUSED = ("batch_size", "lr_g")                              # yang trains nothing
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,12 @@ class Config:
         width: base channel count of the networks; patch: GLCIC local-discriminator window.
         z_dim, latent_steps, latent_lr, latent_lambda: latent optimisation.
         gan_checkpoint: a ``python -m npgan.train`` checkpoint used instead of training a DCGAN.
-        seed: seeds weights, batches and masks.
+        content: Yang et al.: the yang-content run whose network gives the content prediction.
+        features, texture_weight, tv_weight, scales, nn_updates, lbfgs_steps: Yang et al.'s texture
+            optimisation (:mod:`npgan.gan.inpainting.yang`): the feature network (``'random'``, the
+            default, works on every data set), alpha, beta, pyramid levels, patch matchings per
+            level and L-BFGS-B iterations after each.
+        seed: seeds weights, batches and masks (and the random feature network).
     """
     method: str
     dataset: str
@@ -102,6 +119,13 @@ class Config:
     latent_lr: float = 0.03
     latent_lambda: float = LAMBDA
     gan_checkpoint: str = None
+    content: str = None
+    features: str = "random"
+    texture_weight: float = yang.TEXTURE_WEIGHT
+    tv_weight: float = yang.TV_WEIGHT
+    scales: int = yang.SCALES
+    nn_updates: int = yang.NN_UPDATES
+    lbfgs_steps: int = yang.LBFGS_STEPS
     seed: int = 0
 
     @property
@@ -111,8 +135,10 @@ class Config:
         'GLCIC, biharmonic prefill, phases 1400/0/0'. Learning rates and batch size are not named."""
         defaults = default_config(self.method, self.dataset)
         trains_gan = self.method != "latent" or self.gan_checkpoint is None     # else its DCGAN is loaded
-        uses = {"adv_weight": self.method in ("context-encoder", "glcic"), "phases": self.method == "glcic",
-                "steps": self.method != "glcic" and trains_gan, "width": trains_gan}
+        yang_fields = ("features", "texture_weight", "tv_weight", "scales", "nn_updates", "lbfgs_steps")
+        uses = {"adv_weight": self.method in ("context-encoder", "glcic", "yang-content"),
+                "phases": self.method == "glcic", "steps": self.method not in ("glcic", "yang") and trains_gan,
+                "width": trains_gan, **{name: self.method == "yang" for name in yang_fields}}
         parts = [LABELS[self.method]]
         for name, text in LABEL_PARTS:
             value = getattr(self, name)
@@ -125,6 +151,8 @@ class Config:
         used = set(COMMON_FIELDS) | set(METHOD_FIELDS.get(self.method, ()))
         if self.method == "latent" and self.gan_checkpoint:
             used -= set(LOADED_DCGAN_UNUSED)
+        if self.method == "yang":
+            used -= set(YANG_UNUSED)
         return [f.name for f in fields(self) if f.name in used]
 
     def to_json(self):
@@ -153,18 +181,28 @@ def default_config(method, dataset, **overrides):
     base.update({k: v for k, v in overrides.items() if v is not None})
     if base.get("prefill", "mean") not in PREFILLS:
         raise ValueError(f"unknown prefill {base['prefill']!r}; choose one of {PREFILLS}")
+    if base.get("features", "random") not in FEATURES:
+        raise ValueError(f"unknown feature network {base['features']!r}; choose one of {FEATURES}")
     return Config(method=method, dataset=dataset, **base)
 
 
 # ---- networks -------------------------------------------------------------------------------
+def content_network(cfg):
+    """Yang et al.'s content network: a Context Encoder with a Linear bottleneck and ELU encoder."""
+    return ContextEncoder(cfg.channels, cfg.size, cfg.width, bottleneck="linear", activation="elu")
+
+
 def build_models(cfg):
-    """Fresh networks for a config: {'net', 'D'} (D absent for context-encoder-l2) or {'G', 'D'}."""
+    """Fresh networks for a config: {'net', 'D'} (D absent for context-encoder-l2), {'G', 'D'}
+    (latent) or {'net', 'F'} (yang: the content network and the texture term's feature network)."""
     c, s, w = cfg.channels, cfg.size, cfg.width
-    if cfg.method in ("context-encoder", "context-encoder-l2"):
-        models = {"net": ContextEncoder(c, s, w)}
-        if cfg.method == "context-encoder":
+    if cfg.method in CONTEXT_ENCODERS:
+        models = {"net": content_network(cfg) if cfg.method == "yang-content" else ContextEncoder(c, s, w)}
+        if cfg.method != "context-encoder-l2":
             models["D"] = PatchDiscriminator(c, s, w)
         return models
+    if cfg.method == "yang":
+        return {"net": content_network(cfg), "F": feature_network(cfg.features, c, w, cfg.seed)}
     if cfg.method == "glcic":
         return {"net": CompletionNetwork(c, s, w), "D": GlobalLocalDiscriminator(c, s, cfg.patch, w)}
     if s == 28:
@@ -256,10 +294,21 @@ def load_inpainters(run_dir, latent_steps=None, progress=False):
     Context Encoder: the network's raw fill (Pathak et al. paste the prediction in).
     GLCIC: raw fill and with Poisson blending (Iizuka et al.'s post-processing).
     Latent optimisation: G(z*) pasted in, and Poisson-blended (Yeh et al.).
+    Yang et al.: the content network's fill given texture (:func:`yang.yang_fill`); the content
+    network alone is its yang-content run's row.
 
     Returns (config, pairs).
     """
     cfg, models = load_run(run_dir)
+    if cfg.method == "yang":
+        net, features = models["net"], models["F"]
+
+        def texture(images, masks):
+            content = network_fill(net, cfg, images, masks)
+            return yang.yang_fill(features, images, masks, content, cfg.scales, cfg.texture_weight, cfg.tv_weight,
+                                  cfg.nn_updates, cfg.lbfgs_steps, progress=progress)
+
+        return cfg, [(cfg.label, texture)]
     if cfg.method == "latent":
         G, D = models["G"], models["D"]
         steps = cfg.latent_steps if latent_steps is None else latent_steps

@@ -1,4 +1,5 @@
-"""Training loops: Context Encoder, GLCIC's three phases, and the DCGAN behind latent inpainting.
+"""Training loops: Context Encoder, GLCIC's three phases, and the DCGAN behind latent inpainting;
+and the making of a Yang et al. run from a trained content network (it trains nothing itself).
 
 One step of the completion methods, top to bottom::
 
@@ -9,7 +10,8 @@ One step of the completion methods, top to bottom::
     C step:  w_rec * masked_mse(pred, x, m) + w_adv * BCE(D(fake), 1)  -> d pred -> net.backward
 
 Context Encoder (Pathak et al.): w_rec = 0.999, w_adv = 0.001, D and C trained together from
-the start (``context-encoder-l2``: w_adv = 0, no D). GLCIC (Iizuka et al.): phase C trains the
+the start (``context-encoder-l2``: w_adv = 0, no D); Yang et al.'s content network
+(``yang-content``) is trained the same way. GLCIC (Iizuka et al.): phase C trains the
 completion network on the reconstruction loss alone for T_C steps, phase D the global+local
 discriminator alone for T_D steps, then both jointly with w_rec = 1, w_adv = 0.0004.
 """
@@ -27,13 +29,13 @@ from ...functional import composite
 from ...inpainting_ops.masks import make_masks
 from ...inpainting_viz import plot_losses, save_panel, show_masked
 from ...losses import masked_mse_backward, masked_mse_forward
-from ...models.inpainting import complete, discriminate
+from ...models.inpainting import ClassifierFeatures, EncoderFeatures, RandomFeatures, complete, discriminate
 from ...optim import Adadelta, Adam
 from ..loop import MetricsLog, fit_gan, train_loop
 from ..objectives import NonSaturating
 from ..sampling import fixed_noise
 from ..step import discriminator_step, generator_loss, require_finite, sigmoid_mean
-from .runs import build_models, load_gan_checkpoint, save_run
+from .runs import CONTEXT_ENCODERS, build_models, load_gan_checkpoint, load_run, save_run
 
 OBJECTIVE = NonSaturating()         # the papers' adversarial loss: BCE on D's logits
 
@@ -105,13 +107,13 @@ def schedule(cfg):
     if cfg.method == "glcic":
         tc, td, tj = cfg.phases
         return ["C"] * tc + ["D"] * td + ["joint"] * tj
-    if cfg.method == "context-encoder":
+    if cfg.method in ("context-encoder", "yang-content"):
         return ["joint"] * cfg.steps
     return ["C"] * cfg.steps
 
 
 def train_completion(cfg, data, progress=True, log_every=25):
-    """Train a Context Encoder (with or without D) or a GLCIC.
+    """Train a Context Encoder (with or without D), Yang et al.'s content network or a GLCIC.
 
     Returns (history, (done, n)): the log records and how many of the n steps ran (fewer after
     a Ctrl-C), then the config and the networks (eval mode)."""
@@ -122,7 +124,7 @@ def train_completion(cfg, data, progress=True, log_every=25):
     opt_G = make_optimizer(cfg.optimizer, net.parameters(), cfg.lr_g)
     opt_D = make_optimizer(cfg.optimizer, D.parameters(), cfg.lr_d) if D is not None else None
     fill = backend.to_device(np.asarray(cfg.fill, np.float32))
-    rec_weight = 1 - cfg.adv_weight if cfg.method.startswith("context-encoder") else 1.0
+    rec_weight = 1 - cfg.adv_weight if cfg.method in CONTEXT_ENCODERS else 1.0
     phases = schedule(cfg)
     log = MetricsLog()
 
@@ -192,6 +194,55 @@ def train_dcgan(cfg, data, progress=True, log_every=25):
     return log.history, (done, steps), cfg, models
 
 
+def prepare_yang(cfg, data=None, progress=True):
+    """A Yang et al. run: the content network of the yang-content run ``cfg.content`` and the
+    feature network of ``cfg.features``, nothing trained:
+
+    - ``'random'`` (the default; any data set): :func:`~npgan.models.inpainting.RandomFeatures`
+      seeded with ``cfg.seed``;
+    - ``'encoder'``: the content network's first layer (:func:`~npgan.models.inpainting.EncoderFeatures`);
+    - ``'classifier'``: the first layer of the evaluation classifier of MNIST or Fashion-MNIST
+      (:func:`npgan.metrics.get_classifier`, trained and cached on first use).
+
+    The content run fixes the image and network settings (size, channels, width, pre-fill,
+    hole); ``data`` is unused (the signature of the training loops). Returns (history [],
+    (0, 0), config, {'net', 'F'}), as the loops do.
+
+    Raises:
+        ValueError when ``cfg.content`` is not a yang-content run on ``cfg.dataset`` (and
+        FileNotFoundError when it is missing).
+    """
+    content_cfg, content_models = load_run(cfg.content)
+    if content_cfg.method != "yang-content":
+        raise ValueError(f"--content {cfg.content} holds a {content_cfg.method} run; the yang method needs a "
+                         f"yang-content run (train one with --method yang-content)")
+    if content_cfg.dataset != cfg.dataset:
+        raise ValueError(f"--content {cfg.content} was trained on {content_cfg.dataset}, not {cfg.dataset}")
+    inherited = ("mask", "channels", "size", "hole", "prefill", "fill", "width")
+    cfg = dataclasses.replace(cfg, **{name: getattr(content_cfg, name) for name in inherited})
+    net = content_models["net"]
+    if cfg.features == "random":
+        features = RandomFeatures(cfg.channels, seed=cfg.seed)
+    elif cfg.features == "encoder":
+        features = EncoderFeatures(net, cfg.channels)
+    else:
+        features = ClassifierFeatures(evaluation_classifier(cfg.dataset))
+    return [], (0, 0), cfg, {"net": net, "F": features.eval()}
+
+
+CLASSIFIER_DATASETS = ("mnist", "fashion-mnist")      # the data sets npgan.metrics has a classifier of
+
+
+def evaluation_classifier(dataset):
+    """The cached digit / garment classifier of :mod:`npgan.metrics` (grey 28x28 data sets only)."""
+    from ...data import load_dataset
+    from ...metrics import get_classifier
+    if dataset not in CLASSIFIER_DATASETS:
+        raise ValueError(f"the classifier features exist for mnist and fashion-mnist, not {dataset}; "
+                         f"use --features random or encoder")
+    return get_classifier(load_dataset(dataset, verbose=False))[0]
+
+
 def trained_config(cfg, done):
     """The config of what a run holds after ``done`` steps (fewer than planned when a Ctrl-C
     stopped it), so its label and config.json name the steps it trained, not the planned ones."""
@@ -201,7 +252,7 @@ def trained_config(cfg, done):
             phases.append(min(planned, left))
             left -= phases[-1]
         return dataclasses.replace(cfg, phases=tuple(phases))
-    if cfg.method == "latent" and cfg.gan_checkpoint:       # a loaded DCGAN: nothing was trained
+    if cfg.method == "latent" and cfg.gan_checkpoint or cfg.method == "yang":     # nothing was trained
         return cfg
     return dataclasses.replace(cfg, steps=done)
 
@@ -226,7 +277,7 @@ def train(cfg, data, run_dir, progress=True):
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    loop = train_dcgan if cfg.method == "latent" else train_completion
+    loop = {"latent": train_dcgan, "yang": prepare_yang}.get(cfg.method, train_completion)
     history, (done, steps), cfg, models = loop(cfg, data, progress)
     seconds = time.time() - start
     cfg = trained_config(cfg, done)
@@ -239,9 +290,13 @@ def train(cfg, data, run_dir, progress=True):
     if history:
         plot_losses(history, run_dir / "losses.png", title=f"{cfg.label} on {cfg.dataset} ({cfg.mask} holes)")
     write_samples(run_dir, data)
-    what = "trained" if done == steps else f"interrupted after {done} of {steps} steps: saved"
+    what = "made" if cfg.method == "yang" else "trained"                        # yang trains nothing
+    if done < steps:
+        what = f"interrupted after {done} of {steps} steps: saved"
+    written = [f for f in ("checkpoint.npz", "config.json", "train_time.json", "losses.csv", "losses.png",
+                           "samples.png") if (run_dir / f).exists()]
     print(f"{what} {cfg.label} on {cfg.dataset} in {seconds / 60:.1f} min ({seconds:.0f} s); wrote {run_dir}/ "
-          f"(checkpoint.npz, config.json, train_time.json, losses.csv, losses.png, samples.png)")
+          f"({', '.join(written)})")
     if done < steps:
         raise KeyboardInterrupt
     return history
