@@ -56,10 +56,10 @@ def build_parser():
                         "at 32 x 32; its .mat files must be on disk or downloadable)")
     t.add_argument("--size", type=int, help="image size: 28 or 32 for mnist mnistm (default 28; at 32 the digits are "
                                             "padded), 32 for mnist svhn")
-    t.add_argument("--photos", choices=["standard", "wide"],
+    t.add_argument("--photos", choices=["standard", "negatives", "wide"],
                    help="the photographs MNIST-M's training crops come from: standard (astronaut, coffee, rocket, "
-                        "motorcycle at full and half size; the default) or wide (also at quarter size, each in all six "
-                        "orders of its colour channels, and their negatives)")
+                        "motorcycle at full and half size; the default), negatives (also each photo's negative) or "
+                        "wide (the negatives, a quarter size, and all six orders of the colour channels)")
     t.add_argument("--steps", type=int, help="training steps in all, counted from 0 also when resuming (default 3000)")
     t.add_argument("--batch-size", type=int, help="images of each domain per step (default 8)")
     t.add_argument("--width", type=int, help="generators' base channels w: w, 2w, 4w at 28, 14, 7 pixels (default 16)")

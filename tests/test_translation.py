@@ -584,7 +584,9 @@ def test_the_wide_photo_set_adds_a_quarter_size_every_channel_order_and_the_nega
     a, b = load_mnist_mnistm(seed=0, verbose=False), load_mnist_mnistm(seed=0, verbose=False, photo_set="wide")
     assert np.array_equal(a.train_a, b.train_a) and np.array_equal(a.test_b, b.test_b)   # only B's training crops
     assert not np.array_equal(a.train_b, b.train_b) and "the wide set" in b.source
-    with pytest.raises(ValueError, match="standard or wide"):
+    negatives = mnistm.training_photos("negatives")
+    assert len(negatives) == 2 * len(standard) and np.array_equal(negatives[1], 255 - full)
+    with pytest.raises(ValueError, match="standard, negatives, wide"):
         mnistm.training_photos("huge")
 
 

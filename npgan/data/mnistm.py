@@ -18,12 +18,12 @@ be installed here, so the crops come from the colour photographs scikit-image bu
   never saw.
 
 Each photo is used at the sizes ``PHOTO_SCALES`` (full size and half size, shrunk with a box
-filter), so crops hold both fine texture and larger structure. The ``wide`` training set
-(``PHOTO_SETS``) adds a quarter size, each photo in all six orders of its colour channels (RGB,
-RBG, GRB, ...) and the negative of each (255 - photo): the same shapes in other colours and in
-both polarities, so that domain B is not four colour schemes only and has as many light
-backgrounds, where the blended digit is dark, as dark ones (the held-out photos are black, red,
-and a nearly white tissue section). A crop's photo is drawn with
+filter), so crops hold both fine texture and larger structure. Two larger training sets
+(``PHOTO_SETS``) exist to make domain B less narrow than four photos: ``negatives`` adds each
+photo's negative (255 - photo), so that light backgrounds, where the blended digit is dark, are
+as common as dark ones (the held-out tissue section is nearly white); ``wide`` adds, besides the
+negatives, a quarter size and each photo in all six orders of its colour channels (RGB, RBG,
+GRB, ...). A crop's photo is drawn with
 probability proportional to its number of crop positions, then a uniform position and a
 horizontal flip with probability 1/2, all from ``numpy.random.default_rng([seed, k])``: the same
 seed gives the same images, byte for byte.
@@ -57,9 +57,11 @@ TEST_PHOTOS = ("chelsea",)
 # light), a stained tissue section (immunohistochemistry) and a retina (red, dark, smooth).
 HELD_OUT_PHOTOS = ("hubble", "ihc", "retina")
 PHOTO_SCALES = (1.0, 0.5)
-# the training photos' set -> (scales, every order of the colour channels and the negatives too)
-PHOTO_SETS = {"standard": (PHOTO_SCALES, False), "wide": ((1.0, 0.5, 0.25), True)}
 CHANNEL_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+# the training photos' set -> (scales, orders of the colour channels, the negatives too)
+PHOTO_SETS = {"standard": (PHOTO_SCALES, CHANNEL_ORDERS[:1], False),
+              "negatives": (PHOTO_SCALES, CHANNEL_ORDERS[:1], True),
+              "wide": ((1.0, 0.5, 0.25), CHANNEL_ORDERS, True)}
 
 
 class PhotosMissingError(FileNotFoundError):
@@ -114,12 +116,13 @@ def pad_digits(digits, size):
 def training_photos(photo_set="standard", folder=None):
     """The training photographs (``TRAIN_PHOTOS``) of ``PHOTO_SETS[photo_set]``: uint8 (H, W, 3) arrays."""
     if photo_set not in PHOTO_SETS:
-        raise ValueError(f"unknown photo set {photo_set!r}: {' or '.join(PHOTO_SETS)}")
-    scales, recoloured = PHOTO_SETS[photo_set]
+        raise ValueError(f"unknown photo set {photo_set!r}: {', '.join(PHOTO_SETS)}")
+    scales, orders, negatives = PHOTO_SETS[photo_set]
     photos = load_photos(TRAIN_PHOTOS, folder, scales)
-    if not recoloured:
+    if photo_set == "standard":
         return photos
-    return [np.ascontiguousarray(q[:, :, order]) for p in photos for q in (p, 255 - p) for order in CHANNEL_ORDERS]
+    return [np.ascontiguousarray(q[:, :, order]) for p in photos for q in ((p, 255 - p) if negatives else (p,))
+            for order in orders]
 
 
 def random_crops(photos, n, rng, size=SIZE):
@@ -243,7 +246,8 @@ def load_mnist_mnistm(seed=0, data_dir=None, photo_folder=None, verbose=True, mn
     test_b = make_mnistm(test_digits, test_photos, np.random.default_rng([seed, 2]))
     source = (f"{mnist.source}; domain A: {len(a):,} of its training digits, domain B: MNIST-M made from the "
               f"other {len(b):,} over crops of skimage photos {', '.join(TRAIN_PHOTOS)}"
-              + (" (the wide set: three sizes, six channel orders, and negatives)" if photo_set == "wide" else "")
+              + {"standard": "", "negatives": " (and their negatives)",
+                 "wide": " (the wide set: three sizes, six channel orders, and negatives)"}[photo_set]
               + f"; test: its {len(test_b):,} test digits, and the same over crops of {', '.join(TEST_PHOTOS)}"
               + (f"; {size} x {size} pixels" if size != SIZE else ""))
     data = TranslationData(source, train_digits[a][:, None], train_b, test_digits[:, None], test_b,
