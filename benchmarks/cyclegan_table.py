@@ -26,8 +26,9 @@ def read_scores(run):
 
 def mean_spread(values):
     values = 100 * np.asarray(values, np.float64)
-    spread = values.std(ddof=1) if len(values) > 1 else float("nan")
-    return f"{values.mean():.1f} ± {spread:.1f}%" if len(values) > 1 else f"{values.mean():.1f}%"
+    if len(values) == 1:
+        return f"{values[0]:.1f}%"
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}%"
 
 
 def table(rows):

@@ -310,12 +310,11 @@ def run_eval(nets, mnist, step, data, out, n=None, markdown=False, semantic_clas
     write ``out/eval.json``; a run trained with the semantic term is also scored by that term's
     own classifier (``semantic_classifier``), reported apart: the generators were trained to
     satisfy it."""
-    from .data.mnistm import held_out_test_sets
     from .gan.translation_eval import format_table, held_out_preservation, label_preservation
     from .metrics import get_classifier
     clf, info = get_classifier(mnist)
     scores = label_preservation(nets, data, clf, n)
-    held_out = held_out_test_sets(data.test_a[:, 0]) if data.name_b == "MNIST-M" else None   # photos: MNIST-M's
+    held_out = data.held_out()
     if held_out:
         scores["held_out_photos"] = held_out_preservation(nets, data, clf, held_out, n)
     scores.update(step=step, classifier_test_accuracy=info["test_accuracy"], **extra)

@@ -193,6 +193,8 @@ class TranslationData:
         name_b: domain B's name in tables and pictures.
         test_a_labels: int64 (M,) the digits of ``test_a`` where they are not ``test_labels``
             (``labels_a`` gives them either way).
+        over_photos: domain B is digits blended over photographs (MNIST-M), so the test digits
+            can also be blended over the held-out photographs (:meth:`held_out`).
     """
     source: str
     train_a: np.ndarray = field(repr=False)
@@ -205,6 +207,7 @@ class TranslationData:
     train_a_labels: np.ndarray = field(repr=False, default=None)
     name_b: str = "MNIST-M"
     test_a_labels: np.ndarray = field(repr=False, default=None)
+    over_photos: bool = False
 
     @property
     def labels_a(self):
@@ -215,6 +218,17 @@ class TranslationData:
     @property
     def size(self):
         return self.train_a.shape[-1]
+
+    def held_out(self):
+        """{photo: uint8 (M, 3, S, S)} the test digits over each held-out photograph
+        (:func:`held_out_test_sets`), or None when domain B is not made of photographs."""
+        return held_out_test_sets(self.test_a[:, 0]) if self.over_photos else None
+
+    def announce(self):
+        """Print the data-source line and its notes (what the loaders' ``verbose`` prints)."""
+        print(f"data: {self.source}")
+        for note in self.notes:
+            print(f"  ({note})")
 
 
 def load_mnist_mnistm(seed=0, data_dir=None, photo_folder=None, verbose=True, mnist=None, size=SIZE,
@@ -252,9 +266,7 @@ def load_mnist_mnistm(seed=0, data_dir=None, photo_folder=None, verbose=True, mn
               + (f"; {size} x {size} pixels" if size != SIZE else ""))
     data = TranslationData(source, train_digits[a][:, None], train_b, test_digits[:, None], test_b,
                            mnist.test_labels.astype(np.int64), mnist.train_labels[b].astype(np.int64),
-                           tuple(mnist.notes), mnist.train_labels[a].astype(np.int64))
+                           tuple(mnist.notes), mnist.train_labels[a].astype(np.int64), over_photos=True)
     if verbose:
-        print(f"data: {data.source}")
-        for note in data.notes:
-            print(f"  ({note})")
+        data.announce()
     return data

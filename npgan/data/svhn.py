@@ -112,9 +112,7 @@ def load_mnist_svhn(data_dir=None, verbose=True, mnist=None, svhn=None):
                            tuple(mnist.notes) + tuple(svhn.notes), mnist.train_labels.astype(np.int64),
                            name_b="SVHN", test_a_labels=mnist.test_labels.astype(np.int64))
     if verbose:
-        print(f"data: {data.source}")
-        for note in data.notes:
-            print(f"  ({note})")
+        data.announce()
     return data
 
 

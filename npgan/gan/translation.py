@@ -189,8 +189,8 @@ def fixed_test_images(data, n=N_FIXED, labels=None):
     e.g. ``data.labels_a``): the first of each digit 0, 1, ... (then the next ones)."""
     labels = data.test_labels if labels is None else labels
     first = [int(np.flatnonzero(labels == k)[0]) for k in range(10) if (labels == k).any()]
-    rest = [i for i in range(len(labels)) if i not in first][:n]
-    return np.array((first + rest)[:n])
+    rest = np.setdiff1d(np.arange(min(len(labels), n + len(first))), first)      # enough to fill n
+    return np.concatenate([first, rest]).astype(np.int64)[:n]
 
 
 def train_cycle_run(config, data, nets, opts, pools, start_step, progress=True, semantic=None):
