@@ -172,3 +172,34 @@ def test_cyclegan_table_gives_the_mean_and_spread_over_seeds_of_each_photo(tmp_p
     missing = subprocess.run([sys.executable, str(BENCHMARKS / "cyclegan_table.py"), f"x={tmp_path / 'none'}"],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "eval.json" in missing.stderr
+
+
+def test_inpaint_table_groups_a_method_over_seeds_and_keeps_the_baselines_apart(tmp_path):
+    def evaluation(name, seed, psnr):
+        rows = [{"method": f"Yang et al. content network, seed {seed}" if seed else "Yang et al. content network",
+                 "run": f"runs/yc-s{seed}", "psnr_hole": psnr, "ssim_hole": 0.5, "l1_hole": 0.1, "sharpness": 0.6,
+                 "perceptual": 0.02, "train_s": 300.0 + seed, "fill_s": 0.2},
+                {"method": "biharmonic fill", "run": "-", "psnr_hole": 24.75, "ssim_hole": 0.66, "l1_hole": 0.05,
+                 "sharpness": 0.5, "perceptual": 0.03, "train_s": None, "fill_s": 0.4}]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(
+            {"dataset": "natural", "mask": "centre", "n": 200, "rows": rows}))
+        return str(tmp_path / name)
+    evals = [evaluation(f"e{s}", s, p) for s, p in enumerate((22.0, 23.0, 24.0))]
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "inpaint_table.py"), *evals],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "natural, centre holes, 200 held-out images" in done.stdout
+    (row,) = table_rows(done.stdout, "Yang et al. content network |")          # one row for the three seeds
+    assert row[1:3] == ["3", "23.00 ± 1.00"] and row[-2:] == ["301", "1"]
+    (row,) = table_rows(done.stdout, "biharmonic fill")
+    assert row[1:3] == ["-", "24.75 ± 0.00"] and row[-2:] == ["-", "2"]
+    other = evaluation("other", 0, 20.0)
+    data = json.loads(Path(other, "metrics.json").read_text())
+    Path(other, "metrics.json").write_text(json.dumps({**data, "n": 300}))
+    mixed = subprocess.run([sys.executable, str(BENCHMARKS / "inpaint_table.py"), evals[0], other],
+                           capture_output=True, text=True, timeout=60)
+    assert mixed.returncode != 0 and "different images" in mixed.stderr
+    missing = subprocess.run([sys.executable, str(BENCHMARKS / "inpaint_table.py"), str(tmp_path / "none")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "metrics.json" in missing.stderr

@@ -184,6 +184,18 @@ def test_pyramid_and_holes_the_optimisation_refuses(xp):
 
 
 # ---- the command line ---------------------------------------------------------------------------
+def test_the_default_feature_network_depends_on_the_data_set_and_a_label_names_any_other():
+    from npgan.gan.inpainting.runs import default_config
+    assert default_config("yang", "fashion-mnist").features == "encoder"                # grey objects
+    assert default_config("yang", "mnist").features == "encoder"
+    assert default_config("yang", "natural").features == "random"                       # photos' crops
+    assert default_config("yang", "natural").label == "Yang et al. (content + texture)"
+    assert default_config("yang", "fashion-mnist", features="random").label == (
+        "Yang et al. (content + texture), random features")
+    assert default_config("yang", "natural", features="encoder").label.endswith(", encoder features")
+    assert default_config("context-encoder", "fashion-mnist").features == "random"        # unused there
+
+
 def _write_png(path, array):
     from PIL import Image
     Image.fromarray(array).save(path)
@@ -214,6 +226,9 @@ def test_yang_content_then_yang_train_eval_fill_panel(tmp_path, capsys):
     stored = json.loads((tmp_path / "yang" / "config.json").read_text())
     assert {"features", "texture_weight", "scales", "lbfgs_steps"} <= set(stored)
     assert not {"batch_size", "lr_g", "steps", "phases"} & set(stored)
+    timing = json.loads((tmp_path / "yang" / "train_time.json").read_text())      # the content network's cost
+    assert timing["seconds"] == json.loads((tmp_path / "content" / "train_time.json").read_text())["seconds"]
+    assert timing["content"] == str(tmp_path / "content")
 
     assert main(["eval", str(tmp_path / "content"), str(tmp_path / "yang"), "--n", "3",
                  "--out", str(tmp_path / "eval")]) == 0

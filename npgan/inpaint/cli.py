@@ -63,8 +63,9 @@ def build_parser():
                         "gives the content fill")
     t.add_argument("--features", choices=FEATURES,
                    help="yang: the texture term's feature network: random (a seeded random-weight multi-scale "
-                        "CNN; the default, any data set), encoder (the content network's first layer) or "
-                        "classifier (the evaluation classifier's first layer; mnist and fashion-mnist only)")
+                        "CNN; the default on natural and lfw), encoder (the content network's first layer; the "
+                        "default on mnist and fashion-mnist) or classifier (the evaluation classifier's first "
+                        "layer; mnist and fashion-mnist only)")
     t.add_argument("--texture-weight", type=float,
                    help=f"yang: alpha, the weight of the patch (MRF) term (default {yang.TEXTURE_WEIGHT:g})")
     t.add_argument("--tv-weight", type=float,
@@ -223,7 +224,7 @@ def check_content_run(path, dataset, parser):
 
 def cmd_train(args, parser):
     from ..data.inpainting import load_inpaint_data
-    from ..gan.inpainting.runs import default_config
+    from ..gan.inpainting.runs import default_config, default_features
     from ..gan.inpainting.train import CLASSIFIER_DATASETS, train
     try:
         dataset = canonical_dataset(args.dataset) if args.dataset else None
@@ -273,7 +274,7 @@ def cmd_train(args, parser):
     if cfg.gan_checkpoint and cfg.size != 28:
         parser.error("--gan-checkpoint holds a 28x28 DCGAN; it cannot inpaint the 32x32 natural crops")
     name = args.name or (f"inpaint-{dataset}-{args.method}" + ("" if cfg.prefill == "mean" else f"-{cfg.prefill}")
-                         + ("" if cfg.features == "random" or args.method != "yang" else f"-{cfg.features}")
+                         + ("" if args.method != "yang" or cfg.features == default_features(dataset) else f"-{cfg.features}")
                          + ("" if mask == "centre" else f"-{mask}"))
     run_dir = Path(args.runs_dir) / name
     if any((run_dir / f).exists() for f in ("checkpoint.npz", "config.json")):

@@ -85,7 +85,7 @@ def optimise_latent(G, D, y, mask, steps=500, lam=LAMBDA, lr=0.03, z_dim=None, s
     bar = range(steps)
     if progress:
         from tqdm import tqdm
-        bar = tqdm(bar, desc="optimising z", leave=False)
+        bar = tqdm(bar, desc="optimising z", leave=False, disable=None)   # None: no bar in non-TTY logs
     for step in bar:
         loss, _, _, dz = latent_loss(G, D, z.data, y, weights, lam)
         z.grad[...] = dz

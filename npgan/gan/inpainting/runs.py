@@ -67,6 +67,17 @@ METHOD_FIELDS = {
     "yang": ("prefill", "fill", "content", "features", "texture_weight", "tv_weight", "scales", "nn_updates",
              "lbfgs_steps"),
 }
+# yang's feature network when --features is not given: the random CNN copies the black background
+# of the grey object images into their holes, the content network's own first layer does not
+# (measured over three seeds in docs/INPAINTING.md); on the photos' crops the random CNN does best
+YANG_FEATURES = {"mnist": "encoder", "fashion-mnist": "encoder"}
+
+
+def default_features(dataset):
+    """The texture term's default feature network on ``dataset`` (``YANG_FEATURES``, else random)."""
+    return YANG_FEATURES.get(dataset, "random")
+
+
 LOADED_DCGAN_UNUSED = ("steps", "batch_size", "lr_g", "lr_d")     # latent with a --gan-checkpoint: not trained
 YANG_UNUSED = ("batch_size", "lr_g")                              # yang trains nothing
 
@@ -92,9 +103,10 @@ class Config:
         gan_checkpoint: a ``python -m npgan.train`` checkpoint used instead of training a DCGAN.
         content: Yang et al.: the yang-content run whose network gives the content prediction.
         features, texture_weight, tv_weight, scales, nn_updates, lbfgs_steps: Yang et al.'s texture
-            optimisation (:mod:`npgan.gan.inpainting.yang`): the feature network (``'random'``, the
-            default, works on every data set), alpha, beta, pyramid levels, patch matchings per
-            level and L-BFGS-B iterations after each.
+            optimisation (:mod:`npgan.gan.inpainting.yang`): the feature network (default
+            :func:`default_features`: ``'encoder'`` on the grey object images, ``'random'`` on
+            the others), alpha, beta, pyramid levels, patch matchings per level and L-BFGS-B
+            iterations after each.
         seed: seeds weights, batches and masks (and the random feature network).
     """
     method: str
@@ -178,6 +190,8 @@ def default_config(method, dataset, **overrides):
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     base = dict(METHOD_DEFAULTS[method])
+    if method == "yang":
+        base["features"] = default_features(dataset)
     base.update({k: v for k, v in overrides.items() if v is not None})
     if base.get("prefill", "mean") not in PREFILLS:
         raise ValueError(f"unknown prefill {base['prefill']!r}; choose one of {PREFILLS}")

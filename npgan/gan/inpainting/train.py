@@ -230,6 +230,12 @@ def prepare_yang(cfg, data=None, progress=True):
     return [], (0, 0), cfg, {"net": net, "F": features.eval()}
 
 
+def content_train_time(content_run):
+    """The content run's train_time.json ({'seconds', 'steps', 'backend'}; seconds None if absent)."""
+    path = Path(content_run) / "train_time.json"
+    return json.loads(path.read_text()) if path.is_file() else {"seconds": None, "steps": 0}
+
+
 CLASSIFIER_DATASETS = ("mnist", "fashion-mnist")      # the data sets npgan.metrics has a classifier of
 
 
@@ -284,8 +290,10 @@ def train(cfg, data, run_dir, progress=True):
     save_run(run_dir, cfg, models)
     for name in STALE_OUTPUTS:                  # a replaced run's eval and plots describe the old networks
         (run_dir / name).unlink(missing_ok=True)
-    (run_dir / "train_time.json").write_text(json.dumps(
-        {"seconds": round(seconds, 1), "steps": done, "backend": backend.name()}) + "\n")
+    timing = {"seconds": round(seconds, 1), "steps": done, "backend": backend.name()}
+    if cfg.method == "yang":                    # its training is the content network's: eval's train (s)
+        timing = {**content_train_time(cfg.content), "content": str(cfg.content)}
+    (run_dir / "train_time.json").write_text(json.dumps(timing) + "\n")
     write_history(history, run_dir / "losses.csv")
     if history:
         plot_losses(history, run_dir / "losses.png", title=f"{cfg.label} on {cfg.dataset} ({cfg.mask} holes)")
@@ -295,8 +303,9 @@ def train(cfg, data, run_dir, progress=True):
         what = f"interrupted after {done} of {steps} steps: saved"
     written = [f for f in ("checkpoint.npz", "config.json", "train_time.json", "losses.csv", "losses.png",
                            "samples.png") if (run_dir / f).exists()]
-    print(f"{what} {cfg.label} on {cfg.dataset} in {seconds / 60:.1f} min ({seconds:.0f} s); wrote {run_dir}/ "
-          f"({', '.join(written)})")
+    took = (f"from the content network of {cfg.content}" if cfg.method == "yang"
+            else f"in {seconds / 60:.1f} min ({seconds:.0f} s)")
+    print(f"{what} {cfg.label} on {cfg.dataset} {took}; wrote {run_dir}/ ({', '.join(written)})")
     if done < steps:
         raise KeyboardInterrupt
     return history

@@ -37,7 +37,7 @@ from ...im2col import col2im_taps, im2col, im2col_nhwc
 from ...layers import frozen
 
 PATCH = 3                   # Li and Wand's 3x3 feature patches
-TEXTURE_WEIGHT = 100.0      # alpha (per patch entry: the texture sum is divided by D)
+TEXTURE_WEIGHT = 10.0       # alpha (per patch entry: the texture sum is divided by D); 100 overrode the content
 TV_WEIGHT = 0.01            # beta
 SCALES = 2
 NN_UPDATES = 3
@@ -290,7 +290,7 @@ def yang_fill(features, images, masks, content, scales=SCALES, alpha=TEXTURE_WEI
     bar = range(images.shape[0])
     if progress:
         from tqdm import tqdm
-        bar = tqdm(bar, desc="texture optimisation", leave=False)
+        bar = tqdm(bar, desc="texture optimisation", leave=False, disable=None)   # None: no bar in non-TTY logs
     for i in bar:
         levels = [(images[i:i + 1], masks[i:i + 1], content[i:i + 1])]              # fine to coarse
         for _ in range(scales - 1):
