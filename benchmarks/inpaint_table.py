@@ -6,7 +6,7 @@ Each argument is an eval directory (one per seed, all on the same held-out image
 picks them with a fixed seed). A method is a row label without its ", seed N" part, so the
 same method trained with seeds 0, 1 and 2 makes one row; rows keep the first eval's order.
 Each cell is the mean ± the sample standard deviation over the evals that have the method
-(the baselines, which have no seed, score the same in every eval). ``fill (ms/img)`` is the
+(the baselines have no seed and score the same in every eval: one figure). ``fill (ms/img)`` is the
 eval's fill time divided by the number of images.
 """
 import argparse
@@ -46,8 +46,10 @@ def table(evals):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, rows in methods.items():
         trained = [r["train_s"] for r, _ in rows if r.get("train_s") is not None]
-        cells = [method, str(len(rows)) if rows[0][0]["run"] != "-" else "-"]
-        cells += [mean_spread([r[key] for r, _ in rows], digits) for key, _, digits in COLUMNS]
+        baseline = rows[0][0]["run"] == "-"                        # the same images: the same scores
+        scored = rows[:1] if baseline else rows
+        cells = [method, "-" if baseline else str(len(rows))]
+        cells += [mean_spread([r[key] for r, _ in scored], digits) for key, _, digits in COLUMNS]
         cells.append(f"{np.mean(trained):.0f}" if trained else "-")
         cells.append(f"{np.mean([1000 * r['fill_s'] / n for r, n in rows]):.0f}")
         lines.append("| " + " | ".join(cells) + " |")
