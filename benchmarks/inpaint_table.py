@@ -5,7 +5,7 @@
 Each argument is an eval directory (one per seed, all on the same held-out images: ``eval``
 picks them with a fixed seed). A method is a row label without its ", seed N" part, so the
 same method trained with seeds 0, 1 and 2 makes one row; rows keep the first eval's order.
-Each cell is the mean ± the sample standard deviation over the evals that have the method
+Each cell is the mean +- the sample standard deviation over the evals that have the method
 (the baselines have no seed and score the same in every eval: one figure). ``fill (ms/img)`` is the
 eval's fill time divided by the number of images.
 """
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from compare_objectives import mean_std          # a sibling script: its directory is on sys.path
+
 COLUMNS = (("psnr_hole", "PSNR hole (dB)", 2), ("ssim_hole", "SSIM hole", 3), ("l1_hole", "L1 hole", 4),
            ("sharpness", "sharpness", 2), ("perceptual", "perceptual", 4))
 SEED = re.compile(r", seed \d+$")
@@ -27,13 +29,6 @@ def read_eval(path):
     if not path.is_file():
         sys.exit(f"{path}: no such file (run `python -m npgan.inpaint eval RUN... --out {path.parent}`)")
     return json.loads(path.read_text())
-
-
-def mean_spread(values, digits):
-    values = np.asarray(values, np.float64)
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
 def table(evals):
@@ -49,7 +44,7 @@ def table(evals):
         baseline = rows[0][0]["run"] == "-"                        # the same images: the same scores
         scored = rows[:1] if baseline else rows
         cells = [method, "-" if baseline else str(len(rows))]
-        cells += [mean_spread([r[key] for r, _ in scored], digits) for key, _, digits in COLUMNS]
+        cells += [mean_std([r[key] for r, _ in scored], digits) for key, _, digits in COLUMNS]
         cells.append(f"{np.mean(trained):.0f}" if trained else "-")
         cells.append(f"{np.mean([1000 * r['fill_s'] / n for r, n in rows]):.0f}")
         lines.append("| " + " | ".join(cells) + " |")

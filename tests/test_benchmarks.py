@@ -191,7 +191,7 @@ def test_inpaint_table_groups_a_method_over_seeds_and_keeps_the_baselines_apart(
     assert done.returncode == 0, done.stderr
     assert "natural, centre holes, 200 held-out images" in done.stdout
     (row,) = table_rows(done.stdout, "Yang et al. content network |")          # one row for the three seeds
-    assert row[1:3] == ["3", "23.00 ± 1.00"] and row[-2:] == ["301", "1"]
+    assert row[1:3] == ["3", "23.00 +- 1.00"] and row[-2:] == ["301", "1"]
     (row,) = table_rows(done.stdout, "biharmonic fill")
     assert row[1:3] == ["-", "24.75"] and row[-2:] == ["-", "2"]
     other = evaluation("other", 0, 20.0)

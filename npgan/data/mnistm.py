@@ -119,8 +119,6 @@ def training_photos(photo_set="standard", folder=None):
         raise ValueError(f"unknown photo set {photo_set!r}: {', '.join(PHOTO_SETS)}")
     scales, orders, negatives = PHOTO_SETS[photo_set]
     photos = load_photos(TRAIN_PHOTOS, folder, scales)
-    if photo_set == "standard":
-        return photos
     return [np.ascontiguousarray(q[:, :, order]) for p in photos for q in ((p, 255 - p) if negatives else (p,))
             for order in orders]
 
